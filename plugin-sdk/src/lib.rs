@@ -1,0 +1,1 @@
+//! Guest-side SDK for dealflow policy plugins (the WIT interface and export macro arrive with the policies issue).

@@ -1,0 +1,101 @@
+//! The command line and its environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::store::Durability;
+
+/// dealflow: key-account sales development server.
+#[derive(Debug, Parser)]
+#[command(name = "dealflow", version, about)]
+pub struct Cli {
+    /// What to do (`serve` when omitted).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `dealflow serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DEALFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded database (created when missing).
+    #[arg(long, env = "DEALFLOW_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The admin bearer token; generated and printed once at first start when unset.
+    #[arg(long, env = "DEALFLOW_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// When a write is acknowledged: after a shared flush (group), after its
+    /// own flush (per-write), or without flushing (none: not durable).
+    #[arg(long, env = "DEALFLOW_DURABILITY", value_enum, default_value = "group")]
+    pub durability: Durability,
+    /// Log format.
+    #[arg(long, env = "DEALFLOW_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs::parse_from(["serve"])
+    }
+}
+
+impl Parser for ServeArgs {}
+
+impl clap::CommandFactory for ServeArgs {
+    fn command() -> clap::Command {
+        <Self as clap::Args>::augment_args(clap::Command::new("serve"))
+    }
+    fn command_for_update() -> clap::Command {
+        <Self as clap::Args>::augment_args_for_update(clap::Command::new("serve"))
+    }
+}
+
+impl Cli {
+    /// Runs the command; the exit code reports success.
+    pub fn run(self) -> ExitCode {
+        let args = match self.command {
+            Some(Command::Serve(a)) => a,
+            None => ServeArgs::default(),
+        };
+        crate::telemetry::init(args.log_format);
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("dealflow: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match rt.block_on(crate::server::serve(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "dealflow stopped");
+                eprintln!("dealflow: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

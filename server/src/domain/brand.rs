@@ -1,0 +1,38 @@
+//! The brand catalog; a brand is *new* until a contract containing it is signed.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A brand in the catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Brand {
+    /// Admin-chosen id, `[a-z0-9-]{1,40}`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When the company introduced the brand.
+    pub introduced_at: NaiveDate,
+    /// True until a deal containing the brand is signed.
+    pub new: bool,
+    /// When the first deal containing the brand was signed.
+    #[serde(default)]
+    pub first_signed_at: Option<DateTime<Utc>>,
+    /// The first signed deal containing the brand.
+    #[serde(default)]
+    pub first_signed_deal: Option<String>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+}
+
+/// Body of `POST /v1/brands`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBrand {
+    /// Admin-chosen id, `[a-z0-9-]{1,40}`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When the company introduced the brand (`YYYY-MM-DD`).
+    pub introduced_at: NaiveDate,
+}

@@ -1,0 +1,114 @@
+//! Customers: who they are, who owns them, where they came from, their tier.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The kind of organisation (drives rules such as industrial prepayment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Segment {
+    /// Industrial buyer.
+    Industrial,
+    /// Government buyer.
+    Government,
+    /// Other enterprise.
+    Enterprise,
+    /// A private person.
+    Individual,
+}
+
+/// How the customer came to the company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Found and developed by the rep personally.
+    SelfDeveloped,
+    /// Handed to the rep.
+    Assigned,
+    /// Referred by another customer.
+    Referral,
+}
+
+/// The 80/20 tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Tier {
+    /// Key customer (top revenue to 80 %).
+    A,
+    /// Next to 95 %.
+    B,
+    /// Everyone else.
+    C,
+}
+
+/// A customer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Customer {
+    /// Server id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Owning branch.
+    pub branch: String,
+    /// The account manager (rep), when assigned.
+    pub owner: Option<String>,
+    /// Kind of organisation.
+    pub segment: Segment,
+    /// How the customer came.
+    pub source: Source,
+    /// The customer who referred this one.
+    pub referred_by: Option<String>,
+    /// Current tier.
+    pub tier: Tier,
+    /// Time of the latest communication record.
+    pub last_contact_at: Option<DateTime<Utc>>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+    /// Last changed at.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+}
+
+/// Body of `POST /v1/customers`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    /// Display name.
+    pub name: String,
+    /// Owning branch.
+    pub branch: String,
+    /// Account manager; picked by the branch's assignment rule when absent.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Kind of organisation.
+    pub segment: Segment,
+    /// How the customer came.
+    pub source: Source,
+    /// Referring customer id (same branch).
+    #[serde(default)]
+    pub referred_by: Option<String>,
+}
+
+/// Body of `PATCH /v1/customers/{id}`: absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatch {
+    /// New display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New owner, or `null` to unassign.
+    #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub owner: Option<Option<String>>,
+    /// New segment.
+    #[serde(default)]
+    pub segment: Option<Segment>,
+    /// New source.
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// New referrer, or `null` to clear.
+    #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub referred_by: Option<Option<String>>,
+}

@@ -1,0 +1,220 @@
+//! Deals: a contract in the making, its lines, and where it is in the pipeline.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use super::money::{de_decimal, de_opt_decimal};
+
+/// One line of a deal: a product of a brand, its amount and its cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    /// Brand id (must be in the catalog).
+    pub brand: String,
+    /// Product name.
+    pub product: String,
+    /// Sale amount in the deal's currency.
+    #[serde(deserialize_with = "de_decimal")]
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+    /// Cost in the deal's currency.
+    #[serde(deserialize_with = "de_decimal")]
+    #[schema(value_type = String)]
+    pub cost: Decimal,
+}
+
+/// A deal.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Deal {
+    /// Server id.
+    pub id: String,
+    /// The customer's branch.
+    pub branch: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Title.
+    pub title: String,
+    /// The rep who owns the deal.
+    pub owner: String,
+    /// ISO 4217 currency of every line.
+    pub currency: String,
+    /// The customer's real needs as found out (DOMAIN.md §4).
+    pub needs: Vec<String>,
+    /// Share of the first order paid up front, 0 to 1.
+    #[schema(value_type = Option<String>)]
+    pub prepayment_ratio: Option<Decimal>,
+    /// When the deal was opened.
+    pub opened_at: DateTime<Utc>,
+    /// The lines.
+    pub lines: Vec<Line>,
+    /// Sum of line amounts.
+    #[schema(value_type = String)]
+    pub amount_total: Decimal,
+    /// Sum of line costs.
+    #[schema(value_type = String)]
+    pub cost_total: Decimal,
+    /// Current stage id.
+    pub stage: String,
+    /// When the current stage was entered.
+    pub stage_entered_at: DateTime<Utc>,
+    /// Every stage the deal has been in, in order.
+    pub stages_passed: Vec<String>,
+    /// When the deal reached a won stage.
+    pub signed_at: Option<DateTime<Utc>>,
+    /// When the deal reached a lost stage.
+    pub lost_at: Option<DateTime<Utc>>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+    /// Last changed at.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+}
+
+impl Deal {
+    /// Recomputes the totals from the lines.
+    pub fn retotal(&mut self) {
+        self.amount_total = self
+            .lines
+            .iter()
+            .map(|l| l.amount)
+            .sum::<Decimal>()
+            .normalize();
+        self.cost_total = self
+            .lines
+            .iter()
+            .map(|l| l.cost)
+            .sum::<Decimal>()
+            .normalize();
+    }
+}
+
+/// Needs come as one text or a list of texts.
+fn de_needs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Needs {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<Needs>::deserialize(d)? {
+        None => None,
+        Some(Needs::One(s)) => Some(vec![s]),
+        Some(Needs::Many(v)) => Some(v),
+    })
+}
+
+/// Body of `POST /v1/deals`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeal {
+    /// The customer.
+    pub customer_id: String,
+    /// Title.
+    pub title: String,
+    /// The owning rep.
+    pub owner: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Needs found so far (a text or a list of texts).
+    #[serde(default, deserialize_with = "de_needs")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub needs: Option<Vec<String>>,
+    /// Share paid up front, 0 to 1.
+    #[serde(default, deserialize_with = "de_opt_decimal")]
+    #[schema(value_type = Option<String>)]
+    pub prepayment_ratio: Option<Decimal>,
+    /// When the deal was opened (for importing history); now when absent.
+    #[serde(default)]
+    pub opened_at: Option<DateTime<Utc>>,
+    /// At least one line.
+    pub lines: Vec<Line>,
+}
+
+/// Body of `PATCH /v1/deals/{id}`: absent fields stay; the stage moves only
+/// through transitions.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DealPatch {
+    /// New title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// New currency.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Replaces the needs.
+    #[serde(default, deserialize_with = "de_needs")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub needs: Option<Vec<String>>,
+    /// New prepayment ratio, or `null` to clear.
+    #[serde(default, deserialize_with = "de_opt_opt_decimal")]
+    #[schema(value_type = Option<String>)]
+    pub prepayment_ratio: Option<Option<Decimal>>,
+    /// Replaces the lines.
+    #[serde(default)]
+    pub lines: Option<Vec<Line>>,
+}
+
+fn de_opt_opt_decimal<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Decimal>>, D::Error> {
+    de_opt_decimal(d).map(Some)
+}
+
+/// Body of `POST /v1/deals/{id}/transitions`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// Target stage.
+    pub to: String,
+    /// Business time of the move; now when absent.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+    /// A note kept in the history.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Check only: report every verdict and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Admin only: force a vetoed move, with this reason recorded.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+/// Response of a dry run: would the move pass, and why not.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransitionCheck {
+    /// Always true for this response.
+    pub dry_run: bool,
+    /// Whether the move would be made.
+    pub allowed: bool,
+    /// Current stage.
+    pub from: String,
+    /// Requested stage.
+    pub to: String,
+    /// Stages reachable from the current one.
+    pub allowed_targets: Vec<String>,
+    /// Every check's verdict, in order.
+    pub verdicts: Vec<Verdict>,
+    /// What is missing for the move, as sentences.
+    pub missing: Vec<String>,
+}
+
+/// One check's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Verdict {
+    /// The rule or policy that decided.
+    pub policy: String,
+    /// Its version (0 for built-in pipeline rules).
+    pub version: u64,
+    /// Whether it allows the move.
+    pub allow: bool,
+    /// Why not, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

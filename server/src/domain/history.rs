@@ -1,0 +1,48 @@
+//! A deal's history: every creation, change and transition, with who and when.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What happened to the deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryAction {
+    /// The deal was opened.
+    Created,
+    /// Fields changed.
+    Updated,
+    /// The stage moved.
+    Transition,
+}
+
+/// One entry of a deal's history; `seq` equals the deal version it produced.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HistoryEntry {
+    /// The deal version this entry produced.
+    pub seq: u64,
+    /// What happened.
+    pub action: HistoryAction,
+    /// Business time of the fact (the transition's `at`).
+    pub at: DateTime<Utc>,
+    /// When the server recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// Who did it.
+    pub by: String,
+    /// Stage before a transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Stage after a transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The caller's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// An admin's written reason for forcing a vetoed move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
+    /// Changed fields: `{"field": {"from": …, "to": …}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub changes: Option<serde_json::Value>,
+}

@@ -1,0 +1,17 @@
+//! Types and rules with no I/O: money, currencies, ids, the pipeline
+//! definition, and the records the server keeps.
+
+pub mod branch;
+pub mod brand;
+pub mod currency;
+pub mod customer;
+pub mod deal;
+pub mod fx;
+pub mod history;
+pub mod ids;
+pub mod money;
+pub mod patch;
+pub mod pipeline;
+pub mod record;
+pub mod token;
+pub mod validate;

@@ -1,0 +1,139 @@
+//! Decimal money: parsed from JSON strings or numbers, never through binary
+//! floating point arithmetic, and bounded so absurd amounts are refused.
+
+use rust_decimal::Decimal;
+use serde::de::{self, Deserializer, Visitor};
+use std::fmt;
+use std::str::FromStr;
+
+/// The largest amount the server accepts (10^12 in any currency).
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
+/// Most decimal places accepted in an amount.
+pub const MAX_SCALE: u32 = 6;
+
+struct DecimalVisitor;
+
+impl Visitor<'_> for DecimalVisitor {
+    type Value = Decimal;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a decimal number as a string (\"10000.01\") or a JSON number")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Decimal, E> {
+        parse_decimal(v).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
+        if !v.is_finite() {
+            return Err(E::custom("not a finite number"));
+        }
+        // Rust prints the shortest text that reads back as the same f64,
+        // which is the text the client wrote for any amount with up to 15
+        // significant digits; parsing that text keeps the value exact.
+        parse_decimal(&v.to_string()).map_err(E::custom)
+    }
+}
+
+/// Parses a plain decimal string (`"-12.50"`), refusing exponents and junk.
+pub fn parse_decimal(s: &str) -> Result<Decimal, String> {
+    let t = s.trim();
+    let ok = !t.is_empty()
+        && t.len() <= 40
+        && t.chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+')));
+    if !ok {
+        return Err(format!("`{s}` is not a decimal number"));
+    }
+    Decimal::from_str(t)
+        .map(|d| d.normalize())
+        .map_err(|_| format!("`{s}` is not a decimal number"))
+}
+
+/// Serde helper: a decimal from a string or a number.
+pub fn de_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    d.deserialize_any(DecimalVisitor)
+}
+
+/// Serde helper: an optional decimal from a string, a number or null.
+pub fn de_opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    struct Opt;
+    impl<'de> Visitor<'de> for Opt {
+        type Value = Option<Decimal>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a decimal number or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            de_decimal(d).map(Some)
+        }
+    }
+    d.deserialize_option(Opt)
+}
+
+/// Checks an amount is within `[min, 10^12]` with at most `MAX_SCALE` places.
+pub fn check_amount(value: Decimal, allow_zero: bool) -> Result<Decimal, String> {
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err("must not be negative".into());
+    }
+    if value.is_zero() && !allow_zero {
+        return Err("must be greater than zero".into());
+    }
+    if value > MAX_AMOUNT {
+        return Err("must not exceed 1000000000000".into());
+    }
+    if value.normalize().scale() > MAX_SCALE {
+        return Err(format!("must have at most {MAX_SCALE} decimal places"));
+    }
+    Ok(value.normalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_amount_is_ten_to_the_twelfth() {
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000i64));
+    }
+
+    #[test]
+    fn floats_read_back_as_written() {
+        let d: Decimal = de_decimal(&mut serde_json::Deserializer::from_str("10000.01")).unwrap();
+        assert_eq!(d.to_string(), "10000.01");
+        let d: Decimal = de_decimal(&mut serde_json::Deserializer::from_str("0.1")).unwrap();
+        assert_eq!(d.to_string(), "0.1");
+    }
+
+    #[test]
+    fn junk_is_refused() {
+        for s in ["", "1e5", "abc", "1.2.3", "--1", " ", "NaN"] {
+            assert!(parse_decimal(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn bounds() {
+        assert!(check_amount(Decimal::from(-1), true).is_err());
+        assert!(check_amount(Decimal::ZERO, false).is_err());
+        assert!(check_amount(Decimal::ZERO, true).is_ok());
+        assert!(check_amount(MAX_AMOUNT, false).is_ok());
+        assert!(check_amount(MAX_AMOUNT + Decimal::new(1, 2), false).is_err());
+        assert!(check_amount(Decimal::new(1, 7), false).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! Key-customer communication records (DOMAIN.md §2): who met whom, when,
+//! what the customer said, problems found and agreed next steps.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// How the contact happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// Face-to-face visit.
+    Visit,
+    /// Phone call.
+    Call,
+    /// Meeting (e.g. at the office or an event).
+    Meeting,
+    /// Written message.
+    Message,
+}
+
+/// A communication record. Never deleted; corrections are new records.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Record {
+    /// Server id.
+    pub id: String,
+    /// The customer contacted.
+    pub customer_id: String,
+    /// The customer's branch.
+    pub branch: String,
+    /// When the contact happened.
+    pub at: DateTime<Utc>,
+    /// The company's side (a rep or manager).
+    pub by: String,
+    /// Who was met on the customer's side.
+    pub contact: Option<String>,
+    /// How.
+    pub kind: RecordKind,
+    /// What happened.
+    pub summary: String,
+    /// What the customer said.
+    pub feedback: Option<String>,
+    /// Problems found.
+    pub problems: Option<String>,
+    /// Agreed next steps.
+    pub next_steps: Option<String>,
+    /// Who entered it.
+    pub created_by: String,
+    /// When it was entered.
+    pub created_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+}
+
+/// Body of `POST /v1/customers/{id}/records`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecord {
+    /// When the contact happened; now when absent (for importing history).
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+    /// The company's side; the caller when absent.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Who was met on the customer's side.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// How.
+    pub kind: RecordKind,
+    /// What happened.
+    pub summary: String,
+    /// What the customer said.
+    #[serde(default)]
+    pub feedback: Option<String>,
+    /// Problems found.
+    #[serde(default)]
+    pub problems: Option<String>,
+    /// Agreed next steps.
+    #[serde(default)]
+    pub next_steps: Option<String>,
+}

@@ -1,0 +1,31 @@
+//! dealflow: a server for key-account sales development. It keeps customers,
+//! communication records and deals in an embedded sled store and drives deals
+//! through each branch's stage pipeline over HTTP.
+//!
+//! # Layout
+//! - [`config`]: the command line (`dealflow serve …`) and its environment.
+//! - [`server`]: binding, serving, graceful shutdown.
+//! - [`telemetry`]: tracing setup (human or JSON logs).
+//! - [`api`]: the HTTP boundary: routes, handlers, extractors, the error body.
+//! - [`service`]: use cases per resource: validate, authorize, write atomically.
+//! - [`pipeline`]: branch pipelines and deal transitions.
+//! - [`auth`]: tokens and the one authorization matrix.
+//! - [`domain`]: types and rules without I/O (money, ids, stages, records).
+//! - [`store`]: the `Store` trait, its sled backend and group commit.
+//! - [`metrics`]: Prometheus counters and histograms.
+//!
+//! Layers depend one way: `api` → `service`/`pipeline` → `store`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod metrics;
+pub mod pipeline;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+pub use api::router;
+pub use service::Services;

@@ -1,0 +1,8 @@
+//! The stage pipeline: each branch's definition (the default until it sets
+//! its own) and the transition of a deal from one stage to the next.
+
+mod definition;
+mod transition;
+
+pub use definition::{OrphanedStage, PipelineCache, PipelineChange};
+pub use transition::TransitionOutcome;

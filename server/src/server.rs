@@ -1,0 +1,118 @@
+//! Serving: open the store, bootstrap the admin token, bind, serve until
+//! SIGTERM or SIGINT, finish requests in flight, flush, return.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::ServeArgs;
+use crate::service::{AdminBootstrap, ServiceError, Services};
+use crate::store::{SledStore, StoreError};
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened or flushed.
+    #[error("store at {path}: {source}")]
+    Store {
+        /// The data directory.
+        path: String,
+        /// What failed.
+        source: StoreError,
+    },
+    /// Start-up failed in the service layer.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// Binding or serving failed.
+    #[error("listening on {addr}: {source}")]
+    Io {
+        /// The listen address.
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the store and returns the services over it, with the admin token
+/// set up (printed once when generated).
+pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
+    let store =
+        SledStore::open(&args.data_dir, args.durability).map_err(|source| ServeError::Store {
+            path: args.data_dir.display().to_string(),
+            source,
+        })?;
+    let services = Services::new(Arc::new(store));
+    match services
+        .bootstrap_admin(args.admin_token.as_deref())
+        .await?
+    {
+        AdminBootstrap::Generated(token) => {
+            // Shown once; only the hash is kept.
+            println!("dealflow: generated admin token (shown once, store it now): {token}");
+        }
+        AdminBootstrap::FromEnv => tracing::info!("admin token taken from DEALFLOW_ADMIN_TOKEN"),
+        AdminBootstrap::Existing => tracing::info!("admin token: the one generated at first start"),
+    }
+    Ok(services)
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let services = open(&args).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Io {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+        addr: args.listen,
+        source,
+    })?;
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), durability = ?args.durability, "dealflow listening");
+    run(listener, services.clone(), shutdown_signal())
+        .await
+        .map_err(|source| ServeError::Io { addr, source })?;
+    services.flush().map_err(ServeError::Service)?;
+    tracing::info!("dealflow stopped cleanly");
+    Ok(())
+}
+
+/// Serves `services` on `listener` until `shutdown` resolves, then lets
+/// requests in flight finish.
+pub async fn run(
+    listener: TcpListener,
+    services: Services,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::api::router(services);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received: finishing requests in flight");
+}

@@ -1,0 +1,221 @@
+//! Customers: created and changed by their branch, indexed by branch and owner.
+
+use super::repo::{encode, Source, Stored};
+use super::{now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
+use crate::auth::{Denied, Principal};
+use crate::domain::customer::{Customer, CustomerPatch, NewCustomer, Tier};
+use crate::domain::token::Role;
+use crate::domain::validate;
+use crate::store::{keys, Batch, StoreError};
+
+/// Filters of `GET /v1/customers`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerFilter {
+    /// Only this branch (required scope for non-admins is their own).
+    pub branch: Option<String>,
+    /// Only customers of this owner.
+    pub owner: Option<String>,
+    /// Only this tier.
+    #[param(value_type = Option<String>)]
+    pub tier: Option<Tier>,
+    /// Page size.
+    pub limit: Option<usize>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Writes a customer and keeps its indexes in step with `old`.
+fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, new: &Customer) {
+    let key = keys::key(keys::CUSTOMER, &[&new.id]);
+    batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
+    batch.put(key, encode(new));
+    batch.put(
+        keys::key(keys::IX_CUSTOMER_BRANCH, &[&new.branch, &new.id]),
+        new.id.as_bytes(),
+    );
+    let old_owner = old.and_then(|o| o.value.owner.as_deref());
+    if old_owner != new.owner.as_deref() {
+        if let Some(o) = old_owner {
+            batch.delete(keys::key(
+                keys::IX_CUSTOMER_OWNER,
+                &[&new.branch, o, &new.id],
+            ));
+        }
+        if let Some(o) = &new.owner {
+            batch.put(
+                keys::key(keys::IX_CUSTOMER_OWNER, &[&new.branch, o, &new.id]),
+                new.id.as_bytes(),
+            );
+        }
+    }
+}
+
+impl Services {
+    /// Creates a customer in the caller's branch.
+    pub async fn create_customer(
+        &self,
+        caller: &Principal,
+        req: NewCustomer,
+    ) -> Result<Customer, ServiceError> {
+        self.require_branch_exists("branch", &req.branch)?;
+        caller.require_branch(&req.branch)?;
+        let owner = match (req.owner, caller.role) {
+            (Some(o), Role::Rep) if o != caller.user => {
+                return Err(Denied("a rep cannot give a customer to someone else".into()).into())
+            }
+            (Some(o), _) => Some(validate::user("owner", &o)?),
+            // The branch's assignment rule arrives with policies; until then
+            // a rep keeps what they bring in and others leave it unassigned.
+            (None, Role::Rep) => Some(caller.user.clone()),
+            (None, _) => None,
+        };
+        if let Some(r) = &req.referred_by {
+            self.require_customer_in(&req.branch, "referred_by", r)?;
+        }
+        let now = now();
+        let customer = Customer {
+            id: self.repo.new_id("cus")?,
+            name: validate::name("name", &req.name)?,
+            branch: req.branch,
+            owner,
+            segment: req.segment,
+            source: req.source,
+            referred_by: req.referred_by,
+            tier: Tier::C,
+            last_contact_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let mut batch = Batch::new();
+        stage_customer(&mut batch, None, &customer);
+        self.repo.commit(batch).await?;
+        Ok(customer)
+    }
+
+    /// One customer, if the caller works in its branch.
+    pub fn customer(&self, caller: &Principal, id: &str) -> Result<Customer, ServiceError> {
+        let c: Customer = self.repo.fetch(keys::CUSTOMER, "customer", id)?.value;
+        caller.require_branch(&c.branch)?;
+        Ok(c)
+    }
+
+    /// Lists customers in the caller's scope.
+    pub fn list_customers(
+        &self,
+        caller: &Principal,
+        f: &CustomerFilter,
+    ) -> Result<Page<Customer>, ServiceError> {
+        let page = PageRequest {
+            limit: f.limit,
+            cursor: f.cursor.clone(),
+        };
+        let branch = caller.list_scope(f.branch.as_deref())?;
+        let source = match (&branch, &f.owner) {
+            (Some(b), Some(o)) => Source::Index {
+                prefix: keys::prefix(keys::IX_CUSTOMER_OWNER, &[b, o]),
+                tag: keys::CUSTOMER,
+            },
+            (Some(b), None) => Source::Index {
+                prefix: keys::prefix(keys::IX_CUSTOMER_BRANCH, &[b]),
+                tag: keys::CUSTOMER,
+            },
+            (None, _) => Source::Primary(keys::prefix(keys::CUSTOMER, &[])),
+        };
+        let owner = f.owner.clone();
+        let tier = f.tier;
+        self.repo.list(source, &page, move |c: &Customer| {
+            owner.as_ref().is_none_or(|o| c.owner.as_ref() == Some(o))
+                && tier.is_none_or(|t| c.tier == t)
+        })
+    }
+
+    /// Changes a customer; `if_match` guards against lost updates.
+    pub async fn patch_customer(
+        &self,
+        caller: &Principal,
+        id: &str,
+        patch: CustomerPatch,
+        if_match: Option<u64>,
+    ) -> Result<Customer, ServiceError> {
+        for _ in 0..MAX_RETRIES {
+            let old: Stored<Customer> = self.repo.fetch(keys::CUSTOMER, "customer", id)?;
+            caller.require_branch(&old.value.branch)?;
+            check_version(if_match, old.value.version)?;
+            let mut c = old.value.clone();
+            if let Some(name) = &patch.name {
+                c.name = validate::name("name", name)?;
+            }
+            if let Some(owner) = &patch.owner {
+                if caller.role == Role::Rep && owner.as_deref() != Some(caller.user.as_str()) {
+                    return Err(
+                        Denied("a rep cannot give a customer to someone else".into()).into(),
+                    );
+                }
+                c.owner = owner
+                    .as_deref()
+                    .map(|o| validate::user("owner", o))
+                    .transpose()?;
+            }
+            if let Some(s) = patch.segment {
+                c.segment = s;
+            }
+            if let Some(s) = patch.source {
+                c.source = s;
+            }
+            if let Some(r) = &patch.referred_by {
+                if let Some(r) = r {
+                    if r == id {
+                        return Err(ServiceError::invalid(
+                            "referred_by",
+                            "a customer cannot refer itself",
+                        ));
+                    }
+                    self.require_customer_in(&c.branch, "referred_by", r)?;
+                }
+                c.referred_by = r.clone();
+            }
+            c.version += 1;
+            c.updated_at = now();
+            let mut batch = Batch::new();
+            stage_customer(&mut batch, Some(&old), &c);
+            match self.repo.commit(batch).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map(|_| c).map_err(Into::into),
+            }
+        }
+        Err(ServiceError::Contended)
+    }
+
+    /// Checks that `id` is a customer of `branch` (for references in bodies).
+    pub(crate) fn require_customer_in(
+        &self,
+        branch: &str,
+        field: &str,
+        id: &str,
+    ) -> Result<Stored<Customer>, ServiceError> {
+        match self
+            .repo
+            .read::<Customer>(&keys::key(keys::CUSTOMER, &[id]))?
+        {
+            Some(c) if c.value.branch == branch => Ok(c),
+            _ => Err(ServiceError::UnknownReference {
+                field: field.into(),
+                kind: "customer",
+                id: id.into(),
+            }),
+        }
+    }
+}
+
+/// 409 when the client's `If-Match` version is not the current one.
+pub(crate) fn check_version(if_match: Option<u64>, current: u64) -> Result<(), ServiceError> {
+    match if_match {
+        Some(v) if v != current => Err(ServiceError::VersionConflict {
+            expected: v,
+            actual: current,
+        }),
+        _ => Ok(()),
+    }
+}

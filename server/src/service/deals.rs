@@ -1,0 +1,372 @@
+//! Deals: opened by the branch, owned by a rep, indexed by branch, owner,
+//! stage and customer; every change leaves a history entry in the same batch.
+
+use std::collections::HashSet;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::customers::check_version;
+use super::repo::{encode, Source, Stored};
+use super::{check_business_time, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
+use crate::auth::{Denied, Principal};
+use crate::domain::currency::is_iso_currency;
+use crate::domain::deal::{Deal, DealPatch, Line, NewDeal};
+use crate::domain::history::{HistoryAction, HistoryEntry};
+use crate::domain::money::check_amount;
+use crate::domain::token::Role;
+use crate::domain::validate;
+use crate::store::{keys, Batch, StoreError};
+
+/// Most lines a deal may have.
+pub const MAX_LINES: usize = 500;
+/// Most needs a deal may list.
+pub const MAX_NEEDS: usize = 100;
+
+/// Filters of `GET /v1/deals`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DealFilter {
+    /// Only this branch.
+    pub branch: Option<String>,
+    /// Only this owner (reps: always themselves).
+    pub owner: Option<String>,
+    /// Only this stage.
+    pub stage: Option<String>,
+    /// Only this customer's deals.
+    pub customer_id: Option<String>,
+    /// Page size.
+    pub limit: Option<usize>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Writes a deal, its history entry and its indexes in step with `old`.
+pub(crate) fn stage_deal(
+    batch: &mut Batch,
+    old: Option<&Stored<Deal>>,
+    new: &Deal,
+    entry: &HistoryEntry,
+) {
+    let key = keys::key(keys::DEAL, &[&new.id]);
+    batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
+    batch.put(key, encode(new));
+    batch.put(
+        keys::key(
+            keys::DEAL_HISTORY,
+            &[&new.id, &format!("{:020}", entry.seq)],
+        ),
+        encode(entry),
+    );
+    let id = new.id.as_bytes();
+    let (b, o, s) = (&new.branch, &new.owner, &new.stage);
+    match old.map(|o| &o.value) {
+        None => {
+            batch.put(keys::key(keys::IX_DEAL_BRANCH, &[b, &new.id]), id);
+            batch.put(
+                keys::key(keys::IX_DEAL_CUSTOMER, &[&new.customer_id, &new.id]),
+                id,
+            );
+            batch.put(keys::key(keys::IX_DEAL_OWNER, &[b, o, &new.id]), id);
+            batch.put(keys::key(keys::IX_DEAL_STAGE, &[b, s, &new.id]), id);
+        }
+        Some(prev) => {
+            if prev.owner != new.owner {
+                batch.delete(keys::key(keys::IX_DEAL_OWNER, &[b, &prev.owner, &new.id]));
+                batch.put(keys::key(keys::IX_DEAL_OWNER, &[b, o, &new.id]), id);
+            }
+            if prev.stage != new.stage {
+                batch.delete(keys::key(keys::IX_DEAL_STAGE, &[b, &prev.stage, &new.id]));
+                batch.put(keys::key(keys::IX_DEAL_STAGE, &[b, s, &new.id]), id);
+            }
+        }
+    }
+}
+
+impl Services {
+    fn check_lines(&self, lines: &[Line]) -> Result<Vec<Line>, ServiceError> {
+        if lines.is_empty() || lines.len() > MAX_LINES {
+            return Err(ServiceError::invalid(
+                "lines",
+                format!("must have 1 to {MAX_LINES} lines"),
+            ));
+        }
+        let mut known = HashSet::new();
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let field = |f: &str| format!("lines[{i}].{f}");
+                if !known.contains(&l.brand) {
+                    if !crate::domain::ids::is_slug(&l.brand)
+                        || !self.repo.exists(keys::BRAND, &l.brand)?
+                    {
+                        return Err(ServiceError::UnknownReference {
+                            field: field("brand"),
+                            kind: "brand",
+                            id: l.brand.clone(),
+                        });
+                    }
+                    known.insert(l.brand.clone());
+                }
+                Ok(Line {
+                    brand: l.brand.clone(),
+                    product: validate::name(&field("product"), &l.product)?,
+                    amount: check_amount(l.amount, false)
+                        .map_err(|r| ServiceError::invalid(field("amount"), r))?,
+                    cost: check_amount(l.cost, true)
+                        .map_err(|r| ServiceError::invalid(field("cost"), r))?,
+                })
+            })
+            .collect()
+    }
+
+    fn check_deal_fields(
+        currency: &str,
+        needs: Option<&[String]>,
+        prepayment: Option<Decimal>,
+    ) -> Result<Vec<String>, ServiceError> {
+        if !is_iso_currency(currency) {
+            return Err(ServiceError::invalid(
+                "currency",
+                format!("`{currency}` is not an ISO 4217 code"),
+            ));
+        }
+        if let Some(p) = prepayment {
+            if p < Decimal::ZERO || p > Decimal::ONE {
+                return Err(ServiceError::invalid(
+                    "prepayment_ratio",
+                    "must be between 0 and 1",
+                ));
+            }
+        }
+        let needs = needs.unwrap_or_default();
+        if needs.len() > MAX_NEEDS {
+            return Err(ServiceError::invalid(
+                "needs",
+                format!("must list at most {MAX_NEEDS} needs"),
+            ));
+        }
+        needs
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                validate::text(&format!("needs[{i}]"), n, validate::MAX_TEXT).map_err(Into::into)
+            })
+            .collect()
+    }
+
+    /// Opens a deal for a customer of the caller's branch.
+    pub async fn create_deal(
+        &self,
+        caller: &Principal,
+        req: NewDeal,
+    ) -> Result<Deal, ServiceError> {
+        let customer = self
+            .repo
+            .read::<crate::domain::customer::Customer>(&keys::key(
+                keys::CUSTOMER,
+                &[&req.customer_id],
+            ))?;
+        let customer = customer.ok_or_else(|| ServiceError::UnknownReference {
+            field: "customer_id".into(),
+            kind: "customer",
+            id: req.customer_id.clone(),
+        })?;
+        let branch = customer.value.branch;
+        let owner = validate::user("owner", &req.owner)?;
+        caller.require_owned(&branch, &owner)?;
+        let needs =
+            Self::check_deal_fields(&req.currency, req.needs.as_deref(), req.prepayment_ratio)?;
+        let lines = self.check_lines(&req.lines)?;
+        let opened_at = check_business_time("opened_at", req.opened_at)?;
+        let pipeline = self.pipeline_of(&branch)?;
+        let now = now();
+        let mut deal = Deal {
+            id: self.repo.new_id("deal")?,
+            branch,
+            customer_id: req.customer_id,
+            title: validate::name("title", &req.title)?,
+            owner,
+            currency: req.currency,
+            needs,
+            prepayment_ratio: req.prepayment_ratio.map(|p| p.normalize()),
+            opened_at,
+            lines,
+            amount_total: Decimal::ZERO,
+            cost_total: Decimal::ZERO,
+            stage: pipeline.initial().to_string(),
+            stage_entered_at: opened_at,
+            stages_passed: vec![pipeline.initial().to_string()],
+            signed_at: None,
+            lost_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        deal.retotal();
+        let entry = HistoryEntry {
+            seq: 1,
+            action: HistoryAction::Created,
+            at: opened_at,
+            recorded_at: now,
+            by: caller.user.clone(),
+            from: None,
+            to: Some(deal.stage.clone()),
+            note: None,
+            override_reason: None,
+            changes: None,
+        };
+        let mut batch = Batch::new();
+        stage_deal(&mut batch, None, &deal, &entry);
+        self.repo.commit(batch).await?;
+        Ok(deal)
+    }
+
+    /// Reads a deal the caller may see.
+    pub(crate) fn visible_deal(
+        &self,
+        caller: &Principal,
+        id: &str,
+    ) -> Result<Stored<Deal>, ServiceError> {
+        let d: Stored<Deal> = self.repo.fetch(keys::DEAL, "deal", id)?;
+        caller.require_owned(&d.value.branch, &d.value.owner)?;
+        Ok(d)
+    }
+
+    /// One deal.
+    pub fn deal(&self, caller: &Principal, id: &str) -> Result<Deal, ServiceError> {
+        Ok(self.visible_deal(caller, id)?.value)
+    }
+
+    /// Lists deals in the caller's scope through the narrowest index.
+    pub fn list_deals(
+        &self,
+        caller: &Principal,
+        f: &DealFilter,
+    ) -> Result<Page<Deal>, ServiceError> {
+        let page = PageRequest {
+            limit: f.limit,
+            cursor: f.cursor.clone(),
+        };
+        let branch = caller.list_scope(f.branch.as_deref())?;
+        let owner = caller.owner_scope(f.owner.as_deref())?;
+        let index = |ix: &str, parts: &[&str]| Source::Index {
+            prefix: keys::prefix(ix, parts),
+            tag: keys::DEAL,
+        };
+        let source = match (&branch, &owner, &f.stage, &f.customer_id) {
+            (_, _, _, Some(c)) => index(keys::IX_DEAL_CUSTOMER, &[c]),
+            (Some(b), Some(o), _, _) => index(keys::IX_DEAL_OWNER, &[b, o]),
+            (Some(b), None, Some(s), _) => index(keys::IX_DEAL_STAGE, &[b, s]),
+            (Some(b), None, None, _) => index(keys::IX_DEAL_BRANCH, &[b]),
+            (None, _, _, _) => Source::Primary(keys::prefix(keys::DEAL, &[])),
+        };
+        let stage = f.stage.clone();
+        self.repo.list(source, &page, move |d: &Deal| {
+            branch.as_ref().is_none_or(|b| &d.branch == b)
+                && owner.as_ref().is_none_or(|o| &d.owner == o)
+                && stage.as_ref().is_none_or(|s| &d.stage == s)
+        })
+    }
+
+    /// Changes a deal's fields (not its stage); the changes go to its history.
+    pub async fn patch_deal(
+        &self,
+        caller: &Principal,
+        id: &str,
+        patch: DealPatch,
+        if_match: Option<u64>,
+    ) -> Result<Deal, ServiceError> {
+        let lines = patch
+            .lines
+            .as_deref()
+            .map(|l| self.check_lines(l))
+            .transpose()?;
+        for _ in 0..MAX_RETRIES {
+            let old = self.visible_deal(caller, id)?;
+            check_version(if_match, old.value.version)?;
+            let mut d = old.value.clone();
+            let mut changes = serde_json::Map::new();
+            let mut note = |field: &str, from: serde_json::Value, to: serde_json::Value| {
+                if from != to {
+                    changes.insert(field.into(), json!({"from": from, "to": to}));
+                }
+            };
+            if let Some(t) = &patch.title {
+                d.title = validate::name("title", t)?;
+                note("title", json!(old.value.title), json!(d.title));
+            }
+            if let Some(o) = &patch.owner {
+                let o = validate::user("owner", o)?;
+                if caller.role == Role::Rep && o != caller.user {
+                    return Err(Denied("a rep cannot give a deal to someone else".into()).into());
+                }
+                note("owner", json!(old.value.owner), json!(o));
+                d.owner = o;
+            }
+            let currency = patch.currency.as_deref().unwrap_or(&d.currency).to_string();
+            let prepayment = patch.prepayment_ratio.unwrap_or(d.prepayment_ratio);
+            let needs = Self::check_deal_fields(
+                &currency,
+                patch.needs.as_deref().or(Some(d.needs.as_slice())),
+                prepayment,
+            )?;
+            note("currency", json!(d.currency), json!(currency));
+            note("needs", json!(d.needs), json!(needs));
+            note(
+                "prepayment_ratio",
+                json!(d.prepayment_ratio),
+                json!(prepayment),
+            );
+            d.currency = currency;
+            d.needs = needs;
+            d.prepayment_ratio = prepayment.map(|p| p.normalize());
+            if let Some(lines) = &lines {
+                note("lines", json!(d.lines), json!(lines));
+                d.lines = lines.clone();
+                d.retotal();
+            }
+            if changes.is_empty() {
+                return Ok(old.value);
+            }
+            let now = now();
+            d.version += 1;
+            d.updated_at = now;
+            let entry = HistoryEntry {
+                seq: d.version,
+                action: HistoryAction::Updated,
+                at: now,
+                recorded_at: now,
+                by: caller.user.clone(),
+                from: None,
+                to: None,
+                note: None,
+                override_reason: None,
+                changes: Some(changes.into()),
+            };
+            let mut batch = Batch::new();
+            stage_deal(&mut batch, Some(&old), &d, &entry);
+            match self.repo.commit(batch).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map(|_| d).map_err(Into::into),
+            }
+        }
+        Err(ServiceError::Contended)
+    }
+
+    /// A deal's history, oldest first.
+    pub fn deal_history(
+        &self,
+        caller: &Principal,
+        id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEntry>, ServiceError> {
+        self.visible_deal(caller, id)?;
+        self.repo.list(
+            Source::Primary(keys::prefix(keys::DEAL_HISTORY, &[id])),
+            page,
+            |_: &HistoryEntry| true,
+        )
+    }
+}

@@ -1,0 +1,93 @@
+//! Errors of the service layer; the API maps each to a status and code once.
+
+use crate::auth::Denied;
+use crate::domain::validate::FieldError;
+use crate::store::StoreError;
+
+/// Why a use case did not happen. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// 401: no or unknown token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: outside the caller's role or branch.
+    #[error(transparent)]
+    Forbidden(#[from] Denied),
+    /// 404: no such resource (or not visible).
+    #[error("{kind} `{id}` does not exist")]
+    NotFound {
+        /// The resource kind.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// 409: the id is taken.
+    #[error("{kind} `{id}` already exists")]
+    Duplicate {
+        /// The resource kind.
+        kind: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// 409: `If-Match` did not match the current version.
+    #[error("version conflict: you sent version {expected}, the current version is {actual}")]
+    VersionConflict {
+        /// What the client sent.
+        expected: u64,
+        /// What is stored.
+        actual: u64,
+    },
+    /// 409: concurrent writers kept winning; the client may retry.
+    #[error("the resource kept changing under this request; retry")]
+    Contended,
+    /// 400: a malformed query or header.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 422: a field was refused.
+    #[error("`{}` {}", .0.field, .0.reason)]
+    Invalid(FieldError),
+    /// 422: a field names something that does not exist.
+    #[error("`{field}` refers to {kind} `{id}`, which does not exist")]
+    UnknownReference {
+        /// The field.
+        field: String,
+        /// The kind referred to.
+        kind: &'static str,
+        /// The id given.
+        id: String,
+    },
+    /// 422: the pipeline does not allow the move.
+    #[error("a deal in `{from}` cannot move to `{to}`")]
+    InvalidTransition {
+        /// Current stage.
+        from: String,
+        /// Requested stage.
+        to: String,
+        /// Where it may go.
+        allowed: Vec<String>,
+    },
+    /// 500: the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// A 422 for `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid(FieldError::new(field, reason))
+    }
+
+    /// A 404 for `kind` `id`.
+    pub fn not_found(kind: &'static str, id: &str) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl From<FieldError> for ServiceError {
+    fn from(e: FieldError) -> Self {
+        Self::Invalid(e)
+    }
+}

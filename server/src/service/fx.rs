@@ -1,0 +1,94 @@
+//! Dated FX rates (admin-managed) and the rate in force on a date.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::repo::{decode, encode, Source};
+use super::{now, Page, PageRequest, ServiceError, Services};
+use crate::auth::Principal;
+use crate::domain::currency::is_iso_currency;
+use crate::domain::fx::{FxRate, NewFxRate};
+use crate::domain::money::MAX_AMOUNT;
+use crate::store::{keys, Batch, StoreError};
+
+impl Services {
+    /// Records a rate (admin). One rate per currency and date.
+    pub async fn create_fx_rate(
+        &self,
+        caller: &Principal,
+        req: NewFxRate,
+    ) -> Result<FxRate, ServiceError> {
+        caller.require_admin()?;
+        if !is_iso_currency(&req.currency) {
+            return Err(ServiceError::invalid(
+                "currency",
+                format!("`{}` is not an ISO 4217 code", req.currency),
+            ));
+        }
+        if req.currency == "USD" {
+            return Err(ServiceError::invalid(
+                "currency",
+                "USD is the base: 1 USD = 1 USD",
+            ));
+        }
+        if req.per_usd <= Decimal::ZERO || req.per_usd > MAX_AMOUNT {
+            return Err(ServiceError::invalid(
+                "per_usd",
+                "must be positive and at most 10^12",
+            ));
+        }
+        let rate = FxRate {
+            currency: req.currency,
+            date: req.date,
+            per_usd: req.per_usd.normalize(),
+            recorded_at: now(),
+        };
+        let key = keys::key(keys::FX, &[&rate.currency, &rate.date.to_string()]);
+        let mut batch = Batch::new();
+        batch.expect(key.clone(), None).put(key, encode(&rate));
+        match self.repo.commit(batch).await {
+            Err(StoreError::Conflict { .. }) => Err(ServiceError::Duplicate {
+                kind: "fx rate",
+                id: format!("{} {}", rate.currency, rate.date),
+            }),
+            other => other.map(|_| rate).map_err(Into::into),
+        }
+    }
+
+    /// Lists rates, optionally of one currency, by currency then date.
+    pub fn list_fx_rates(
+        &self,
+        currency: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<FxRate>, ServiceError> {
+        let prefix = match currency {
+            Some(c) => keys::prefix(keys::FX, &[c]),
+            None => keys::prefix(keys::FX, &[]),
+        };
+        self.repo
+            .list(Source::Primary(prefix), page, |_: &FxRate| true)
+    }
+
+    /// Units of `currency` per USD in force on `date` (the latest rate dated
+    /// on or before it); 1 for USD; `None` when no rate is in force yet.
+    pub fn per_usd_on(
+        &self,
+        currency: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Decimal>, ServiceError> {
+        if currency == "USD" {
+            return Ok(Some(Decimal::ONE));
+        }
+        let prefix = keys::prefix(keys::FX, &[currency]);
+        let day = date.to_string();
+        let mut best = None;
+        // Rates per currency are few (one per change), so a prefix scan is cheap.
+        for (key, value) in self.repo.store().scan(&prefix, None, usize::MAX)? {
+            if key[prefix.len()..] > *day.as_bytes() {
+                break;
+            }
+            best = Some(decode::<FxRate>(&key, &value)?.per_usd);
+        }
+        Ok(best)
+    }
+}

@@ -1,0 +1,88 @@
+//! Use cases over the store, one file per resource: validate, authorize,
+//! read, write one atomic batch. Handlers call exactly one function here.
+
+mod branches;
+mod brands;
+mod customers;
+mod deals;
+mod error;
+mod fx;
+mod page;
+mod records;
+pub(crate) mod repo;
+mod tokens;
+
+use std::sync::Arc;
+
+pub(crate) use customers::check_version;
+pub use customers::CustomerFilter;
+pub(crate) use deals::stage_deal;
+pub use deals::DealFilter;
+pub use error::ServiceError;
+pub use page::{Page, PageRequest};
+pub(crate) use repo::encode;
+pub use repo::Repo;
+pub use tokens::AdminBootstrap;
+
+use crate::store::Store;
+
+/// How many times a read-modify-write is retried when a concurrent writer
+/// changed the record first (only without `If-Match`).
+pub(crate) const MAX_RETRIES: usize = 16;
+
+/// Every use case, sharing one repository.
+#[derive(Clone)]
+pub struct Services {
+    /// Typed access to the store.
+    pub(crate) repo: Repo,
+    /// Valid tokens seen so far, by hash.
+    tokens: Arc<tokens::TokenCache>,
+    /// Effective pipelines by branch.
+    pub(crate) pipelines: Arc<crate::pipeline::PipelineCache>,
+}
+
+impl Services {
+    /// Services over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let repo = Repo::new(store);
+        Self {
+            tokens: Arc::new(tokens::TokenCache::default()),
+            pipelines: Arc::default(),
+            repo,
+        }
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), ServiceError> {
+        Ok(self.repo.store().flush()?)
+    }
+
+    /// True when the store answers reads.
+    pub fn healthy(&self) -> bool {
+        self.repo.store().get(b"meta\0health").is_ok()
+    }
+}
+
+/// The current time at millisecond precision (what we store and show).
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(3)
+}
+
+/// Business times (`at`, `opened_at`) may import the past but not the
+/// future beyond a little clock skew.
+pub(crate) fn check_business_time(
+    field: &str,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<chrono::DateTime<chrono::Utc>, ServiceError> {
+    use chrono::SubsecRound;
+    let now = now();
+    match at {
+        None => Ok(now),
+        Some(t) if t > now + chrono::Duration::minutes(5) => {
+            Err(ServiceError::invalid(field, "must not be in the future"))
+        }
+        Some(t) if t.timestamp() < 0 => Err(ServiceError::invalid(field, "must be after 1970")),
+        Some(t) => Ok(t.trunc_subsecs(3)),
+    }
+}

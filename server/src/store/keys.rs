@@ -1,0 +1,62 @@
+//! The key layout of the single sled tree. Every key is a short namespace
+//! tag followed by NUL-separated parts, so prefix scans follow the natural
+//! order of ids (ids are fixed-width and sortable).
+//!
+//! Secondary index entries hold the primary id as their value; they are
+//! written in the same batch as the record they index.
+
+/// Joins a namespace tag and parts with NUL separators.
+pub fn key(tag: &str, parts: &[&str]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tag.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    k.extend_from_slice(tag.as_bytes());
+    for p in parts {
+        k.push(0);
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+/// Like [`key`] but ending with a separator: the prefix of every key below it.
+pub fn prefix(tag: &str, parts: &[&str]) -> Vec<u8> {
+    let mut k = key(tag, parts);
+    k.push(0);
+    k
+}
+
+/// Server metadata (admin token hash, schema version).
+pub const META: &str = "meta";
+/// Branches by id.
+pub const BRANCH: &str = "br";
+/// A branch's own pipeline definition by branch id.
+pub const PIPELINE: &str = "pl";
+/// Brands by id.
+pub const BRAND: &str = "bd";
+/// FX rates by currency, then date.
+pub const FX: &str = "fx";
+/// Bearer tokens by SHA-256 hash.
+pub const TOKEN: &str = "tk";
+/// Customers by id.
+pub const CUSTOMER: &str = "cu";
+/// Communication records by id.
+pub const RECORD: &str = "rc";
+/// Deals by id.
+pub const DEAL: &str = "dl";
+/// Deal history by deal id, then zero-padded sequence.
+pub const DEAL_HISTORY: &str = "dh";
+
+/// Index: customers by branch.
+pub const IX_CUSTOMER_BRANCH: &str = "ix.cu.br";
+/// Index: customers by branch and owner.
+pub const IX_CUSTOMER_OWNER: &str = "ix.cu.own";
+/// Index: records by customer and time.
+pub const IX_RECORD_CUSTOMER: &str = "ix.rc.cu";
+/// Index: records by branch and author.
+pub const IX_RECORD_AUTHOR: &str = "ix.rc.by";
+/// Index: deals by branch.
+pub const IX_DEAL_BRANCH: &str = "ix.dl.br";
+/// Index: deals by branch and owner.
+pub const IX_DEAL_OWNER: &str = "ix.dl.own";
+/// Index: deals by branch and stage.
+pub const IX_DEAL_STAGE: &str = "ix.dl.st";
+/// Index: deals by customer.
+pub const IX_DEAL_CUSTOMER: &str = "ix.dl.cu";

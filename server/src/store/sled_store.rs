@@ -1,0 +1,191 @@
+//! The sled 0.34 backend: one tree, keys namespaced by prefix (see `keys`).
+//!
+//! One tree lets a whole batch go through `apply_batch`, which sled applies
+//! atomically (and which is several times cheaper than a multi-tree
+//! transaction). Expectations are checked under striped in-process locks: the
+//! database is embedded and owned by this process, so those locks see every
+//! writer.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+use super::durability::GroupCommit;
+use super::{printable, Batch, Durability, Entry, Store, StoreError, StoreFuture};
+
+/// Number of lock stripes guarding conditional writes.
+const STRIPES: usize = 256;
+
+/// A sled database behind the [`Store`] trait.
+pub struct SledStore {
+    /// The open database (also the tree all data lives in).
+    db: sled::Db,
+    /// How commits become durable.
+    durability: Durability,
+    /// The flusher, in group mode.
+    group: Option<Arc<GroupCommit>>,
+    /// Joined at shutdown so the final flush completes.
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// Serialises conditional writes touching the same keys.
+    stripes: Vec<Mutex<()>>,
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn stripe_of(key: &[u8]) -> usize {
+    // FNV-1a: cheap and well spread for short keys.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % STRIPES as u64) as usize
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Our flusher decides when to flush; sled's own periodic flush
+            // would only compete with it.
+            .flush_every_ms(if durability == Durability::None {
+                Some(500)
+            } else {
+                None
+            })
+            .open()
+            .map_err(backend)?;
+        let (group, flusher) = if durability == Durability::Group {
+            let (gc, handle) = GroupCommit::start(db.clone());
+            (Some(gc), Some(handle))
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            db,
+            durability,
+            group,
+            flusher: Mutex::new(flusher),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        })
+    }
+
+    /// Applies the batch now; returns once it is visible (not yet durable).
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut stripes: Vec<usize> = batch
+            .expectations
+            .iter()
+            .map(|(k, _)| stripe_of(k))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        // Locks are taken in ascending order, so two batches never deadlock.
+        let _guards: Vec<_> = stripes.iter().map(|i| self.stripes[*i].lock()).collect();
+        for (key, expected) in &batch.expectations {
+            let current = self.db.get(key).map_err(backend)?;
+            if current.as_deref() != expected.as_deref() {
+                return Err(StoreError::Conflict {
+                    key: printable(key),
+                });
+            }
+        }
+        let mut sled_batch = sled::Batch::default();
+        for (key, value) in &batch.writes {
+            match value {
+                Some(v) => sled_batch.insert(key.as_slice(), v.as_slice()),
+                None => sled_batch.remove(key.as_slice()),
+            }
+        }
+        self.db.apply_batch(sled_batch).map_err(backend)
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let iter = match after {
+            Some(after) => {
+                let mut start = after.to_vec();
+                start.push(0);
+                self.db.range(start..)
+            }
+            None => self.db.range(prefix.to_vec()..),
+        };
+        for item in iter {
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for item in self.db.scan_prefix(prefix) {
+            item.map_err(backend)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn commit(&self, batch: Batch) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.apply(&batch)?;
+            match self.durability {
+                Durability::Group => {
+                    let group = self.group.as_ref().expect("group mode has a flusher");
+                    let ticket = group.ticket();
+                    group.wait(ticket).await
+                }
+                Durability::PerWrite => {
+                    let db = self.db.clone();
+                    tokio::task::spawn_blocking(move || db.flush())
+                        .await
+                        .map_err(|e| StoreError::Durability(e.to_string()))?
+                        .map(|_| ())
+                        .map_err(|e| StoreError::Durability(e.to_string()))
+                }
+                Durability::None => Ok(()),
+            }
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(backend)
+    }
+
+    fn next_id(&self) -> Result<u64, StoreError> {
+        self.db.generate_id().map_err(backend)
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if let Some(group) = &self.group {
+            group.stop();
+        }
+        if let Some(handle) = self.flusher.lock().take() {
+            let _ = handle.join();
+        }
+        let _ = self.db.flush();
+    }
+}
