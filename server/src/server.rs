@@ -49,7 +49,12 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
     {
         AdminBootstrap::Generated(token) => {
             // Shown once; only the hash is kept.
-            println!("dealflow: generated admin token (shown once, store it now): {token}");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stdout(),
+                "dealflow: generated admin token (shown once, store it now): {token}"
+            );
+
         }
         AdminBootstrap::FromEnv => tracing::info!("admin token taken from DEALFLOW_ADMIN_TOKEN"),
         AdminBootstrap::Existing => tracing::info!("admin token: the one generated at first start"),
@@ -70,8 +75,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         addr: args.listen,
         source,
     })?;
+    let shutdown = shutdown_signal();
     tracing::info!(%addr, data_dir = %args.data_dir.display(), durability = ?args.durability, "dealflow listening");
-    run(listener, services.clone(), shutdown_signal())
+    run(listener, services.clone(), shutdown)
         .await
         .map_err(|source| ServeError::Io { addr, source })?;
     services.flush().map_err(ServeError::Service)?;
@@ -95,24 +101,33 @@ pub async fn run(
     .await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when first polled, so a signal arriving right after the
+/// "listening" line still shuts down gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            tracing::info!("shutdown signal received: finishing requests in flight");
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
-    tracing::info!("shutdown signal received: finishing requests in flight");
+    #[cfg(not(unix))]
+    async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received: finishing requests in flight");
+    }
 }

@@ -1,1 +1,202 @@
+//! Shared helpers for the end-to-end tests: an in-process server driven
+//! through the router (no socket), and the real `dealflow` binary started on
+//! a loopback port.
+//!
+//! Tests read as Given / When / Then; every helper here only sets the stage
+//! and sends requests, it asserts nothing on the test's behalf except that
+//! set-up requests succeed.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use dealflow::store::{Durability, SledStore};
+use dealflow::Services;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// The admin token every test server starts with.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// A response, decoded.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as JSON (`Value::Null` when empty, a string when not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// A string field of the body.
+    pub fn str(&self, field: &str) -> String {
+        self.body[field].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// A server on a temporary sled database, driven through the router.
+pub struct TestApp {
+    /// The application.
+    pub router: Router,
+    /// The services (for reopening checks).
+    pub services: Services,
+    /// Keeps the database directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// A fresh server with the admin token [`ADMIN`].
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (router, services) = open_app(dir.path()).await;
+        Self { router, services, dir }
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let raw = body.map(|b| b.to_string().into_bytes());
+        self.send_raw(method, path, token, raw, &[]).await
+    }
+
+    /// Sends raw bytes with extra headers.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.map_or_else(Body::empty, Body::from)).expect("request");
+        let res = self.router.clone().oneshot(req).await.expect("router never fails");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply { status, headers, body }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST a JSON body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// PATCH a JSON body, optionally with `If-Match`.
+    pub async fn patch(&self, path: &str, token: &str, body: Value, if_match: Option<u64>) -> Reply {
+        let v = if_match.map(|v| format!("\"{v}\""));
+        let headers: Vec<(&str, &str)> = v.iter().map(|v| ("if-match", v.as_str())).collect();
+        self.send_raw(Method::PATCH, path, Some(token), Some(body.to_string().into_bytes()), &headers)
+            .await
+    }
+
+    /// POST that must succeed (set-up); returns the body.
+    pub async fn ok(&self, path: &str, token: &str, body: Value) -> Value {
+        let r = self.post(path, token, body).await;
+        assert!(r.status.is_success(), "set-up POST {path} failed: {} {}", r.status, r.body);
+        r.body
+    }
+
+    /// Creates a branch (as admin).
+    pub async fn branch(&self, id: &str) {
+        self.ok("/v1/branches", ADMIN, json!({"id": id, "name": format!("Branch {id}")}))
+            .await;
+    }
+
+    /// Creates a brand (as admin).
+    pub async fn brand(&self, id: &str) {
+        self.ok("/v1/brands", ADMIN, json!({"id": id, "name": id, "introduced_at": "2026-01-01"}))
+            .await;
+    }
+
+    /// Issues a token and returns its secret.
+    pub async fn token(&self, role: &str, branch: Option<&str>, user: &str) -> String {
+        let mut body = json!({"role": role, "user": user});
+        if let Some(b) = branch {
+            body["branch"] = json!(b);
+        }
+        self.ok("/v1/tokens", ADMIN, body).await["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Creates a customer in `branch` owned by `owner`; returns its id.
+    pub async fn customer(&self, token: &str, branch: &str, owner: &str) -> String {
+        let body = json!({"name": "ACME", "branch": branch, "owner": owner,
+                          "segment": "enterprise", "source": "self_developed"});
+        self.ok("/v1/customers", token, body).await["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Opens a deal with one line of `brand`; returns its id.
+    pub async fn deal(&self, token: &str, customer: &str, owner: &str, brand: &str) -> String {
+        self.ok("/v1/deals", token, deal_body(customer, owner, brand)).await["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Moves a deal; returns the reply.
+    pub async fn move_to(&self, token: &str, deal: &str, to: &str) -> Reply {
+        self.post(&format!("/v1/deals/{deal}/transitions"), token, json!({"to": to}))
+            .await
+    }
+}
+
+/// A valid deal body.
+pub fn deal_body(customer: &str, owner: &str, brand: &str) -> Value {
+    json!({"customer_id": customer, "title": "Fleet of 3", "owner": owner, "currency": "CNY",
+           "lines": [{"brand": brand, "product": "XC90", "amount": "600000", "cost": "500000"}]})
+}
+
+/// Opens the router over the sled database in `dir` (reopen to test
+/// persistence).
+pub async fn open_app(dir: &Path) -> (Router, Services) {
+    let store = SledStore::open(dir, Durability::Group).expect("open store");
+    let services = Services::new(Arc::new(store));
+    services.bootstrap_admin(Some(ADMIN)).await.expect("admin token");
+    (dealflow::router(services.clone()), services)
+}
+
+/// The `dealflow` binary built by `cargo test --workspace` (cargo builds the
+/// server's binary for its own integration tests, next to the test binaries).
+pub fn dealflow_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("DEALFLOW_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/dealflow
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join(format!("dealflow{}", std::env::consts::EXE_SUFFIX))
+}

@@ -1,0 +1,60 @@
+//! The `dealflow` binary's command line: help, and the admin token printed
+//! once at first start. (Also makes `cargo test` build the binary that the
+//! end-to-end tests in `tests/` run.)
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn dealflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dealflow"))
+}
+
+#[test]
+fn help_names_the_serve_command_and_its_options() {
+    let out = dealflow().arg("--help").output().expect("run dealflow");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("serve"), "{text}");
+    let out = dealflow().args(["serve", "--help"]).output().expect("run dealflow");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for opt in ["--listen", "--data-dir", "--log-format", "--durability", "DEALFLOW_DATA_DIR"] {
+        assert!(text.contains(opt), "missing {opt} in {text}");
+    }
+}
+
+/// Starts the server on a free port with no admin token configured, reads
+/// stdout until it is listening, stops it with SIGTERM and returns stdout.
+fn start_and_stop(dir: &std::path::Path) -> (String, std::process::ExitStatus) {
+    let mut child = dealflow()
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .arg(dir)
+        .env_remove("DEALFLOW_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dealflow");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    for line in stderr.lines() {
+        let line = line.expect("log line");
+        if line.contains("dealflow listening") {
+            break;
+        }
+    }
+    // SAFETY-free signal: `kill` is the portable way to send SIGTERM here.
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status)
+}
+
+#[test]
+fn generated_admin_token_is_printed_once_and_sigterm_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, status) = start_and_stop(dir.path());
+    assert!(status.success(), "exit status {status:?}");
+    assert!(first.contains("generated admin token"), "stdout: {first}");
+    let (second, status) = start_and_stop(dir.path());
+    assert!(status.success());
+    assert!(!second.contains("dft_"), "token printed again: {second}");
+}
