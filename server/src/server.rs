@@ -54,7 +54,6 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
                 std::io::stdout(),
                 "dealflow: generated admin token (shown once, store it now): {token}"
             );
-
         }
         AdminBootstrap::FromEnv => tracing::info!("admin token taken from DEALFLOW_ADMIN_TOKEN"),
         AdminBootstrap::Existing => tracing::info!("admin token: the one generated at first start"),

@@ -15,9 +15,18 @@ fn help_names_the_serve_command_and_its_options() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("serve"), "{text}");
-    let out = dealflow().args(["serve", "--help"]).output().expect("run dealflow");
+    let out = dealflow()
+        .args(["serve", "--help"])
+        .output()
+        .expect("run dealflow");
     let text = String::from_utf8_lossy(&out.stdout);
-    for opt in ["--listen", "--data-dir", "--log-format", "--durability", "DEALFLOW_DATA_DIR"] {
+    for opt in [
+        "--listen",
+        "--data-dir",
+        "--log-format",
+        "--durability",
+        "DEALFLOW_DATA_DIR",
+    ] {
         assert!(text.contains(opt), "missing {opt} in {text}");
     }
 }
@@ -26,7 +35,14 @@ fn help_names_the_serve_command_and_its_options() {
 /// stdout until it is listening, stops it with SIGTERM and returns stdout.
 fn start_and_stop(dir: &std::path::Path) -> (String, std::process::ExitStatus) {
     let mut child = dealflow()
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
         .arg(dir)
         .env_remove("DEALFLOW_ADMIN_TOKEN")
         .stdout(Stdio::piped())
@@ -42,10 +58,16 @@ fn start_and_stop(dir: &std::path::Path) -> (String, std::process::ExitStatus) {
     }
     // SAFETY-free signal: `kill` is the portable way to send SIGTERM here.
     let pid = child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let out = child.wait_with_output().expect("wait");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status)
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status,
+    )
 }
 
 #[test]

@@ -59,11 +59,21 @@ impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (router, services) = open_app(dir.path()).await;
-        Self { router, services, dir }
+        Self {
+            router,
+            services,
+            dir,
+        }
     }
 
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let raw = body.map(|b| b.to_string().into_bytes());
         self.send_raw(method, path, token, raw, &[]).await
     }
@@ -87,17 +97,29 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(body.map_or_else(Body::empty, Body::from)).expect("request");
-        let res = self.router.clone().oneshot(req).await.expect("router never fails");
+        let req = req
+            .body(body.map_or_else(Body::empty, Body::from))
+            .expect("request");
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router never fails");
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// GET.
@@ -111,30 +133,55 @@ impl TestApp {
     }
 
     /// PATCH a JSON body, optionally with `If-Match`.
-    pub async fn patch(&self, path: &str, token: &str, body: Value, if_match: Option<u64>) -> Reply {
+    pub async fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        if_match: Option<u64>,
+    ) -> Reply {
         let v = if_match.map(|v| format!("\"{v}\""));
         let headers: Vec<(&str, &str)> = v.iter().map(|v| ("if-match", v.as_str())).collect();
-        self.send_raw(Method::PATCH, path, Some(token), Some(body.to_string().into_bytes()), &headers)
-            .await
+        self.send_raw(
+            Method::PATCH,
+            path,
+            Some(token),
+            Some(body.to_string().into_bytes()),
+            &headers,
+        )
+        .await
     }
 
     /// POST that must succeed (set-up); returns the body.
     pub async fn ok(&self, path: &str, token: &str, body: Value) -> Value {
         let r = self.post(path, token, body).await;
-        assert!(r.status.is_success(), "set-up POST {path} failed: {} {}", r.status, r.body);
+        assert!(
+            r.status.is_success(),
+            "set-up POST {path} failed: {} {}",
+            r.status,
+            r.body
+        );
         r.body
     }
 
     /// Creates a branch (as admin).
     pub async fn branch(&self, id: &str) {
-        self.ok("/v1/branches", ADMIN, json!({"id": id, "name": format!("Branch {id}")}))
-            .await;
+        self.ok(
+            "/v1/branches",
+            ADMIN,
+            json!({"id": id, "name": format!("Branch {id}")}),
+        )
+        .await;
     }
 
     /// Creates a brand (as admin).
     pub async fn brand(&self, id: &str) {
-        self.ok("/v1/brands", ADMIN, json!({"id": id, "name": id, "introduced_at": "2026-01-01"}))
-            .await;
+        self.ok(
+            "/v1/brands",
+            ADMIN,
+            json!({"id": id, "name": id, "introduced_at": "2026-01-01"}),
+        )
+        .await;
     }
 
     /// Issues a token and returns its secret.
@@ -161,7 +208,8 @@ impl TestApp {
 
     /// Opens a deal with one line of `brand`; returns its id.
     pub async fn deal(&self, token: &str, customer: &str, owner: &str, brand: &str) -> String {
-        self.ok("/v1/deals", token, deal_body(customer, owner, brand)).await["id"]
+        self.ok("/v1/deals", token, deal_body(customer, owner, brand))
+            .await["id"]
             .as_str()
             .expect("id")
             .to_string()
@@ -169,8 +217,12 @@ impl TestApp {
 
     /// Moves a deal; returns the reply.
     pub async fn move_to(&self, token: &str, deal: &str, to: &str) -> Reply {
-        self.post(&format!("/v1/deals/{deal}/transitions"), token, json!({"to": to}))
-            .await
+        self.post(
+            &format!("/v1/deals/{deal}/transitions"),
+            token,
+            json!({"to": to}),
+        )
+        .await
     }
 }
 
@@ -185,7 +237,10 @@ pub fn deal_body(customer: &str, owner: &str, brand: &str) -> Value {
 pub async fn open_app(dir: &Path) -> (Router, Services) {
     let store = SledStore::open(dir, Durability::Group).expect("open store");
     let services = Services::new(Arc::new(store));
-    services.bootstrap_admin(Some(ADMIN)).await.expect("admin token");
+    services
+        .bootstrap_admin(Some(ADMIN))
+        .await
+        .expect("admin token");
     (dealflow::router(services.clone()), services)
 }
 
