@@ -88,7 +88,8 @@ async fn transition(
         match s.services.transition(&caller, &id, req, if_match).await? {
             TransitionOutcome::Moved(d) => {
                 s.metrics.transition(&d.branch, &d.stage);
-                Versioned(StatusCode::OK, d.version, d).into_response()
+                Versioned(StatusCode::OK, d.version, *d).into_response()
+
             }
             TransitionOutcome::Checked(c) => Json::<TransitionCheck>(c).into_response(),
         },

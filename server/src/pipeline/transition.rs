@@ -17,7 +17,7 @@ use crate::store::{keys, Batch, StoreError};
 #[derive(Debug)]
 pub enum TransitionOutcome {
     /// The deal moved (and the move is durable).
-    Moved(Deal),
+    Moved(Box<Deal>),
     /// A dry run: the verdicts, nothing changed.
     Checked(TransitionCheck),
 }
@@ -144,7 +144,8 @@ impl Services {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => {
                     return other
-                        .map(|_| TransitionOutcome::Moved(moved))
+                        .map(|_| TransitionOutcome::Moved(Box::new(moved)))
+
                         .map_err(Into::into)
                 }
             }
