@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve(ServeArgs),
+    /// Manage policies: test locally, or push, list, activate, roll back on a server.
+    Policy(crate::policy_cli::PolicyArgs),
 }
 
 /// Log output format.
@@ -76,8 +78,10 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         let args = match self.command {
             Some(Command::Serve(a)) => a,
+            Some(Command::Policy(p)) => return crate::policy_cli::run(p),
             None => ServeArgs::default(),
         };
+
         crate::telemetry::init(args.log_format);
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()

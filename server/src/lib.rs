@@ -9,7 +9,9 @@
 //! - [`api`]: the HTTP boundary: routes, handlers, extractors, the error body.
 //! - [`service`]: use cases per resource: validate, authorize, write atomically.
 //! - [`pipeline`]: branch pipelines and deal transitions.
+//! - [`policy`]: rhai and WebAssembly policies: interface, runtimes, limits.
 //! - [`auth`]: tokens and the one authorization matrix.
+
 //! - [`domain`]: types and rules without I/O (money, ids, stages, records).
 //! - [`store`]: the `Store` trait, its sled backend and group commit.
 //! - [`metrics`]: Prometheus counters and histograms.
@@ -22,6 +24,9 @@ pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy;
+pub mod policy_cli;
+
 pub mod server;
 pub mod service;
 pub mod store;

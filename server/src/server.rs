@@ -43,6 +43,8 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
             source,
         })?;
     let services = Services::new(Arc::new(store));
+    services.init_policies().await?;
+
     match services
         .bootstrap_admin(args.admin_token.as_deref())
         .await?

@@ -241,6 +241,7 @@ pub async fn open_app(dir: &Path) -> (Router, Services) {
         .bootstrap_admin(Some(ADMIN))
         .await
         .expect("admin token");
+    services.init_policies().await.expect("default policies");
     (dealflow::router(services.clone()), services)
 }
 
@@ -255,3 +256,11 @@ pub fn dealflow_binary() -> PathBuf {
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     dir.join(format!("dealflow{}", std::env::consts::EXE_SUFFIX))
 }
+
+/// The `large-deal-guard` example plugin as a WebAssembly component, built
+/// from `plugins/large-deal-guard` by this crate's `build.rs`.
+pub const PLUGIN_LARGE_DEAL_GUARD: &str = env!("PLUGIN_LARGE_DEAL_GUARD");
+
+/// The `new-brand-bonus` example plugin as a WebAssembly component, built
+/// from `plugins/new-brand-bonus` by this crate's `build.rs`.
+pub const PLUGIN_NEW_BRAND_BONUS: &str = env!("PLUGIN_NEW_BRAND_BONUS");

@@ -12,8 +12,9 @@ use super::extract::{Body, Caller, IfMatch, Path, Query, Versioned};
 use super::AppState;
 use crate::domain::deal::{Deal, DealPatch, NewDeal, TransitionCheck, TransitionRequest};
 use crate::domain::history::HistoryEntry;
+use crate::domain::task::Task;
 use crate::pipeline::TransitionOutcome;
-use crate::service::{DealFilter, Page, PageRequest};
+use crate::service::{DealFilter, Page, PageRequest, TaskFilter};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -21,6 +22,18 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_deal, patch_deal))
         .routes(routes!(transition))
         .routes(routes!(history))
+        .routes(routes!(list_tasks))
+}
+
+/// Follow-up tasks created by after-transition policies.
+#[utoipa::path(get, path = "/v1/tasks", tag = "deals", params(TaskFilter),
+    responses((status = 200, body = Page<Task>), (status = "4XX", body = ErrorBody)))]
+async fn list_tasks(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(f): Query<TaskFilter>,
+) -> Result<Json<Page<Task>>, ApiError> {
+    Ok(Json(s.services.list_tasks(&caller, &f)?))
 }
 
 /// Opens a deal in the branch pipeline's first stage.
@@ -89,7 +102,6 @@ async fn transition(
             TransitionOutcome::Moved(d) => {
                 s.metrics.transition(&d.branch, &d.stage);
                 Versioned(StatusCode::OK, d.version, *d).into_response()
-
             }
             TransitionOutcome::Checked(c) => Json::<TransitionCheck>(c).into_response(),
         },

@@ -131,6 +131,31 @@ impl From<ServiceError> for ApiError {
                 ),
             )
             .with_details(json!({"from": from, "to": to, "allowed": allowed})),
+            E::TooLarge(_) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message),
+            E::PolicyInvalid(p) => {
+                let mut d = json!({"error": p.to_string()});
+                if let crate::policy::PolicyError::Compile { line, column, .. } = &p {
+                    d["line"] = json!(line);
+                    d["column"] = json!(column);
+                }
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", message).with_details(d)
+            }
+            E::GuardRejected {
+                policy,
+                version,
+                reason,
+                missing,
+            } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "guard_rejected", message).with_details(
+                json!({"policy": policy, "version": version, "reason": reason, "missing": missing}),
+            ),
+            E::PolicyFailed {
+                policy,
+                version,
+                hook,
+                error,
+            } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_failed", message).with_details(
+                json!({"policy": policy, "version": version, "hook": hook, "error": error.to_string()}),
+            ),
             E::Store(StoreError::Conflict { .. }) => Self::new(
                 StatusCode::CONFLICT,
                 "version_conflict",

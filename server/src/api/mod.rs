@@ -7,8 +7,10 @@ mod catalog;
 mod customers;
 mod deals;
 pub mod error;
+mod events;
 mod extract;
 mod ops;
+mod policies;
 mod tokens;
 
 use std::sync::Arc;
@@ -73,6 +75,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(customers::router())
         .merge(deals::router())
+        .merge(policies::router())
+        .merge(events::router())
 }
 
 /// The generated OpenAPI document.

@@ -65,6 +65,10 @@ pub struct Deal {
     pub signed_at: Option<DateTime<Utc>>,
     /// When the deal reached a lost stage.
     pub lost_at: Option<DateTime<Utc>>,
+    /// Attributes set by after-transition policies.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
+
     /// Created at.
     pub created_at: DateTime<Utc>,
     /// Last changed at.

@@ -41,8 +41,37 @@ pub struct HistoryEntry {
     /// An admin's written reason for forcing a vetoed move.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_reason: Option<String>,
+    /// Every policy decision taken for this entry (guards and after-hooks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
     /// Changed fields: `{"field": {"from": …, "to": …}}`.
+
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub changes: Option<serde_json::Value>,
+}
+
+/// One hook decision, with the policy version that made it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Decision {
+    /// The hook (`guard`, `after`).
+    pub hook: String,
+    /// Policy name.
+    pub policy: String,
+    /// Policy version.
+    pub version: u64,
+    /// SHA-256 of that version.
+    pub sha256: String,
+    /// For guards: whether it allowed the move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<bool>,
+    /// For rejections: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For after-hooks: what it did (tasks created, attributes set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// True when an admin forced the move past this rejection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overridden: bool,
 }

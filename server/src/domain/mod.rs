@@ -13,5 +13,7 @@ pub mod money;
 pub mod patch;
 pub mod pipeline;
 pub mod record;
+pub mod task;
+
 pub mod token;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! its own) and the transition of a deal from one stage to the next.
 
 mod definition;
+pub mod hook_input;
 mod transition;
 
 pub use definition::{OrphanedStage, PipelineCache, PipelineChange};

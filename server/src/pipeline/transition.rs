@@ -1,17 +1,27 @@
 //! Moving a deal between stages: check the move against the branch pipeline,
-//! then write the deal, its history entry, its stage index and (on signing)
-//! the brands it makes no longer new, in one atomic batch.
+//! ask every guard policy (one snapshot of the live set decides the whole
+//! request), run the after-hooks on the moved deal, then write the deal, its
+//! history entry (with every decision), its stage index, the follow-up tasks
+//! and (on signing) the brands it makes no longer new, in one atomic batch.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::auth::{Denied, Principal};
 use crate::domain::brand::Brand;
+use crate::domain::customer::Customer;
 use crate::domain::deal::{Deal, TransitionCheck, TransitionRequest, Verdict};
-use crate::domain::history::{HistoryAction, HistoryEntry};
+use crate::domain::history::{Decision, HistoryAction, HistoryEntry};
 use crate::domain::pipeline::{Pipeline, StageKind};
+use crate::domain::task::{Task, TaskStatus};
 use crate::domain::validate;
-use crate::service::{check_version, now, ServiceError, Services};
+use crate::policy::hooks::{AfterOutput, GuardVerdict, TransitionInput};
+use crate::policy::live::LivePolicy;
+use crate::policy::{Limits, PolicyError};
+use crate::service::{check_version, encode, now, ServiceError, Services};
 use crate::store::{keys, Batch, StoreError};
+
+use super::hook_input::{actor_info, branch_info, customer_info, deal_info, records_info, ts};
 
 /// What a transition request produced.
 #[derive(Debug)]
@@ -24,6 +34,10 @@ pub enum TransitionOutcome {
 
 /// The built-in rule name used in verdicts about the pipeline's structure.
 const PIPELINE_RULE: &str = "pipeline";
+/// Most tasks one after-hook may create.
+const MAX_TASKS_PER_HOOK: usize = 20;
+/// Most attributes a deal may carry.
+const MAX_ATTRIBUTES: usize = 64;
 
 fn structural_verdict(pipeline: &Pipeline, deal: &Deal, to: &str) -> (Verdict, Vec<String>) {
     let targets = pipeline.targets(&deal.stage);
@@ -46,7 +60,122 @@ fn structural_verdict(pipeline: &Pipeline, deal: &Deal, to: &str) -> (Verdict, V
     )
 }
 
+/// What the policies said about one move.
+struct HookRun {
+    /// Each guard with its answer.
+    guards: Vec<(Arc<LivePolicy>, Result<GuardVerdict, PolicyError>)>,
+    /// Each after-hook with its answer (empty when the move is refused or a dry run).
+    afters: Vec<(Arc<LivePolicy>, Result<AfterOutput, PolicyError>)>,
+}
+
+impl HookRun {
+    /// The first vetoing guard, if any (failures count as vetoes).
+    fn veto(&self) -> Option<(&LivePolicy, String, Vec<String>)> {
+        self.guards.iter().find_map(|(p, r)| match r {
+            Ok(v) if v.allow => None,
+            Ok(v) => Some((
+                p.as_ref(),
+                v.reason.clone().unwrap_or_default(),
+                v.missing.clone(),
+            )),
+            Err(e) => Some((p.as_ref(), format!("the policy failed: {e}"), Vec::new())),
+        })
+    }
+}
+
+/// Runs the guards on `input`; when they allow (or `force`), runs the
+/// after-hooks on the moved deal. Synchronous: called on the blocking pool.
+fn run_hooks(
+    guards: Vec<Arc<LivePolicy>>,
+    afters: Vec<Arc<LivePolicy>>,
+    mut input: TransitionInput,
+    run_after: bool,
+    force: bool,
+    limits: &Limits,
+) -> HookRun {
+    let guards: Vec<_> = guards
+        .into_iter()
+        .map(|g| {
+            let r = g.exec.guard(&input, limits);
+            (g, r)
+        })
+        .collect();
+    let allowed = guards.iter().all(|(_, r)| matches!(r, Ok(v) if v.allow));
+    let mut run = HookRun {
+        guards,
+        afters: Vec::new(),
+    };
+    if run_after && (allowed || force) && !afters.is_empty() {
+        input.deal.stage = input.to.clone();
+        input.deal.stages_passed.push(input.to.clone());
+        if input.to_kind == "won" {
+            input.deal.signed_at = Some(input.at.clone());
+        }
+        run.afters = afters
+            .into_iter()
+            .map(|a| {
+                let r = a.exec.after(&input, limits);
+                (a, r)
+            })
+            .collect();
+    }
+    run
+}
+
+fn decision(hook: &str, p: &LivePolicy) -> Decision {
+    Decision {
+        hook: hook.into(),
+        policy: p.name.clone(),
+        version: p.version,
+        sha256: p.sha256.clone(),
+        allow: None,
+        reason: None,
+        outcome: None,
+        overridden: false,
+    }
+}
+
+fn policy_failed(p: &LivePolicy, hook: &str, error: PolicyError) -> ServiceError {
+    ServiceError::PolicyFailed {
+        policy: p.name.clone(),
+        version: p.version,
+        hook: hook.into(),
+        error,
+    }
+}
+
 impl Services {
+    /// Builds the hook input for moving `deal` to `to`.
+    fn transition_input(
+        &self,
+        caller: &Principal,
+        deal: &Deal,
+        to: &str,
+        to_kind: StageKind,
+        at: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<TransitionInput, ServiceError> {
+        let customer: Customer = self
+            .repo
+            .fetch(keys::CUSTOMER, "customer", &deal.customer_id)?
+            .value;
+        Ok(TransitionInput {
+            branch: branch_info(self, &deal.branch)?,
+            deal: deal_info(self, deal)?,
+            customer: customer_info(&customer),
+            records: records_info(self, &deal.customer_id)?,
+            from: deal.stage.clone(),
+            to: to.into(),
+            to_kind: match to_kind {
+                StageKind::Open => "open",
+                StageKind::Won => "won",
+                StageKind::Lost => "lost",
+            }
+            .into(),
+            at: ts(at),
+            actor: actor_info(caller),
+        })
+    }
+
     /// Moves a deal to `req.to`, or with `dry_run` reports what would happen.
     pub async fn transition(
         &self,
@@ -67,25 +196,15 @@ impl Services {
             .transpose()?;
         let note = validate::opt_text("note", req.note.as_deref())?;
         let requested_at = crate::service::check_business_time("at", req.at)?;
+        // One snapshot decides the whole request, retries included.
+        let live = self.policies.live.snapshot();
         for _ in 0..crate::service::MAX_RETRIES {
             let old = self.visible_deal(caller, deal_id)?;
             check_version(if_match, old.value.version)?;
             let deal = &old.value;
             let pipeline = self.pipeline_of(&deal.branch)?;
             let (verdict, targets) = structural_verdict(&pipeline, deal, &req.to);
-            if req.dry_run {
-                let missing = verdict.reason.iter().cloned().collect();
-                return Ok(TransitionOutcome::Checked(TransitionCheck {
-                    dry_run: true,
-                    allowed: verdict.allow,
-                    from: deal.stage.clone(),
-                    to: req.to.clone(),
-                    allowed_targets: targets,
-                    verdicts: vec![verdict],
-                    missing,
-                }));
-            }
-            if !verdict.allow {
+            if !verdict.allow && !req.dry_run {
                 return Err(ServiceError::InvalidTransition {
                     from: deal.stage.clone(),
                     to: req.to.clone(),
@@ -111,6 +230,75 @@ impl Services {
                 .stage(&req.to)
                 .map(|s| s.kind)
                 .unwrap_or(StageKind::Open);
+            let (guards, _) = live.effective(&deal.branch, crate::policy::hooks::Hook::Guard);
+            let (afters, _) = live.effective(&deal.branch, crate::policy::hooks::Hook::After);
+            let run = if (guards.is_empty() && afters.is_empty()) || !verdict.allow {
+                HookRun {
+                    guards: Vec::new(),
+                    afters: Vec::new(),
+                }
+            } else {
+                let input = self.transition_input(caller, deal, &req.to, kind, &at)?;
+                let (dry, force) = (req.dry_run, override_reason.is_some());
+                self.policies
+                    .executor
+                    .run(move |limits| run_hooks(guards, afters, input, !dry, force, limits))
+                    .await
+                    .map_err(|e| ServiceError::PolicyFailed {
+                        policy: "runtime".into(),
+                        version: 0,
+                        hook: "guard".into(),
+                        error: e,
+                    })?
+            };
+            if req.dry_run {
+                return Ok(TransitionOutcome::Checked(dry_run_report(
+                    deal, &req.to, verdict, targets, &run,
+                )));
+            }
+            let veto = run
+                .veto()
+                .map(|(p, r, m)| (p.name.clone(), p.version, r, m));
+            if let Some((policy, version, reason, missing)) = &veto {
+                if override_reason.is_none() {
+                    // A guard that failed fails closed, reported as such.
+                    if let Some((p, Err(e))) = run.guards.iter().find(|(p, _)| &p.name == policy) {
+                        return Err(policy_failed(p, "guard", e.clone()));
+                    }
+                    self.publish(
+                        "veto",
+                        Some(&deal.branch),
+                        Some(&deal.owner),
+                        serde_json::json!({"deal": deal.id, "from": deal.stage, "to": req.to, "policy": policy,
+                                           "version": version, "reason": reason, "by": caller.user}),
+                    );
+                    return Err(ServiceError::GuardRejected {
+                        policy: policy.clone(),
+                        version: *version,
+                        reason: reason.clone(),
+                        missing: missing.clone(),
+                    });
+                }
+            }
+            let mut decisions: Vec<Decision> = run
+                .guards
+                .iter()
+                .map(|(p, r)| {
+                    let mut d = decision("guard", p);
+                    match r {
+                        Ok(v) => {
+                            d.allow = Some(v.allow);
+                            d.reason = v.reason.clone();
+                        }
+                        Err(e) => {
+                            d.allow = Some(false);
+                            d.reason = Some(format!("the policy failed: {e}"));
+                        }
+                    }
+                    d.overridden = d.allow == Some(false);
+                    d
+                })
+                .collect();
             let now = now();
             let mut moved = deal.clone();
             moved.stage = req.to.clone();
@@ -123,6 +311,25 @@ impl Services {
                 StageKind::Lost => moved.lost_at = Some(at),
                 StageKind::Open => {}
             }
+            let mut batch = Batch::new();
+            let mut emitted = Vec::new();
+            for (p, r) in &run.afters {
+                let out = r.clone().map_err(|e| policy_failed(p, "after", e))?;
+                let tasks = self.stage_tasks(&mut batch, &moved, &out, p, &at)?;
+                apply_attributes(&mut moved, &out).map_err(|e| policy_failed(p, "after", e))?;
+                let mut d = decision("after", p);
+                d.outcome = Some(format!(
+                    "{tasks} task(s), {} attribute(s), {} event(s)",
+                    out.set.len(),
+                    out.events.len()
+                ));
+                decisions.push(d);
+                emitted.extend(
+                    out.events
+                        .iter()
+                        .map(|e| (p.name.clone(), p.version, e.clone())),
+                );
+            }
             let entry = HistoryEntry {
                 seq: moved.version,
                 action: HistoryAction::Transition,
@@ -132,10 +339,10 @@ impl Services {
                 from: Some(deal.stage.clone()),
                 to: Some(req.to.clone()),
                 note: note.clone(),
-                override_reason: override_reason.clone(),
+                override_reason: override_reason.clone().filter(|_| veto.is_some()),
+                decisions,
                 changes: None,
             };
-            let mut batch = Batch::new();
             crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
             if kind == StageKind::Won {
                 self.stage_brands_sold(&mut batch, &moved)?;
@@ -143,14 +350,95 @@ impl Services {
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => {
-                    return other
-                        .map(|_| TransitionOutcome::Moved(Box::new(moved)))
-
-                        .map_err(Into::into)
+                    other?;
+                    let (b, o) = (Some(moved.branch.as_str()), Some(moved.owner.as_str()));
+                    self.publish(
+                        "transition",
+                        b,
+                        o,
+                        serde_json::json!({"deal": moved.id, "from": deal.stage, "to": moved.stage,
+                                           "version": moved.version, "by": caller.user}),
+                    );
+                    if let Some((policy, version, reason, _)) = &veto {
+                        tracing::warn!(deal = %moved.id, %policy, version, %reason, by = %caller.user, "admin override of a vetoed move");
+                        self.publish(
+                            "override",
+                            b,
+                            o,
+                            serde_json::json!({"deal": moved.id, "policy": policy, "version": version, "reason": reason,
+                                               "override_reason": override_reason, "by": caller.user}),
+                        );
+                    }
+                    for (policy, version, e) in emitted {
+                        self.publish(
+                            "policy_event",
+                            b,
+                            o,
+                            serde_json::json!({"deal": moved.id, "policy": policy, "version": version,
+                                               "kind": e.kind, "message": e.message}),
+                        );
+                    }
+                    return Ok(TransitionOutcome::Moved(Box::new(moved)));
                 }
             }
         }
         Err(ServiceError::Contended)
+    }
+
+    /// Adds the tasks an after-hook asked for; returns how many.
+    fn stage_tasks(
+        &self,
+        batch: &mut Batch,
+        deal: &Deal,
+        out: &AfterOutput,
+        policy: &LivePolicy,
+        at: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, ServiceError> {
+        if out.tasks.len() > MAX_TASKS_PER_HOOK {
+            return Err(policy_failed(
+                policy,
+                "after",
+                PolicyError::BadOutput(format!(
+                    "at most {MAX_TASKS_PER_HOOK} tasks per transition"
+                )),
+            ));
+        }
+        for spec in &out.tasks {
+            let bad = |m: String| policy_failed(policy, "after", PolicyError::BadOutput(m));
+            let title = validate::name("tasks[].title", &spec.title).map_err(|e| bad(e.reason))?;
+            if !(0..=3650).contains(&spec.due_in_days) {
+                return Err(bad("tasks[].due_in_days must be 0 to 3650".into()));
+            }
+            let assignee = match &spec.assignee {
+                Some(a) => validate::user("tasks[].assignee", a).map_err(|e| bad(e.reason))?,
+                None => deal.owner.clone(),
+            };
+            let task = Task {
+                id: self.repo.new_id("task")?,
+                branch: deal.branch.clone(),
+                customer_id: deal.customer_id.clone(),
+                deal_id: Some(deal.id.clone()),
+                title,
+                kind: spec.kind.clone(),
+                assignee,
+                due_at: *at + chrono::Duration::days(spec.due_in_days),
+                status: TaskStatus::Open,
+                note: None,
+                created_by_policy: Some(format!("{}@{}", policy.name, policy.version)),
+                created_at: now(),
+                version: 1,
+            };
+            batch.put(keys::key(keys::TASK, &[&task.id]), encode(&task));
+            batch.put(
+                keys::key(keys::IX_TASK_BRANCH, &[&task.branch, &task.id]),
+                task.id.as_bytes(),
+            );
+            batch.put(
+                keys::key(keys::IX_TASK_DEAL, &[&deal.id, &task.id]),
+                task.id.as_bytes(),
+            );
+        }
+        Ok(out.tasks.len())
     }
 
     /// Marks the deal's brands that were still new as sold by this deal.
@@ -170,8 +458,66 @@ impl Services {
             b.first_signed_deal = Some(deal.id.clone());
             b.version += 1;
             batch.expect(key.clone(), Some(&stored.raw));
-            batch.put(key, crate::service::encode(&b));
+            batch.put(key, encode(&b));
         }
         Ok(())
+    }
+}
+
+fn apply_attributes(deal: &mut Deal, out: &AfterOutput) -> Result<(), PolicyError> {
+    for (k, v) in &out.set {
+        let key_ok = (1..=64).contains(&k.len())
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        if !key_ok || v.chars().count() > 1000 {
+            return Err(PolicyError::BadOutput(format!(
+                "attribute `{k}`: keys are 1-64 of [A-Za-z0-9_.-], values at most 1000 characters"
+            )));
+        }
+        deal.attributes.insert(k.clone(), v.clone());
+    }
+    if deal.attributes.len() > MAX_ATTRIBUTES {
+        return Err(PolicyError::BadOutput(format!(
+            "a deal carries at most {MAX_ATTRIBUTES} attributes"
+        )));
+    }
+    Ok(())
+}
+
+fn dry_run_report(
+    deal: &Deal,
+    to: &str,
+    structural: Verdict,
+    targets: Vec<String>,
+    run: &HookRun,
+) -> TransitionCheck {
+    let mut missing: Vec<String> = structural.reason.iter().cloned().collect();
+    let mut verdicts = vec![structural];
+    for (p, r) in &run.guards {
+        let (allow, reason) = match r {
+            Ok(v) => {
+                missing.extend(v.missing.iter().cloned());
+                if !v.allow && v.missing.is_empty() {
+                    missing.extend(v.reason.iter().cloned());
+                }
+                (v.allow, v.reason.clone())
+            }
+            Err(e) => (false, Some(format!("the policy failed: {e}"))),
+        };
+        verdicts.push(Verdict {
+            policy: p.name.clone(),
+            version: p.version,
+            allow,
+            reason,
+        });
+    }
+    TransitionCheck {
+        dry_run: true,
+        allowed: verdicts.iter().all(|v| v.allow),
+        from: deal.stage.clone(),
+        to: to.to_string(),
+        allowed_targets: targets,
+        verdicts,
+        missing,
     }
 }

@@ -200,6 +200,7 @@ impl Services {
             stages_passed: vec![pipeline.initial().to_string()],
             signed_at: None,
             lost_at: None,
+            attributes: Default::default(),
             created_at: now,
             updated_at: now,
             version: 1,
@@ -215,6 +216,7 @@ impl Services {
             to: Some(deal.stage.clone()),
             note: None,
             override_reason: None,
+            decisions: Vec::new(),
             changes: None,
         };
         let mut batch = Batch::new();
@@ -343,6 +345,7 @@ impl Services {
                 to: None,
                 note: None,
                 override_reason: None,
+                decisions: Vec::new(),
                 changes: Some(changes.into()),
             };
             let mut batch = Batch::new();

@@ -66,7 +66,38 @@ pub enum ServiceError {
         /// Where it may go.
         allowed: Vec<String>,
     },
+    /// 413: an upload is over its size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 422: a policy upload does not compile, fit the interface or pass its tests.
+    #[error("the policy is invalid: {0}")]
+    PolicyInvalid(crate::policy::PolicyError),
+    /// 422: a guard vetoed the move.
+    #[error("policy `{policy}` v{version} rejected the move: {reason}")]
+    GuardRejected {
+        /// The vetoing policy.
+        policy: String,
+        /// Its version.
+        version: u64,
+        /// Its reason.
+        reason: String,
+        /// What is missing, as sentences.
+        missing: Vec<String>,
+    },
+    /// 422: a hook failed (a failing guard fails closed); nothing was written.
+    #[error("policy `{policy}` v{version} failed in `{hook}`: {error}")]
+    PolicyFailed {
+        /// The failing policy.
+        policy: String,
+        /// Its version.
+        version: u64,
+        /// The hook.
+        hook: String,
+        /// What happened.
+        error: crate::policy::PolicyError,
+    },
     /// 500: the store failed.
+
     #[error(transparent)]
     Store(#[from] StoreError),
 }

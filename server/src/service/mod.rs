@@ -6,10 +6,13 @@ mod brands;
 mod customers;
 mod deals;
 mod error;
+mod events;
 mod fx;
 mod page;
+mod policies;
 mod records;
 pub(crate) mod repo;
+mod tasks;
 mod tokens;
 
 use std::sync::Arc;
@@ -19,11 +22,19 @@ pub use customers::CustomerFilter;
 pub(crate) use deals::stage_deal;
 pub use deals::DealFilter;
 pub use error::ServiceError;
+pub use events::{Event, EventBus};
 pub use page::{Page, PageRequest};
+pub use policies::{
+    ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyRegistry,
+    PolicyVersion, UploadedPolicy,
+};
 pub(crate) use repo::encode;
 pub use repo::Repo;
+pub use tasks::TaskFilter;
 pub use tokens::AdminBootstrap;
 
+use crate::policy::executor::Executor;
+use crate::policy::Limits;
 use crate::store::Store;
 
 /// How many times a read-modify-write is retried when a concurrent writer
@@ -39,15 +50,32 @@ pub struct Services {
     tokens: Arc<tokens::TokenCache>,
     /// Effective pipelines by branch.
     pub(crate) pipelines: Arc<crate::pipeline::PipelineCache>,
+    /// Policy versions, the live set and the executor.
+    pub(crate) policies: Arc<PolicyRegistry>,
+    /// Event fan-out.
+    pub(crate) events: Arc<EventBus>,
 }
 
+/// Most policy executions running at once, by default.
+pub const DEFAULT_MAX_CONCURRENT_POLICIES: usize = 16;
+
 impl Services {
-    /// Services over `store`.
+    /// Services over `store` with default policy limits.
     pub fn new(store: Arc<dyn Store>) -> Self {
+        let executor = Executor::new(Limits::default(), DEFAULT_MAX_CONCURRENT_POLICIES)
+            .expect("the default policy engines start");
+        Self::with_executor(store, executor)
+    }
+
+    /// Services over `store` running policies with `executor`.
+    pub fn with_executor(store: Arc<dyn Store>, executor: Executor) -> Self {
         let repo = Repo::new(store);
         Self {
             tokens: Arc::new(tokens::TokenCache::default()),
             pipelines: Arc::default(),
+            policies: Arc::new(PolicyRegistry::new(executor)),
+            events: Arc::default(),
+
             repo,
         }
     }

@@ -60,3 +60,15 @@ pub const IX_DEAL_OWNER: &str = "ix.dl.own";
 pub const IX_DEAL_STAGE: &str = "ix.dl.st";
 /// Index: deals by customer.
 pub const IX_DEAL_CUSTOMER: &str = "ix.dl.cu";
+/// Follow-up tasks by id.
+pub const TASK: &str = "task";
+/// Index: tasks by branch.
+pub const IX_TASK_BRANCH: &str = "ix.task.br";
+/// Index: tasks by deal.
+pub const IX_TASK_DEAL: &str = "ix.task.dl";
+/// Policies by name.
+pub const POLICY: &str = "po";
+/// Policy versions by name, then zero-padded version.
+pub const POLICY_VERSION: &str = "pv";
+/// Policy version bodies (script text or module bytes), like versions.
+pub const POLICY_BODY: &str = "pb";

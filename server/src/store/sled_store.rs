@@ -135,6 +135,16 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn scan_last(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.db.scan_prefix(prefix).rev().take(limit) {
+            let (k, v) = item.map_err(backend)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
         let mut n = 0;
         for item in self.db.scan_prefix(prefix) {

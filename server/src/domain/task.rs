@@ -1,0 +1,48 @@
+//! Follow-up tasks (DOMAIN.md §3, active service), created by after-hooks.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// To do.
+    Open,
+    /// Done.
+    Done,
+    /// Dismissed with a note.
+    Dismissed,
+}
+
+/// A follow-up task.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    /// Server id.
+    pub id: String,
+    /// Branch.
+    pub branch: String,
+    /// Customer to follow up.
+    pub customer_id: String,
+    /// The deal whose transition created it.
+    pub deal_id: Option<String>,
+    /// What to do.
+    pub title: String,
+    /// A short kind.
+    pub kind: Option<String>,
+    /// Who does it.
+    pub assignee: String,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+    /// Status.
+    pub status: TaskStatus,
+    /// Closing note.
+    pub note: Option<String>,
+    /// The policy that created it (`name@version`).
+    pub created_by_policy: Option<String>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+}

@@ -1,0 +1,89 @@
+//! Policies: branch rules as rhai scripts or WebAssembly plugins, compiled
+//! once per version, executed per hook call within hard limits.
+//!
+//! - [`hooks`]: the interface (hook points and their input/output records).
+//! - [`limits`]: the named limits every execution runs under.
+//! - [`rhai_runtime`]: the rhai engine, its sandbox and the script bridge.
+//! - [`wasm`]: the wasmtime component host.
+
+pub mod executor;
+pub mod hooks;
+pub mod limits;
+pub mod live;
+
+pub mod rhai_runtime;
+pub mod wasm;
+
+use hooks::{
+    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
+    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
+};
+pub use limits::Limits;
+
+/// Why a policy could not be compiled or did not return a usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PolicyError {
+    /// The source or module does not compile.
+    #[error("does not compile: {message}")]
+    Compile {
+        /// The compiler's message.
+        message: String,
+        /// 1-based line, for scripts.
+        line: Option<usize>,
+        /// 1-based column, for scripts.
+        column: Option<usize>,
+    },
+    /// The policy does not fit the interface (no hooks, unknown exports, …).
+    #[error("does not fit the policy interface: {0}")]
+    Interface(String),
+    /// The policy carries example tests and one failed.
+    #[error("example test `{name}` failed: {message}")]
+    TestFailed {
+        /// The test's name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// The call ran past its operation budget or fuel.
+    #[error("exceeded its budget of {0}")]
+    Budget(String),
+    /// The call ran past its wall-clock deadline.
+    #[error("exceeded its deadline of {0} ms")]
+    Deadline(u64),
+    /// The call needed more memory than allowed (or nested too deep).
+    #[error("exceeded a memory or size limit: {0}")]
+    Resource(String),
+    /// The script threw, or the plugin trapped or returned an error.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// The answer does not have the hook's output shape.
+    #[error("returned the wrong shape: {0}")]
+    BadOutput(String),
+    /// The policy does not implement the hook it was asked for.
+    #[error("does not implement the `{0}` hook")]
+    NotImplemented(&'static str),
+}
+
+/// A compiled policy version, ready to run any hook it implements. Calls are
+/// synchronous CPU work: run them off the async workers.
+pub trait Executable: Send + Sync {
+    /// The hooks the policy implements.
+    fn hooks(&self) -> &[Hook];
+    /// Names of the example tests it carries (run at compile).
+    fn tests(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Before a transition.
+    fn guard(&self, input: &TransitionInput, limits: &Limits) -> Result<GuardVerdict, PolicyError>;
+    /// After a transition.
+    fn after(&self, input: &TransitionInput, limits: &Limits) -> Result<AfterOutput, PolicyError>;
+    /// Customer tiering.
+    fn tier(&self, input: &TierInput, limits: &Limits) -> Result<TierOutput, PolicyError>;
+    /// Visit cadence.
+    fn cadence(&self, input: &CadenceInput, limits: &Limits) -> Result<CadenceOutput, PolicyError>;
+    /// Assignment of a new customer.
+    fn assign(&self, input: &AssignInput, limits: &Limits) -> Result<AssignOutput, PolicyError>;
+    /// Bonus rules.
+    fn bonus(&self, input: &BonusInput, limits: &Limits) -> Result<BonusOutput, PolicyError>;
+}

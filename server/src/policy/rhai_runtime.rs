@@ -1,0 +1,711 @@
+//! The rhai runtime: one sandboxed engine, an AST compiled once per policy
+//! version, and the bridge between the hook records and rhai values.
+//!
+//! The sandbox: `Engine::new_raw` plus only the packages policies need (no
+//! file `import` — the crate is built with `no_module` —, no `sleep`, no
+//! clock: the language-core package is left out and `no_time` is on; `eval`
+//! is disabled); `print`/`debug` go to tracing; limits on operations, call
+//! depth, expression depth, string, array and map sizes; a wall-clock
+//! deadline checked from `on_progress`. Numbers are integers or `Decimal`
+//! (the crate is built with `decimal` + `no_float`, so `0.10` is a decimal),
+//! so a script never computes money in floating point.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use rhai::packages::{
+    ArithmeticPackage, BasicArrayPackage, BasicFnPackage, BasicIteratorPackage, BasicMapPackage,
+    BasicMathPackage, BasicStringPackage, LogicPackage, MoreStringPackage, Package,
+};
+use rhai::{
+    CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope, AST,
+};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::hooks::{
+    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
+    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput, DECIMAL_FIELDS,
+};
+use super::{Executable, Limits, PolicyError};
+
+thread_local! {
+    /// The deadline of the call running on this thread, checked by `on_progress`.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// How often (in operations) the deadline is checked: reading the clock on
+/// every operation would cost more than the operations themselves.
+const DEADLINE_CHECK_EVERY: u64 = 1024;
+
+/// The shared, sandboxed rhai engine.
+#[derive(Clone)]
+pub struct RhaiHost {
+    /// The engine (immutable after construction, shared by every call).
+    engine: Arc<Engine>,
+    /// The limits it was built with.
+    limits: Limits,
+}
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+fn runtime_error(msg: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(msg.into()),
+        Position::NONE,
+    ))
+}
+
+fn parse_time(s: &str) -> RhaiResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| runtime_error(format!("`{s}` is not an RFC 3339 time")))
+}
+
+fn parse_date(s: &str) -> RhaiResult<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| runtime_error(format!("`{s}` is not a YYYY-MM-DD date")))
+}
+
+/// Registers the helpers scripts get: decimals, dates and test assertions.
+fn register_helpers(engine: &mut Engine) {
+    engine.register_fn("dec", |s: ImmutableString| -> RhaiResult<Decimal> {
+        crate::domain::money::parse_decimal(&s).map_err(runtime_error)
+    });
+    engine.register_fn("dec", |i: rhai::INT| Decimal::from(i));
+    engine.register_fn("dec", |d: Decimal| d);
+    engine.register_fn(
+        "round_money",
+        |d: Decimal, places: rhai::INT| -> RhaiResult<Decimal> {
+            let places =
+                u32::try_from(places).map_err(|_| runtime_error("places must be 0 to 28"))?;
+            Ok(d.round_dp_with_strategy(
+                places.min(28),
+                rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+            ))
+        },
+    );
+    engine.register_fn("money", |d: Decimal| d.normalize().to_string());
+    engine.register_fn(
+        "days_between",
+        |a: ImmutableString, b: ImmutableString| -> RhaiResult<rhai::INT> {
+            let (a, b) = (parse_time(&a)?, parse_time(&b)?);
+            Ok((b - a).num_days())
+        },
+    );
+    engine.register_fn(
+        "date_of",
+        |ts: ImmutableString, tz: ImmutableString| -> RhaiResult<String> {
+            let t = parse_time(&ts)?;
+            let tz: chrono_tz::Tz = tz
+                .parse()
+                .map_err(|_| runtime_error(format!("`{tz}` is not a time zone")))?;
+            Ok(t.with_timezone(&tz).date_naive().to_string())
+        },
+    );
+    engine.register_fn(
+        "add_days",
+        |d: ImmutableString, n: rhai::INT| -> RhaiResult<String> {
+            let d = parse_date(&d)?;
+            d.checked_add_signed(chrono::Duration::days(n))
+                .map(|d| d.to_string())
+                .ok_or_else(|| runtime_error("date out of range"))
+        },
+    );
+    engine.register_fn(
+        "add_months",
+        |d: ImmutableString, n: rhai::INT| -> RhaiResult<String> {
+            let d = parse_date(&d)?;
+            let m = Months::new(
+                u32::try_from(n.unsigned_abs()).map_err(|_| runtime_error("too many months"))?,
+            );
+            let r = if n >= 0 {
+                d.checked_add_months(m)
+            } else {
+                d.checked_sub_months(m)
+            };
+            r.map(|d| d.to_string())
+                .ok_or_else(|| runtime_error("date out of range"))
+        },
+    );
+    engine.register_fn(
+        "days_between_dates",
+        |a: ImmutableString, b: ImmutableString| -> RhaiResult<rhai::INT> {
+            Ok((parse_date(&b)? - parse_date(&a)?).num_days())
+        },
+    );
+    engine.register_fn("year_of", |d: ImmutableString| -> RhaiResult<rhai::INT> {
+        Ok(rhai::INT::from(parse_date(&d)?.year()))
+    });
+    engine.register_fn(
+        "assert",
+        |ok: bool, msg: ImmutableString| -> RhaiResult<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(runtime_error(format!("assertion failed: {msg}")))
+            }
+        },
+    );
+    engine.register_fn("assert_eq", |a: Dynamic, b: Dynamic| -> RhaiResult<()> {
+        let (ja, jb) = (to_json(&a).ok(), to_json(&b).ok());
+        if ja.is_some() && ja == jb {
+            Ok(())
+        } else {
+            Err(runtime_error(format!("assertion failed: {a:?} != {b:?}")))
+        }
+    });
+}
+
+impl RhaiHost {
+    /// Builds the sandboxed engine with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        let mut engine = Engine::new_raw();
+        for module in [
+            ArithmeticPackage::new().as_shared_module(),
+            LogicPackage::new().as_shared_module(),
+            BasicStringPackage::new().as_shared_module(),
+            MoreStringPackage::new().as_shared_module(),
+            BasicIteratorPackage::new().as_shared_module(),
+            BasicFnPackage::new().as_shared_module(),
+            BasicArrayPackage::new().as_shared_module(),
+            BasicMapPackage::new().as_shared_module(),
+            BasicMathPackage::new().as_shared_module(),
+        ] {
+            engine.register_global_module(module);
+        }
+        register_helpers(&mut engine);
+        engine.disable_symbol("eval");
+        engine.set_strict_variables(true);
+        engine.set_max_operations(limits.max_operations);
+        engine.set_max_call_levels(limits.max_call_depth);
+        engine.set_max_expr_depths(limits.max_expr_depth.0, limits.max_expr_depth.1);
+        engine.set_max_string_size(limits.max_string_size);
+        engine.set_max_array_size(limits.max_array_size);
+        engine.set_max_map_size(limits.max_map_size);
+        engine.on_print(|s| tracing::info!(target: "dealflow::policy::print", "{s}"));
+        engine.on_debug(|s, src, pos| tracing::debug!(target: "dealflow::policy::debug", source = ?src, %pos, "{s}"));
+        engine.on_progress(|ops| {
+            if ops % DEADLINE_CHECK_EVERY != 0 {
+                return None;
+            }
+            match DEADLINE.with(Cell::get) {
+                Some(deadline) if Instant::now() > deadline => Some(Dynamic::from("deadline")),
+                _ => None,
+            }
+        });
+        Self {
+            engine: Arc::new(engine),
+            limits,
+        }
+    }
+
+    /// Compiles a script; checks its hooks and runs its example tests
+    /// (functions named `test_*` without parameters).
+    pub fn compile(&self, source: &str) -> Result<RhaiPolicy, PolicyError> {
+        if source.len() > self.limits.max_upload_bytes {
+            return Err(PolicyError::Resource(format!(
+                "the script is {} bytes; the limit is {}",
+                source.len(),
+                self.limits.max_upload_bytes
+            )));
+        }
+        let ast = self
+            .engine
+            .compile(source)
+            .map_err(|e| PolicyError::Compile {
+                message: e.to_string(),
+                line: e.position().line(),
+                column: e.position().position(),
+            })?;
+        let mut hooks = Vec::new();
+        let mut tests = Vec::new();
+        for f in ast.iter_functions() {
+            if let Some(h) = Hook::ALL.iter().find(|h| h.name() == f.name) {
+                if f.params.len() != 1 {
+                    return Err(PolicyError::Interface(format!(
+                        "`{}` must take exactly one parameter (the hook's input)",
+                        f.name
+                    )));
+                }
+                hooks.push(*h);
+            } else if f.name.starts_with("test_") && f.params.is_empty() {
+                tests.push(f.name.to_string());
+            }
+        }
+        hooks.sort();
+        hooks.dedup();
+        if hooks.is_empty() {
+            return Err(PolicyError::Interface(
+                "the script defines no hook function (guard, after, tier, cadence, assign or bonus)".into(),
+            ));
+        }
+        let policy = RhaiPolicy {
+            host: self.clone(),
+            ast: Arc::new(ast),
+            hooks,
+            tests,
+        };
+        policy.run_tests()?;
+        Ok(policy)
+    }
+}
+
+/// A compiled script.
+pub struct RhaiPolicy {
+    /// The engine it runs on.
+    host: RhaiHost,
+    /// The compiled script.
+    ast: Arc<AST>,
+    /// Hooks it defines.
+    hooks: Vec<Hook>,
+    /// Its example tests.
+    tests: Vec<String>,
+}
+
+/// Restores the thread's deadline when a call ends, even by panic.
+struct DeadlineGuard;
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(None));
+    }
+}
+
+impl RhaiPolicy {
+    /// Names of the script's example tests.
+    pub fn tests(&self) -> &[String] {
+        &self.tests
+    }
+
+    /// Runs every example test; the first failure is the error.
+    pub fn run_tests(&self) -> Result<(), PolicyError> {
+        for name in &self.tests {
+            let _ = self
+                .call_raw(name, Vec::new(), &self.host.limits)
+                .map_err(|e| PolicyError::TestFailed {
+                    name: name.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    fn call_raw(
+        &self,
+        name: &str,
+        args: Vec<Dynamic>,
+        limits: &Limits,
+    ) -> Result<Dynamic, PolicyError> {
+        let _guard = DeadlineGuard;
+        DEADLINE.with(|d| d.set(Some(Instant::now() + limits.deadline)));
+        let mut scope = Scope::new();
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        self.host
+            .engine
+            .call_fn_with_options::<Dynamic>(options, &mut scope, &self.ast, name, args)
+            .map_err(|e| map_error(*e, limits))
+    }
+
+    fn call<I: Serialize, O: DeserializeOwned>(
+        &self,
+        hook: Hook,
+        input: &I,
+        limits: &Limits,
+    ) -> Result<O, PolicyError> {
+        if !self.hooks.contains(&hook) {
+            return Err(PolicyError::NotImplemented(hook.name()));
+        }
+        let value = serde_json::to_value(input).map_err(|e| PolicyError::Failed(e.to_string()))?;
+        let out = self.call_raw(hook.name(), vec![to_dynamic(&value, None)], limits)?;
+        let json = to_json(&out).map_err(PolicyError::BadOutput)?;
+        serde_json::from_value(json).map_err(|e| PolicyError::BadOutput(e.to_string()))
+    }
+}
+
+fn map_error(e: EvalAltResult, limits: &Limits) -> PolicyError {
+    use EvalAltResult as E;
+    match e {
+        E::ErrorTooManyOperations(_) => {
+            PolicyError::Budget(format!("{} operations", limits.max_operations))
+        }
+        E::ErrorTerminated(..) => PolicyError::Deadline(limits.deadline.as_millis() as u64),
+        E::ErrorStackOverflow(_) => {
+            PolicyError::Resource(format!("call depth over {}", limits.max_call_depth))
+        }
+        E::ErrorDataTooLarge(what, _) => PolicyError::Resource(format!("{what} too large")),
+        E::ErrorTooManyVariables(_) => PolicyError::Resource("too many variables".into()),
+        E::ErrorMismatchOutputType(want, got, _) => {
+            PolicyError::BadOutput(format!("expected {want}, got {got}"))
+        }
+        E::ErrorInFunctionCall(_, _, inner, _) => map_error(*inner, limits),
+        other => PolicyError::Failed(other.to_string()),
+    }
+}
+
+/// JSON → rhai: objects become maps, integers `INT`, decimal fields (and
+/// non-integer numbers) `Decimal`.
+fn to_dynamic(v: &Value, key: Option<&str>) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => crate::domain::money::parse_decimal(&n.to_string())
+                .map(Dynamic::from_decimal)
+                .unwrap_or(Dynamic::UNIT),
+        },
+        Value::String(s) => match key {
+            Some(k) if DECIMAL_FIELDS.contains(&k) => crate::domain::money::parse_decimal(s)
+                .map(Dynamic::from_decimal)
+                .unwrap_or_else(|_| Dynamic::from(s.clone())),
+            _ => Dynamic::from(s.clone()),
+        },
+        Value::Array(a) => Dynamic::from_array(a.iter().map(|x| to_dynamic(x, key)).collect()),
+        Value::Object(o) => {
+            let mut m = Map::new();
+            for (k, x) in o {
+                m.insert(k.as_str().into(), to_dynamic(x, Some(k)));
+            }
+            Dynamic::from_map(m)
+        }
+    }
+}
+
+/// rhai → JSON, exactly: decimals become decimal strings.
+fn to_json(d: &Dynamic) -> Result<Value, String> {
+    if d.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = d.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = d.as_int() {
+        return Ok(Value::from(i));
+    }
+    if let Some(x) = d.clone().try_cast::<Decimal>() {
+        return Ok(Value::String(x.normalize().to_string()));
+    }
+    if d.is_string() {
+        return Ok(Value::String(d.clone().into_string().unwrap_or_default()));
+    }
+    if d.is_char() {
+        return Ok(Value::String(
+            d.as_char().map(String::from).unwrap_or_default(),
+        ));
+    }
+    if d.is_array() {
+        let a = d
+            .clone()
+            .into_array()
+            .map_err(|t| format!("not an array: {t}"))?;
+        return a
+            .iter()
+            .map(to_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
+    }
+    if d.is_map() {
+        let m = d.clone().cast::<Map>();
+        let mut o = serde_json::Map::new();
+        for (k, v) in &m {
+            o.insert(k.to_string(), to_json(v)?);
+        }
+        return Ok(Value::Object(o));
+    }
+    Err(format!(
+        "a value of type `{}` cannot be returned",
+        d.type_name()
+    ))
+}
+
+impl Executable for RhaiPolicy {
+    fn hooks(&self) -> &[Hook] {
+        &self.hooks
+    }
+
+    fn tests(&self) -> Vec<String> {
+        self.tests.clone()
+    }
+
+    fn guard(&self, input: &TransitionInput, limits: &Limits) -> Result<GuardVerdict, PolicyError> {
+        let v: GuardVerdict = self.call(Hook::Guard, input, limits)?;
+        if !v.allow && v.reason.as_deref().is_none_or(str::is_empty) {
+            return Err(PolicyError::BadOutput(
+                "a rejection must give a `reason`".into(),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn after(&self, input: &TransitionInput, limits: &Limits) -> Result<AfterOutput, PolicyError> {
+        self.call(Hook::After, input, limits)
+    }
+
+    fn tier(&self, input: &TierInput, limits: &Limits) -> Result<TierOutput, PolicyError> {
+        self.call(Hook::Tier, input, limits)
+    }
+
+    fn cadence(&self, input: &CadenceInput, limits: &Limits) -> Result<CadenceOutput, PolicyError> {
+        self.call(Hook::Cadence, input, limits)
+    }
+
+    fn assign(&self, input: &AssignInput, limits: &Limits) -> Result<AssignOutput, PolicyError> {
+        self.call(Hook::Assign, input, limits)
+    }
+
+    fn bonus(&self, input: &BonusInput, limits: &Limits) -> Result<BonusOutput, PolicyError> {
+        self.call(Hook::Bonus, input, limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::hooks::{ActorInfo, BranchInfo, CustomerInfo, DealInfo};
+    use std::time::Duration;
+
+    fn host() -> RhaiHost {
+        RhaiHost::new(Limits::default())
+    }
+
+    fn input(to: &str) -> TransitionInput {
+        TransitionInput {
+            branch: BranchInfo {
+                id: "sh".into(),
+                timezone: "Asia/Shanghai".into(),
+            },
+            deal: DealInfo {
+                id: "deal_1".into(),
+                title: "Fleet".into(),
+                owner: "li".into(),
+                currency: "CNY".into(),
+                needs: vec![],
+                prepayment_ratio: None,
+                opened_at: "2026-03-01T08:00:00.000Z".into(),
+                stage: "visit".into(),
+                stages_passed: vec!["lead".into(), "qualify".into(), "visit".into()],
+                signed_at: None,
+                lines: vec![],
+                amount_total: Decimal::new(1_000_001, 2),
+                cost_total: Decimal::ZERO,
+                attributes: Default::default(),
+            },
+            customer: CustomerInfo {
+                id: "cus_1".into(),
+                name: "ACME".into(),
+                segment: "enterprise".into(),
+                source: "assigned".into(),
+                tier: "A".into(),
+                owner: None,
+                referred_by: None,
+                last_contact_at: None,
+            },
+            records: vec![],
+            from: "visit".into(),
+            to: to.into(),
+            to_kind: "open".into(),
+            at: "2026-03-05T08:00:00.000Z".into(),
+            actor: ActorInfo {
+                user: "li".into(),
+                role: "rep".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn default_policies_compile_and_pass_their_tests() {
+        for (name, src) in [
+            (
+                "quote-late",
+                include_str!("../../../policies/quote-late.rhai"),
+            ),
+            (
+                "after-sign",
+                include_str!("../../../policies/after-sign.rhai"),
+            ),
+            (
+                "pareto-tiering",
+                include_str!("../../../policies/pareto-tiering.rhai"),
+            ),
+            (
+                "visit-cadence",
+                include_str!("../../../policies/visit-cadence.rhai"),
+            ),
+        ] {
+            let p = host()
+                .compile(src)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!p.tests().is_empty(), "{name} carries tests");
+        }
+    }
+
+    #[test]
+    fn decimals_reach_scripts_as_decimals_and_come_back_exact() {
+        let p = host()
+            .compile(r#"fn guard(i) { #{ allow: i.deal.amount_total == 10000.01, reason: `${i.deal.amount_total + 0.1}` } }"#)
+            .unwrap();
+        let v = p.guard(&input("quote"), &Limits::default()).unwrap();
+        assert!(v.allow);
+        assert_eq!(v.reason.as_deref(), Some("10000.11"));
+    }
+
+    #[test]
+    fn quote_late_guard_lists_what_is_missing() {
+        let p = host()
+            .compile(include_str!("../../../policies/quote-late.rhai"))
+            .unwrap();
+        let v = p.guard(&input("quote"), &Limits::default()).unwrap();
+        assert!(!v.allow);
+        assert_eq!(v.missing.len(), 2, "{v:?}");
+    }
+
+    #[test]
+    fn compile_errors_carry_line_and_column() {
+        match host().compile("fn guard(i) {\n  let x = ;\n}") {
+            Err(PolicyError::Compile { line, column, .. }) => {
+                assert_eq!(line, Some(2));
+                assert!(column.is_some());
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_script_without_hooks_or_with_a_failing_test_is_refused() {
+        assert!(matches!(
+            host().compile("fn helper(x) { x }"),
+            Err(PolicyError::Interface(_))
+        ));
+        let failing =
+            "fn guard(i) { #{ allow: true } }\nfn test_fails() { assert(false, \"boom\"); }";
+        assert!(matches!(
+            host().compile(failing),
+            Err(PolicyError::TestFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn the_sandbox_has_no_sleep_eval_or_import() {
+        for src in [
+            "fn guard(i) { sleep(10); #{ allow: true } }",
+            "fn guard(i) { eval(\"1\"); #{ allow: true } }",
+        ] {
+            let res = host()
+                .compile(src)
+                .and_then(|p| p.guard(&input("quote"), &Limits::default()));
+            assert!(res.is_err(), "{src} must fail");
+        }
+        assert!(host()
+            .compile("import \"x\" as y; fn guard(i) { #{ allow: true } }")
+            .is_err());
+    }
+
+    #[test]
+    fn an_infinite_loop_hits_the_operation_budget() {
+        let p = host().compile("fn guard(i) { loop { } }").unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &Limits::default()),
+            Err(PolicyError::Budget(_))
+        ));
+    }
+
+    #[test]
+    fn a_slow_script_hits_the_deadline() {
+        let limits = Limits {
+            max_operations: u64::MAX / 2,
+            deadline: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let h = RhaiHost::new(limits.clone());
+        let p = h.compile("fn guard(i) { loop { } }").unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &limits),
+            Err(PolicyError::Deadline(20))
+        ));
+    }
+
+    #[test]
+    fn unbounded_recursion_and_memory_bombs_hit_resource_limits() {
+        let p = host()
+            .compile("fn f(n) { f(n + 1) }\nfn guard(i) { f(0) }")
+            .unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &Limits::default()),
+            Err(PolicyError::Resource(_))
+        ));
+        let p = host()
+            .compile("fn guard(i) { let s = \"xx\"; loop { s += s; } }")
+            .unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &Limits::default()),
+            Err(PolicyError::Resource(_))
+        ));
+        let p = host()
+            .compile("fn guard(i) { let a = []; loop { a.push(1); } }")
+            .unwrap();
+        let res = p.guard(&input("quote"), &Limits::default());
+        // Whichever limit trips first (array size, operations or the clock
+        // in a slow debug build), the call is contained.
+        assert!(
+            matches!(
+                res,
+                Err(PolicyError::Resource(_) | PolicyError::Budget(_) | PolicyError::Deadline(_))
+            ),
+            "{res:?}"
+        );
+    }
+
+    #[test]
+    fn throws_and_wrong_shapes_are_reported() {
+        let p = host().compile("fn guard(i) { throw \"nope\"; }").unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &Limits::default()),
+            Err(PolicyError::Failed(_))
+        ));
+        let p = host().compile("fn guard(i) { 42 }").unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &Limits::default()),
+            Err(PolicyError::BadOutput(_))
+        ));
+        let p = host().compile("fn guard(i) { #{ allow: false } }").unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &Limits::default()),
+            Err(PolicyError::BadOutput(_))
+        ));
+        let p = host()
+            .compile("fn guard(i) { #{ allow: true, extra: 1 } }")
+            .unwrap();
+        assert!(matches!(
+            p.guard(&input("quote"), &Limits::default()),
+            Err(PolicyError::BadOutput(_))
+        ));
+    }
+
+    #[test]
+    fn an_enormous_script_is_refused() {
+        let limits = Limits::default();
+        let src = format!(
+            "fn guard(i) {{ #{{ allow: true }} }}\n//{}",
+            "x".repeat(limits.max_upload_bytes)
+        );
+        assert!(matches!(
+            host().compile(&src),
+            Err(PolicyError::Resource(_))
+        ));
+    }
+
+    #[test]
+    fn inputs_are_read_only() {
+        let p = host()
+            .compile("fn guard(i) { i.deal.stage = \"x\"; #{ allow: true } }")
+            .unwrap();
+        let inp = input("quote");
+        p.guard(&inp, &Limits::default()).unwrap();
+        assert_eq!(inp.deal.stage, "visit");
+    }
+}

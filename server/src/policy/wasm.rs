@@ -1,0 +1,440 @@
+//! The wasmtime component host: WebAssembly policy plugins implementing the
+//! WIT world `dealflow:policy/policy@1.0.0` (`plugin-sdk/wit/policy.wit`).
+//!
+//! - One [`WasmHost`] per process: one `Engine` with the component model,
+//!   the pooling allocator, fuel and epoch interruption, and an epoch ticker
+//!   thread that holds only a weak engine handle (it stops once the engine
+//!   and every plugin compiled on it are gone).
+//! - [`WasmHost::compile`] takes untrusted bytes: a component, or a core
+//!   module carrying the `component-type` section that wit-bindgen embeds
+//!   (componentized here with `wit-component`). It compiles them itself
+//!   (never `deserialize`), refuses any import (no WASI, no host functions),
+//!   checks the world's exports, keeps a pre-instance and asks the plugin
+//!   once which hooks it implements.
+//! - Each hook call of a [`WasmPolicy`] gets a fresh `Store` and instance from
+//!   the pre-instance (a few microseconds with the pooling allocator), a
+//!   memory cap, a fuel budget and an epoch deadline from [`Limits`].
+//!
+//! Errors map to [`PolicyError`] by kind: fuel → `Budget`, deadline →
+//! `Deadline`, memory or stack → `Resource`, traps and the plugin's own
+//! `Err` → `Failed`, malformed answers → `BadOutput`.
+//!
+//! Submodules: `bindings` (the host side of the WIT world), `convert`
+//! (hook records ↔ WIT records), `limiter` (the per-call memory limiter).
+
+mod bindings;
+mod convert;
+mod limiter;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolConcurrencyLimitError,
+    PoolingAllocationConfig, Store, Trap,
+};
+
+use super::hooks::{
+    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
+    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
+};
+use super::{Executable, Limits, PolicyError};
+use bindings::{Policy, PolicyPre};
+use limiter::CallLimiter;
+
+/// Longest error message taken from a plugin's `Err(..)`, in bytes.
+const MAX_PLUGIN_MESSAGE: usize = 2048;
+
+/// How the engine is sized. The per-call limits (fuel, deadline, memory)
+/// come from [`Limits`]; these are the process-wide ceilings.
+#[derive(Debug, Clone)]
+pub struct WasmHostConfig {
+    /// Most plugin instances alive at once, across all plugins: one per
+    /// running hook call. A call beyond it fails with `Resource`.
+    pub max_instances: u32,
+    /// Hard ceiling on any instance's linear memory, in bytes;
+    /// `Limits::memory_bytes` caps each call at or below it.
+    pub max_memory_bytes: usize,
+    /// Period of the epoch ticker: the granularity of deadlines.
+    pub epoch_tick: Duration,
+}
+
+impl Default for WasmHostConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(5),
+        }
+    }
+}
+
+/// The WebAssembly engine shared by every plugin. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmHost {
+    /// The engine (reference-counted by wasmtime).
+    engine: Engine,
+    /// The ticker's period, to turn deadlines into epoch ticks.
+    epoch_tick: Duration,
+}
+
+impl std::fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmHost")
+            .field("epoch_tick", &self.epoch_tick)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one call's store holds.
+struct CallState {
+    /// The memory limiter (and what it refused).
+    limiter: CallLimiter,
+}
+
+impl WasmHost {
+    /// An engine with the default sizing, its memory ceiling at
+    /// `limits.memory_bytes`.
+    pub fn new(limits: &Limits) -> Result<Self, PolicyError> {
+        Self::with_config(&WasmHostConfig {
+            max_memory_bytes: limits.memory_bytes,
+            ..WasmHostConfig::default()
+        })
+    }
+
+    /// An engine sized by `config`, with its epoch ticker running.
+    pub fn with_config(config: &WasmHostConfig) -> Result<Self, PolicyError> {
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(2))
+            .total_memories(n)
+            .total_tables(n.saturating_mul(2))
+            .max_core_instances_per_component(8)
+            .max_memories_per_component(2)
+            .max_tables_per_component(4)
+            .max_memory_size(config.max_memory_bytes)
+            // Small hooks touch a few pages: resetting them with memset is
+            // cheaper than returning them to the kernel on every call.
+            .linear_memory_keep_resident(64 << 10)
+            .table_keep_resident(16 << 10);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .cranelift_opt_level(OptLevel::Speed)
+            .parallel_compilation(true)
+            .max_wasm_stack(512 << 10);
+        let engine = Engine::new(&wasm).map_err(|e| {
+            PolicyError::Resource(format!("cannot start the WebAssembly engine: {e:#}"))
+        })?;
+        let tick = config.epoch_tick.max(Duration::from_millis(1));
+        spawn_ticker(&engine, tick)?;
+        Ok(Self {
+            engine,
+            epoch_tick: tick,
+        })
+    }
+
+    /// Compiles an uploaded plugin: a component, or a core module that
+    /// embeds the `component-type` section wit-bindgen emits.
+    ///
+    /// Refuses oversized uploads (`Resource`), bytes that are not
+    /// WebAssembly (`Compile`), and plugins that import anything, do not
+    /// export the policy world or implement no hook (`Interface`). Asks the
+    /// plugin for its hooks under `limits`. CPU-heavy: call it off the async
+    /// workers.
+    pub fn compile(&self, bytes: &[u8], limits: &Limits) -> Result<WasmPolicy, PolicyError> {
+        if bytes.len() > limits.max_upload_bytes {
+            return Err(PolicyError::Resource(format!(
+                "the module is {} bytes; the limit is {}",
+                bytes.len(),
+                limits.max_upload_bytes
+            )));
+        }
+        let component_bytes = if is_core_module(bytes) {
+            Cow::Owned(componentize(bytes)?)
+        } else {
+            Cow::Borrowed(bytes)
+        };
+        let component =
+            Component::new(&self.engine, &component_bytes).map_err(|e| PolicyError::Compile {
+                message: format!("{e:#}"),
+                line: None,
+                column: None,
+            })?;
+        check_imports(&self.engine, &component)?;
+        // An empty linker: the only imports it satisfies are type-only
+        // instances (interfaces the world `use`s for its records).
+        let linker = Linker::<CallState>::new(&self.engine);
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| PolicyError::Interface(format!("{e:#}")))?;
+        let pre = PolicyPre::new(pre).map_err(|e| {
+            PolicyError::Interface(format!(
+                "the plugin does not export the dealflow:policy@1.0.0 world: {e:#}"
+            ))
+        })?;
+        let mut policy = WasmPolicy {
+            engine: self.engine.clone(),
+            pre,
+            hooks: Vec::new(),
+            epoch_tick: self.epoch_tick,
+        };
+        let listed = policy
+            .run(limits, |p, s| p.call_hooks(s).map(Ok))
+            .map_err(|e| match e {
+                PolicyError::Budget(_) | PolicyError::Deadline(_) | PolicyError::Resource(_) => e,
+                other => PolicyError::Interface(format!("`hooks()` did not answer: {other}")),
+            })?;
+        let mut hooks: Vec<Hook> = listed.into_iter().map(convert::hook_from_wit).collect();
+        hooks.sort();
+        hooks.dedup();
+        if hooks.is_empty() {
+            return Err(PolicyError::Interface(
+                "the plugin implements no hook: `hooks()` returned an empty list".into(),
+            ));
+        }
+        policy.hooks = hooks;
+        Ok(policy)
+    }
+
+    #[cfg(test)]
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Starts the thread that advances the engine's epoch every `tick`; it holds
+/// only a weak handle and ends when the engine is gone.
+fn spawn_ticker(engine: &Engine, tick: Duration) -> Result<(), PolicyError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(tick);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .map(drop)
+        .map_err(|e| PolicyError::Resource(format!("cannot start the epoch ticker: {e}")))
+}
+
+/// Whether `bytes` is a binary core module (as opposed to a component or text).
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Turns a wit-bindgen core module into a component.
+fn componentize(core: &[u8]) -> Result<Vec<u8>, PolicyError> {
+    let (stripped, _) =
+        wit_component::metadata::decode(core).map_err(|e| PolicyError::Compile {
+            message: format!("{e:#}"),
+            line: None,
+            column: None,
+        })?;
+    if stripped.is_none() {
+        return Err(PolicyError::Interface(
+            "a core module must embed the `component-type` custom section that wit-bindgen emits \
+             (build the plugin with dealflow-plugin-sdk), or be uploaded as a component"
+                .into(),
+        ));
+    }
+    wit_component::ComponentEncoder::default()
+        .module(core)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| {
+            PolicyError::Interface(format!("cannot make a component of the module: {e:#}"))
+        })
+}
+
+/// Refuses every import except type-only instances (the interfaces whose
+/// records the world uses carry no functions).
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), PolicyError> {
+    let ty = component.component_type();
+    let mut refused = Vec::new();
+    for (name, import) in ty.imports(engine) {
+        let (harmless, kind) = match &import.ty {
+            ComponentItem::ComponentInstance(i) => (
+                i.exports(engine)
+                    .all(|(_, e)| matches!(e.ty, ComponentItem::Type(_))),
+                "an instance with functions",
+            ),
+            ComponentItem::Type(_) => (true, "a type"),
+            ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_) => (false, "a function"),
+            ComponentItem::Module(_) => (false, "a module"),
+            ComponentItem::Component(_) => (false, "a component"),
+            ComponentItem::Resource(_) => (false, "a resource"),
+        };
+        if !harmless {
+            refused.push(format!("`{name}` ({kind})"));
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(PolicyError::Interface(format!(
+            "the plugin imports {}; plugins get no imports at all (no WASI, no host functions): build it for \
+             wasm32-unknown-unknown with dealflow-plugin-sdk",
+            refused.join(", ")
+        )))
+    }
+}
+
+/// Epoch ticks for `deadline`: never early, at most about one tick late.
+fn epoch_ticks(deadline: Duration, tick: Duration) -> u64 {
+    let ticks = deadline.as_nanos().div_ceil(tick.as_nanos().max(1));
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// The kind of error a failed call (or instantiation) is.
+fn classify(err: &wasmtime::Error, state: &CallState, limits: &Limits) -> PolicyError {
+    let trap = err.downcast_ref::<Trap>();
+    match trap {
+        Some(Trap::OutOfFuel) => return PolicyError::Budget(format!("{} fuel", limits.fuel)),
+        Some(Trap::Interrupt) => return PolicyError::Deadline(limits.deadline.as_millis() as u64),
+        Some(Trap::StackOverflow) => {
+            return PolicyError::Resource("the call stack is exhausted (recursion too deep)".into())
+        }
+        _ => {}
+    }
+    if let Some(refusal) = state.limiter.refusal() {
+        return PolicyError::Resource(refusal);
+    }
+    if let Some(e) = err.downcast_ref::<PoolConcurrencyLimitError>() {
+        return PolicyError::Resource(format!("too many plugin calls at once ({e})"));
+    }
+    match trap {
+        Some(t) => PolicyError::Failed(format!("the plugin trapped: {t}")),
+        None => PolicyError::Failed(format!("{err:#}")),
+    }
+}
+
+/// Cuts a plugin's message to [`MAX_PLUGIN_MESSAGE`] bytes.
+fn clip(mut msg: String) -> String {
+    if msg.len() > MAX_PLUGIN_MESSAGE {
+        let mut end = MAX_PLUGIN_MESSAGE;
+        while !msg.is_char_boundary(end) {
+            end -= 1;
+        }
+        msg.truncate(end);
+        msg.push('…');
+    }
+    msg
+}
+
+/// A compiled plugin, ready to run the hooks it implements; each call runs
+/// in a fresh instance.
+pub struct WasmPolicy {
+    /// The engine (for new stores).
+    engine: Engine,
+    /// The type-checked pre-instance.
+    pre: PolicyPre<CallState>,
+    /// The hooks it implements, sorted.
+    hooks: Vec<Hook>,
+    /// The ticker's period.
+    epoch_tick: Duration,
+}
+
+impl std::fmt::Debug for WasmPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPolicy")
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmPolicy {
+    /// Runs `call` on a fresh instance under `limits`.
+    fn run<R>(
+        &self,
+        limits: &Limits,
+        call: impl FnOnce(&Policy, &mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, PolicyError> {
+        let mut store = Store::new(
+            &self.engine,
+            CallState {
+                limiter: CallLimiter::new(limits.memory_bytes),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| PolicyError::Failed(format!("cannot set fuel: {e}")))?;
+        store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
+        store.epoch_deadline_trap();
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| call(&p, &mut store));
+        match outcome {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(msg)) => Err(PolicyError::Failed(clip(msg))),
+            Err(e) => Err(classify(&e, store.data(), limits)),
+        }
+    }
+
+    /// `NotImplemented` unless the plugin listed `hook`.
+    fn require(&self, hook: Hook) -> Result<(), PolicyError> {
+        if self.hooks.contains(&hook) {
+            Ok(())
+        } else {
+            Err(PolicyError::NotImplemented(hook.name()))
+        }
+    }
+}
+
+impl Executable for WasmPolicy {
+    fn hooks(&self) -> &[Hook] {
+        &self.hooks
+    }
+
+    fn guard(&self, input: &TransitionInput, limits: &Limits) -> Result<GuardVerdict, PolicyError> {
+        self.require(Hook::Guard)?;
+        let input = convert::transition(input);
+        convert::guard_verdict(self.run(limits, |p, s| p.call_guard(s, &input))?)
+    }
+
+    fn after(&self, input: &TransitionInput, limits: &Limits) -> Result<AfterOutput, PolicyError> {
+        self.require(Hook::After)?;
+        let input = convert::transition(input);
+        convert::after_output(self.run(limits, |p, s| p.call_after(s, &input))?)
+    }
+
+    fn tier(&self, input: &TierInput, limits: &Limits) -> Result<TierOutput, PolicyError> {
+        self.require(Hook::Tier)?;
+        let input = convert::tier_input(input);
+        Ok(convert::tier_output(
+            self.run(limits, |p, s| p.call_tier(s, &input))?,
+        ))
+    }
+
+    fn cadence(&self, input: &CadenceInput, limits: &Limits) -> Result<CadenceOutput, PolicyError> {
+        self.require(Hook::Cadence)?;
+        let input = convert::cadence_input(input);
+        Ok(convert::cadence_output(
+            self.run(limits, |p, s| p.call_cadence(s, &input))?,
+        ))
+    }
+
+    fn assign(&self, input: &AssignInput, limits: &Limits) -> Result<AssignOutput, PolicyError> {
+        self.require(Hook::Assign)?;
+        let input = convert::assign_input(input);
+        Ok(convert::assign_output(
+            self.run(limits, |p, s| p.call_assign(s, &input))?,
+        ))
+    }
+
+    fn bonus(&self, input: &BonusInput, limits: &Limits) -> Result<BonusOutput, PolicyError> {
+        self.require(Hook::Bonus)?;
+        let input = convert::bonus_input(input);
+        convert::bonus_output(self.run(limits, |p, s| p.call_bonus(s, &input))?)
+    }
+}

@@ -1,0 +1,264 @@
+//! `dealflow policy …`: the admin's command line for policies. `test` runs
+//! a policy's example tests locally without a server (like `opa test`);
+//! the other commands talk to a running server with a bearer token.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use crate::policy::executor::Executor;
+use crate::policy::live::Runtime;
+use crate::policy::Limits;
+
+/// Options of `dealflow policy`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Base URL of the server.
+    #[arg(
+        long,
+        env = "DEALFLOW_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// Bearer token (an admin's or a branch manager's).
+    #[arg(long, env = "DEALFLOW_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+/// Policy subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile a policy file and run its example tests locally (no server).
+    Test {
+        /// A `.rhai` script or a `.wasm` component/module.
+        file: PathBuf,
+    },
+    /// Upload a new version (does not activate unless --activate).
+    Push {
+        /// A `.rhai` script or a `.wasm` component/module.
+        file: PathBuf,
+        /// Policy name (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// `global` or `branch:<id>`.
+        #[arg(long, default_value = "global")]
+        scope: String,
+        /// Activate the uploaded version at once.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List policies and their active versions.
+    List,
+    /// Make a version live.
+    Activate {
+        /// Policy name.
+        name: String,
+        /// Version.
+        version: u64,
+    },
+    /// Re-activate the version that was live before the current one.
+    Rollback {
+        /// Policy name.
+        name: String,
+    },
+}
+
+fn runtime_of(file: &Path) -> Result<Runtime, String> {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("rhai") => Ok(Runtime::Rhai),
+        Some("wasm") => Ok(Runtime::Wasm),
+        _ => Err(format!(
+            "{}: expected a .rhai or .wasm file",
+            file.display()
+        )),
+    }
+}
+
+/// Runs a policy subcommand.
+pub fn run(args: PolicyArgs) -> ExitCode {
+    let result = match &args.command {
+        PolicyCommand::Test { file } => test_locally(file),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(remote(&args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dealflow policy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test_locally(file: &Path) -> Result<(), String> {
+    let runtime = runtime_of(file)?;
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let executor = Executor::new(Limits::default(), 1).map_err(|e| e.to_string())?;
+    let exec = executor
+        .compile(runtime, &bytes)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let hooks: Vec<&str> = exec.hooks().iter().map(|h| h.name()).collect();
+    println!("{}: hooks {}", file.display(), hooks.join(", "));
+    for t in exec.tests() {
+        println!("test {t} ... ok");
+    }
+    println!("{} passed, 0 failed", exec.tests().len());
+    Ok(())
+}
+
+async fn remote(args: &PolicyArgs) -> Result<(), String> {
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("DEALFLOW_ADMIN_TOKEN").ok())
+        .ok_or("set DEALFLOW_TOKEN (or --token) to an admin's or manager's token")?;
+    let api = Api {
+        base: args.server.trim_end_matches('/').to_string(),
+        token,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    };
+    match &args.command {
+        PolicyCommand::Test { .. } => unreachable!("handled locally"),
+        PolicyCommand::Push {
+            file,
+            name,
+            scope,
+            activate,
+        } => {
+            let runtime = runtime_of(file)?;
+            let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let name = name.clone().unwrap_or_else(|| {
+                file.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("policy")
+                    .to_string()
+            });
+            let mut body = json!({"name": name, "scope": scope});
+            match runtime {
+                Runtime::Rhai => {
+                    body["runtime"] = json!("rhai");
+                    body["source"] =
+                        json!(String::from_utf8(bytes).map_err(|_| "the script is not UTF-8")?);
+                }
+                Runtime::Wasm => {
+                    body["runtime"] = json!("wasm");
+                    body["module"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+                }
+            }
+            let up = api.call("POST", "/v1/policies", Some(body)).await?;
+            println!("{}", up);
+            if *activate {
+                let v = up["version"].as_u64().ok_or("no version in the answer")?;
+                let p = api
+                    .call(
+                        "POST",
+                        &format!("/v1/policies/{name}/versions/{v}/activate"),
+                        None,
+                    )
+                    .await?;
+                println!("{p}");
+            }
+        }
+        PolicyCommand::List => {
+            let page = api.call("GET", "/v1/policies?limit=500", None).await?;
+            for p in page["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:<20} latest v{:<4} active {}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["scope"].as_str().unwrap_or(""),
+                    p["latest_version"],
+                    p["active_version"]
+                );
+            }
+        }
+        PolicyCommand::Activate { name, version } => {
+            let p = api
+                .call(
+                    "POST",
+                    &format!("/v1/policies/{name}/versions/{version}/activate"),
+                    None,
+                )
+                .await?;
+            println!("{p}");
+        }
+        PolicyCommand::Rollback { name } => {
+            let p = api
+                .call("GET", &format!("/v1/policies/{name}"), None)
+                .await?;
+            let current = p["active_version"].as_u64();
+            let previous = p["activations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .rev()
+                .filter_map(|a| a["version"].as_u64())
+                .find(|v| Some(*v) != current)
+                .ok_or("no earlier version was ever active")?;
+            let p = api
+                .call(
+                    "POST",
+                    &format!("/v1/policies/{name}/versions/{previous}/activate"),
+                    None,
+                )
+                .await?;
+            println!("{p}");
+        }
+    }
+    Ok(())
+}
+
+/// A tiny JSON client for the server.
+struct Api {
+    /// Base URL.
+    base: String,
+    /// Bearer token.
+    token: String,
+    /// HTTP client.
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Api {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .map_err(|e| e.to_string())?;
+        let res = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("{}: {e}", self.base))?;
+        let status = res.status();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(v)
+        } else {
+            Err(format!("{status}: {v}"))
+        }
+    }
+}

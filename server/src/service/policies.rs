@@ -1,0 +1,609 @@
+//! The policy registry: immutable, content-hashed versions in the store;
+//! activation and rollback switch the live version atomically; compiled
+//! versions are cached by name and version.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDate, Utc};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::repo::{decode, encode, Source, Stored};
+use super::{now, Page, PageRequest, ServiceError, Services};
+use crate::auth::Principal;
+use crate::domain::ids;
+use crate::policy::executor::Executor;
+use crate::policy::hooks::Hook;
+use crate::policy::live::{Live, LivePolicy, Runtime, Scope};
+use crate::policy::Executable;
+use crate::store::{keys, Batch, StoreError};
+
+/// One activation in a policy's history.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Activation {
+    /// The version made live (`null`: deactivated).
+    pub version: Option<u64>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// By whom.
+    pub by: String,
+    /// The business date from which it applies (bonus rules).
+    #[serde(default)]
+    pub effective_from: Option<NaiveDate>,
+}
+
+/// A policy: its scope, versions and which one is live.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Policy {
+    /// Name, `[a-z0-9-]{1,40}`.
+    pub name: String,
+    /// `global` or `branch:<id>`.
+    pub scope: Scope,
+    /// Newest version.
+    pub latest_version: u64,
+    /// The live version, if any.
+    pub active_version: Option<u64>,
+    /// Every activation, oldest first.
+    pub activations: Vec<Activation>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An immutable version of a policy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyVersion {
+    /// Policy name.
+    pub name: String,
+    /// Version number (1, 2, …).
+    pub version: u64,
+    /// SHA-256 of the script text or module bytes.
+    pub sha256: String,
+    /// Runtime.
+    pub runtime: Runtime,
+    /// Hooks it implements.
+    pub hooks: Vec<Hook>,
+    /// Its example tests (all passed at upload).
+    pub tests: Vec<String>,
+    /// Size in bytes.
+    pub size: usize,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// Body of `POST /v1/policies`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicy {
+    /// Name, `[a-z0-9-]{1,40}`; a new name creates the policy.
+    pub name: String,
+    /// `global` (admins) or `branch:<id>` (admins, that branch's manager).
+    pub scope: String,
+    /// `rhai` or `wasm`.
+    pub runtime: Runtime,
+    /// The rhai script (runtime `rhai`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The WebAssembly component or module, base64 (runtime `wasm`).
+    #[serde(default)]
+    pub module: Option<String>,
+}
+
+/// Response of `POST /v1/policies`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UploadedPolicy {
+    /// Name.
+    pub name: String,
+    /// The version stored (an existing one when the content is identical).
+    pub version: u64,
+    /// SHA-256 of the content.
+    pub sha256: String,
+    /// Hooks implemented.
+    pub hooks: Vec<Hook>,
+    /// Example tests run and passed.
+    pub tests: Vec<String>,
+    /// False when identical content was already stored as `version`.
+    pub created: bool,
+}
+
+/// Body of `POST /v1/policies/{name}/versions/{v}/activate` (optional).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    /// The business date from which the version applies (bonus rules).
+    #[serde(default)]
+    pub effective_from: Option<NaiveDate>,
+}
+
+/// A policy version that decides a hook.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecidingPolicy {
+    /// Name.
+    pub name: String,
+    /// Live version.
+    pub version: u64,
+    /// Its hash.
+    pub sha256: String,
+    /// Its scope.
+    pub scope: Scope,
+    /// Its runtime.
+    pub runtime: Runtime,
+}
+
+/// Who decides one hook for a branch.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EffectiveHook {
+    /// The hook.
+    pub hook: Hook,
+    /// The deciding policies (every guard must allow; every after-hook runs).
+    pub policies: Vec<DecidingPolicy>,
+    /// `overridden` when the branch's own policies decide, `inherited` when
+    /// the global ones do, `none` when no policy implements the hook.
+    pub source: String,
+}
+
+/// The registry's in-memory side.
+pub struct PolicyRegistry {
+    /// Compiles and runs policies.
+    pub executor: Executor,
+    /// The live set.
+    pub live: Live,
+    /// Compiled versions by (name, version).
+    compiled: Mutex<HashMap<(String, u64), Arc<dyn Executable>>>,
+    /// Serialises activations so the live set follows the store's order.
+    activation: tokio::sync::Mutex<()>,
+}
+
+impl PolicyRegistry {
+    /// A registry over `executor`.
+    pub fn new(executor: Executor) -> Self {
+        Self {
+            executor,
+            live: Live::default(),
+            compiled: Mutex::default(),
+            activation: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// The default policies of DOMAIN.md, installed as version 1 of global
+/// policies on a fresh server.
+const DEFAULTS: [(&str, &str); 4] = [
+    (
+        "quote-late",
+        include_str!("../../../policies/quote-late.rhai"),
+    ),
+    (
+        "after-sign",
+        include_str!("../../../policies/after-sign.rhai"),
+    ),
+    (
+        "pareto-tiering",
+        include_str!("../../../policies/pareto-tiering.rhai"),
+    ),
+    (
+        "visit-cadence",
+        include_str!("../../../policies/visit-cadence.rhai"),
+    ),
+];
+
+const DEFAULTS_INSTALLED: &str = "defaults_installed";
+
+fn version_key(name: &str, v: u64) -> Vec<u8> {
+    keys::key(keys::POLICY_VERSION, &[name, &format!("{v:010}")])
+}
+
+fn body_key(name: &str, v: u64) -> Vec<u8> {
+    keys::key(keys::POLICY_BODY, &[name, &format!("{v:010}")])
+}
+
+impl Services {
+    fn require_scope(&self, caller: &Principal, scope: &Scope) -> Result<(), ServiceError> {
+        match scope {
+            Scope::Global => Ok(caller.require_admin()?),
+            Scope::Branch(b) => Ok(caller.require_manager_of(b)?),
+        }
+    }
+
+    fn visible_policy(
+        &self,
+        caller: &Principal,
+        name: &str,
+    ) -> Result<Stored<Policy>, ServiceError> {
+        let p: Stored<Policy> = self.repo.fetch(keys::POLICY, "policy", name)?;
+        if let Scope::Branch(b) = &p.value.scope {
+            caller.require_branch(b)?;
+        }
+        Ok(p)
+    }
+
+    /// Installs the default policies on a fresh server, then loads every
+    /// active version into the live set. Call once at start.
+    pub async fn init_policies(&self) -> Result<(), ServiceError> {
+        let flag = keys::key(keys::META, &[DEFAULTS_INSTALLED]);
+        if self.repo.store().get(&flag)?.is_none() {
+            let system = Principal {
+                role: crate::domain::token::Role::Admin,
+                branch: None,
+                user: "system".into(),
+            };
+            for (name, source) in DEFAULTS {
+                let req = NewPolicy {
+                    name: name.into(),
+                    scope: "global".into(),
+                    runtime: Runtime::Rhai,
+                    source: Some(source.into()),
+                    module: None,
+                };
+                let up = self.upload_policy(&system, req).await?;
+                self.activate_policy(&system, name, up.version, ActivateRequest::default())
+                    .await?;
+            }
+            let mut batch = Batch::new();
+            batch.put(flag, b"1".to_vec());
+            self.repo.commit(batch).await?;
+        }
+        for (key, raw) in
+            self.repo
+                .store()
+                .scan(&keys::prefix(keys::POLICY, &[]), None, usize::MAX)?
+        {
+            let p: Policy = decode(&key, &raw)?;
+            if let Some(v) = p.active_version {
+                match self.live_policy(&p, v) {
+                    Ok(live) => self.policies.live.set(&p.name, Some(live)),
+                    // A version that compiled at upload but not now (e.g. an
+                    // engine upgrade) must not keep the server from starting.
+                    Err(e) => {
+                        tracing::error!(policy = %p.name, version = v, error = %e, "active policy failed to load")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles (or takes from the cache) a stored version.
+    fn compiled(
+        &self,
+        name: &str,
+        v: u64,
+    ) -> Result<(PolicyVersion, Arc<dyn Executable>), ServiceError> {
+        let meta: PolicyVersion = self
+            .repo
+            .read(&version_key(name, v))?
+            .ok_or_else(|| ServiceError::not_found("policy version", &format!("{name}@{v}")))?
+            .value;
+        if let Some(e) = self.policies.compiled.lock().get(&(name.to_string(), v)) {
+            return Ok((meta, Arc::clone(e)));
+        }
+        let body = self
+            .repo
+            .store()
+            .get(&body_key(name, v))?
+            .ok_or_else(|| ServiceError::not_found("policy version", &format!("{name}@{v}")))?;
+        let exec = self
+            .policies
+            .executor
+            .compile(meta.runtime, &body)
+            .map_err(ServiceError::PolicyInvalid)?;
+        self.policies
+            .compiled
+            .lock()
+            .insert((name.to_string(), v), Arc::clone(&exec));
+        Ok((meta, exec))
+    }
+
+    fn live_policy(&self, p: &Policy, v: u64) -> Result<Arc<LivePolicy>, ServiceError> {
+        let (meta, exec) = self.compiled(&p.name, v)?;
+        Ok(Arc::new(LivePolicy {
+            name: p.name.clone(),
+            version: v,
+            sha256: meta.sha256,
+            scope: p.scope.clone(),
+            runtime: meta.runtime,
+            exec,
+        }))
+    }
+
+    /// Stores a new version (compiled, hooks checked, example tests run);
+    /// nothing is activated.
+    pub async fn upload_policy(
+        &self,
+        caller: &Principal,
+        req: NewPolicy,
+    ) -> Result<UploadedPolicy, ServiceError> {
+        if !ids::is_slug(&req.name) {
+            return Err(ServiceError::invalid("name", "must match [a-z0-9-]{1,40}"));
+        }
+        let scope = Scope::parse(&req.scope)
+            .ok_or_else(|| ServiceError::invalid("scope", "must be `global` or `branch:<id>`"))?;
+        self.require_scope(caller, &scope)?;
+        if let Some(b) = scope.branch() {
+            self.require_branch_exists("scope", b)?;
+        }
+        let limits = Arc::clone(&self.policies.executor.limits);
+        let body: Vec<u8> = match (req.runtime, req.source, req.module) {
+            (Runtime::Rhai, Some(s), None) => s.into_bytes(),
+            (Runtime::Wasm, None, Some(m)) => {
+                if m.len() > limits.max_upload_bytes / 3 * 4 + 8 {
+                    return Err(ServiceError::TooLarge(format!(
+                        "the module is larger than the {} byte limit",
+                        limits.max_upload_bytes
+                    )));
+                }
+                base64::engine::general_purpose::STANDARD
+                    .decode(m.trim())
+                    .map_err(|e| ServiceError::invalid("module", format!("is not base64: {e}")))?
+            }
+            (Runtime::Rhai, _, _) => {
+                return Err(ServiceError::invalid(
+                    "source",
+                    "a rhai policy sends its script in `source` (and no `module`)",
+                ))
+            }
+            (Runtime::Wasm, _, _) => {
+                return Err(ServiceError::invalid(
+                    "module",
+                    "a wasm policy sends base64 in `module` (and no `source`)",
+                ))
+            }
+        };
+        if body.len() > limits.max_upload_bytes {
+            return Err(ServiceError::TooLarge(format!(
+                "the policy is {} bytes; the limit is {}",
+                body.len(),
+                limits.max_upload_bytes
+            )));
+        }
+        let sha256 = hex::encode(Sha256::digest(&body));
+        let key = keys::key(keys::POLICY, &[&req.name]);
+        let existing = self.repo.read::<Policy>(&key)?;
+        if let Some(p) = &existing {
+            if p.value.scope != scope {
+                return Err(ServiceError::invalid(
+                    "scope",
+                    format!(
+                        "policy `{}` exists with scope `{}`",
+                        req.name, p.value.scope
+                    ),
+                ));
+            }
+            for v in 1..=p.value.latest_version {
+                if let Some(meta) = self
+                    .repo
+                    .read::<PolicyVersion>(&version_key(&req.name, v))?
+                {
+                    if meta.value.sha256 == sha256 {
+                        return Ok(UploadedPolicy {
+                            name: req.name,
+                            version: v,
+                            sha256,
+                            hooks: meta.value.hooks,
+                            tests: meta.value.tests,
+                            created: false,
+                        });
+                    }
+                }
+            }
+        }
+        let runtime = req.runtime;
+        let executor = self.policies.executor.clone();
+        let compile_body = body.clone();
+        let exec = self
+            .policies
+            .executor
+            .run(move |_| executor.compile(runtime, &compile_body))
+            .await
+            .and_then(|r| r)
+            .map_err(ServiceError::PolicyInvalid)?;
+        let tests = policy_tests(exec.as_ref());
+        let now = now();
+        let mut policy = existing
+            .as_ref()
+            .map(|p| p.value.clone())
+            .unwrap_or(Policy {
+                name: req.name.clone(),
+                scope: scope.clone(),
+                latest_version: 0,
+                active_version: None,
+                activations: Vec::new(),
+                created_at: now,
+            });
+        policy.latest_version += 1;
+        let version = policy.latest_version;
+        let meta = PolicyVersion {
+            name: req.name.clone(),
+            version,
+            sha256: sha256.clone(),
+            runtime,
+            hooks: exec.hooks().to_vec(),
+            tests: tests.clone(),
+            size: body.len(),
+            uploaded_by: caller.user.clone(),
+            uploaded_at: now,
+        };
+        let mut batch = Batch::new();
+        batch.expect(key.clone(), existing.as_ref().map(|p| p.raw.as_slice()));
+        batch.put(key, encode(&policy));
+        batch.put(version_key(&req.name, version), encode(&meta));
+        batch.put(body_key(&req.name, version), body);
+        match self.repo.commit(batch).await {
+            Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
+            other => other?,
+        }
+        self.policies
+            .compiled
+            .lock()
+            .insert((req.name.clone(), version), exec);
+        Ok(UploadedPolicy {
+            name: req.name,
+            version,
+            sha256,
+            hooks: meta.hooks,
+            tests,
+            created: true,
+        })
+    }
+
+    /// Makes `version` live at once (also how rollback is done).
+    pub async fn activate_policy(
+        &self,
+        caller: &Principal,
+        name: &str,
+        version: u64,
+        req: ActivateRequest,
+    ) -> Result<Policy, ServiceError> {
+        let _serial = self.policies.activation.lock().await;
+        let stored = self.visible_policy(caller, name)?;
+        self.require_scope(caller, &stored.value.scope)?;
+        let mut p = stored.value.clone();
+        let live = self.live_policy(&p, version)?;
+        p.active_version = Some(version);
+        p.activations.push(Activation {
+            version: Some(version),
+            at: now(),
+            by: caller.user.clone(),
+            effective_from: req.effective_from,
+        });
+        let key = keys::key(keys::POLICY, &[name]);
+        let mut batch = Batch::new();
+        batch
+            .expect(key.clone(), Some(&stored.raw))
+            .put(key, encode(&p));
+        match self.repo.commit(batch).await {
+            Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
+            other => other?,
+        }
+        self.policies.live.set(name, Some(live));
+        tracing::info!(policy = name, version, by = %caller.user, "policy activated");
+        self.publish(
+            "policy_activated",
+            p.scope.branch(),
+            None,
+            serde_json::json!({"policy": name, "version": version, "by": caller.user, "effective_from": req.effective_from}),
+        );
+        Ok(p)
+    }
+
+    /// Takes a policy out of the live set (no version decides for it).
+    pub async fn deactivate_policy(
+        &self,
+        caller: &Principal,
+        name: &str,
+    ) -> Result<Policy, ServiceError> {
+        let _serial = self.policies.activation.lock().await;
+        let stored = self.visible_policy(caller, name)?;
+        self.require_scope(caller, &stored.value.scope)?;
+        let mut p = stored.value.clone();
+        p.active_version = None;
+        p.activations.push(Activation {
+            version: None,
+            at: now(),
+            by: caller.user.clone(),
+            effective_from: None,
+        });
+        let key = keys::key(keys::POLICY, &[name]);
+        let mut batch = Batch::new();
+        batch
+            .expect(key.clone(), Some(&stored.raw))
+            .put(key, encode(&p));
+        match self.repo.commit(batch).await {
+            Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
+            other => other?,
+        }
+        self.policies.live.set(name, None);
+        self.publish(
+            "policy_deactivated",
+            p.scope.branch(),
+            None,
+            serde_json::json!({"policy": name, "by": caller.user}),
+        );
+        Ok(p)
+    }
+
+    /// Policies the caller may see: all for admins, global and their own
+    /// branch's otherwise.
+    pub fn list_policies(
+        &self,
+        caller: &Principal,
+        page: &PageRequest,
+    ) -> Result<Page<Policy>, ServiceError> {
+        let own = caller.branch.clone();
+        let admin = caller.is_admin();
+        self.repo.list(
+            Source::Primary(keys::prefix(keys::POLICY, &[])),
+            page,
+            move |p: &Policy| {
+                admin || p.scope == Scope::Global || p.scope.branch() == own.as_deref()
+            },
+        )
+    }
+
+    /// One policy.
+    pub fn policy(&self, caller: &Principal, name: &str) -> Result<Policy, ServiceError> {
+        Ok(self.visible_policy(caller, name)?.value)
+    }
+
+    /// A policy's versions, oldest first.
+    pub fn policy_versions(
+        &self,
+        caller: &Principal,
+        name: &str,
+        page: &PageRequest,
+    ) -> Result<Page<PolicyVersion>, ServiceError> {
+        self.visible_policy(caller, name)?;
+        self.repo.list(
+            Source::Primary(keys::prefix(keys::POLICY_VERSION, &[name])),
+            page,
+            |_: &PolicyVersion| true,
+        )
+    }
+
+    /// For each hook, which policy versions decide for `branch`.
+    pub fn effective_policies(
+        &self,
+        caller: &Principal,
+        branch: &str,
+    ) -> Result<Vec<EffectiveHook>, ServiceError> {
+        caller.require_branch(branch)?;
+        if !self.repo.exists(keys::BRANCH, branch)? {
+            return Err(ServiceError::not_found("branch", branch));
+        }
+        let live = self.policies.live.snapshot();
+        Ok(Hook::ALL
+            .iter()
+            .map(|hook| {
+                let (deciding, own) = live.effective(branch, *hook);
+                let source = match (deciding.is_empty(), own) {
+                    (true, _) => "none",
+                    (false, true) => "overridden",
+                    (false, false) => "inherited",
+                };
+                EffectiveHook {
+                    hook: *hook,
+                    policies: deciding
+                        .iter()
+                        .map(|p| DecidingPolicy {
+                            name: p.name.clone(),
+                            version: p.version,
+                            sha256: p.sha256.clone(),
+                            scope: p.scope.clone(),
+                            runtime: p.runtime,
+                        })
+                        .collect(),
+                    source: source.into(),
+                }
+            })
+            .collect())
+    }
+}
+
+fn policy_tests(exec: &dyn Executable) -> Vec<String> {
+    exec.tests()
+}
