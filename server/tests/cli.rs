@@ -80,3 +80,39 @@ fn generated_admin_token_is_printed_once_and_sigterm_exits_zero() {
     assert!(status.success());
     assert!(!second.contains("dft_"), "token printed again: {second}");
 }
+
+#[test]
+fn policy_test_runs_a_scripts_example_tests_locally() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/quote-late.rhai");
+    let out = dealflow()
+        .args(["policy", "test", script])
+        .output()
+        .expect("run dealflow");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("hooks guard"), "{text}");
+    assert!(text.contains("5 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn policy_test_fails_on_a_failing_example_test() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.rhai");
+    std::fs::write(
+        &file,
+        "fn guard(i) { #{ allow: true } }\nfn test_fails() { assert(false, \"nope\"); }",
+    )
+    .expect("write");
+    let out = dealflow()
+        .args(["policy", "test"])
+        .arg(&file)
+        .output()
+        .expect("run dealflow");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("test_fails"), "{err}");
+}

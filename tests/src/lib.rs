@@ -6,7 +6,9 @@
 //! and sends requests, it asserts nothing on the test's behalf except that
 //! set-up requests succeed.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -255,6 +257,59 @@ pub fn dealflow_binary() -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/dealflow
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     dir.join(format!("dealflow{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A running server process and its base URL.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+/// Starts the real binary on a free loopback port over `dir`, with the
+/// admin token [`ADMIN`], and waits until it listens.
+pub fn start_binary(dir: &Path) -> Server {
+    let bin = dealflow_binary();
+    assert!(
+        bin.exists(),
+        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
+        bin.display()
+    );
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("DEALFLOW_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dealflow");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .expect("log line");
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["message"] == "dealflow listening" {
+            break v["addr"].as_str().expect("addr").to_string();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
 }
 
 /// The `large-deal-guard` example plugin as a WebAssembly component, built

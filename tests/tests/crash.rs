@@ -3,11 +3,7 @@
 //! acknowledgement, restart it on the same data directory and find every
 //! acknowledged write.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-use dealflow_tests::{dealflow_binary, ADMIN};
+use dealflow_tests::{start_binary as start, ADMIN};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -16,55 +12,6 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-/// A running server process and its base URL.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn start(dir: &Path) -> Server {
-    let bin = dealflow_binary();
-    assert!(
-        bin.exists(),
-        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
-        bin.display()
-    );
-    let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("DEALFLOW_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dealflow");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .expect("log line");
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v["message"] == "dealflow listening" {
-            break v["addr"].as_str().expect("addr").to_string();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 async fn call(
     client: &HttpClient,
