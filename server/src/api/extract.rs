@@ -63,12 +63,29 @@ fn body_rejection(r: BytesRejection) -> ApiError {
     }
 }
 
+/// True when `bytes` is one well-formed JSON value.
+fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+}
+
 /// Parses a JSON body; errors name the path of the offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_json",
             "the body is empty; send a JSON object",
+        ));
+    }
+    // Serde lets a struct be read from an array too; the contract is objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let code = if is_json(bytes) {
+            "invalid_body"
+        } else {
+            "invalid_json"
+        };
+        return Err(ApiError::bad_request(
+            code,
+            "the body must be a JSON object",
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -85,7 +102,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let syntax = inner.is_syntax() || inner.is_eof();
+            // serde_json reports some type errors (a number for an enum) as
+            // syntax errors: the body is malformed JSON only if it does not
+            // parse as JSON at all.
+            let syntax = (inner.is_syntax() || inner.is_eof()) && !is_json(bytes);
             let code = if syntax {
                 "invalid_json"
             } else {

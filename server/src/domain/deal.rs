@@ -6,6 +6,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::money::{de_decimal, de_opt_decimal};
+use super::pipeline::StageKind;
+
+fn open_kind() -> StageKind {
+    StageKind::Open
+}
 
 /// One line of a deal: a product of a brand, its amount and its cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -59,6 +64,11 @@ pub struct Deal {
     pub stage: String,
     /// When the current stage was entered.
     pub stage_entered_at: DateTime<Utc>,
+    /// The kind the current stage had when the deal entered it: a signed
+    /// deal stays final, and a lost one stays lost, whatever later happens
+    /// to the branch's pipeline.
+    #[serde(default = "open_kind")]
+    pub stage_kind: StageKind,
     /// Every stage the deal has been in, in order.
     pub stages_passed: Vec<String>,
     /// When the deal reached a won stage.

@@ -40,7 +40,11 @@ const MAX_TASKS_PER_HOOK: usize = 20;
 const MAX_ATTRIBUTES: usize = 64;
 
 fn structural_verdict(pipeline: &Pipeline, deal: &Deal, to: &str) -> (Verdict, Vec<String>) {
-    let targets = pipeline.targets(&deal.stage);
+    let targets = match (deal.stage_kind, pipeline.stage(&deal.stage)) {
+        // Signed is final; a lost deal whose stage left the pipeline stays lost.
+        (StageKind::Won, _) | (StageKind::Lost, None) => Vec::new(),
+        _ => pipeline.targets(&deal.stage),
+    };
     let allow = targets.iter().any(|t| t == to);
     let reason = (!allow).then(|| {
         if pipeline.stage(to).is_none() {
@@ -303,6 +307,7 @@ impl Services {
             let mut moved = deal.clone();
             moved.stage = req.to.clone();
             moved.stage_entered_at = at;
+            moved.stage_kind = kind;
             moved.stages_passed.push(req.to.clone());
             moved.version += 1;
             moved.updated_at = now;

@@ -50,6 +50,9 @@ impl Services {
         caller: &Principal,
         page: &PageRequest,
     ) -> Result<Page<Branch>, ServiceError> {
+        // Checked for everyone, even when the answer is one branch.
+        page.limit()?;
+        page.after()?;
         match caller.list_scope(None)? {
             None => self.repo.list(
                 Source::Primary(keys::prefix(keys::BRANCH, &[])),

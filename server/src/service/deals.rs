@@ -197,6 +197,7 @@ impl Services {
             cost_total: Decimal::ZERO,
             stage: pipeline.initial().to_string(),
             stage_entered_at: opened_at,
+            stage_kind: crate::domain::pipeline::StageKind::Open,
             stages_passed: vec![pipeline.initial().to_string()],
             signed_at: None,
             lost_at: None,
@@ -280,6 +281,8 @@ impl Services {
         patch: DealPatch,
         if_match: Option<u64>,
     ) -> Result<Deal, ServiceError> {
+        // Scope first: an out-of-scope caller learns nothing from validation.
+        self.visible_deal(caller, id)?;
         let lines = patch
             .lines
             .as_deref()

@@ -69,7 +69,6 @@ pub trait Store: Send + Sync + 'static {
     fn scan_last(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
 
     /// Counts the keys under `prefix` (used for reports, never on a hot path).
-
     fn count(&self, prefix: &[u8]) -> Result<usize, StoreError>;
 
     /// Applies the batch atomically if every expectation holds, then resolves
