@@ -16,20 +16,6 @@ use crate::domain::money::{de_decimal, de_opt_decimal};
 /// The version of this interface.
 pub const INTERFACE_VERSION: &str = "1.0.0";
 
-/// Input fields that carry decimals; the rhai bridge turns them into rhai
-/// `Decimal` values (JSON carries them as strings).
-pub const DECIMAL_FIELDS: &[&str] = &[
-    "amount",
-    "cost",
-    "amount_total",
-    "cost_total",
-    "prepayment_ratio",
-    "per_usd",
-    "revenue",
-    "amount_cny",
-    "cost_cny",
-];
-
 /// A hook point.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod live;
 
 pub mod rhai_runtime;
+pub mod script_value;
 pub mod wasm;
 
 use hooks::{

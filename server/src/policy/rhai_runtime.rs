@@ -24,13 +24,13 @@ use rhai::{
 };
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::hooks::{
     AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
-    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput, DECIMAL_FIELDS,
+    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
 };
+use super::script_value::ToScript;
 use super::{Executable, Limits, PolicyError};
 
 thread_local! {
@@ -311,17 +311,11 @@ impl RhaiPolicy {
             .map_err(|e| map_error(*e, limits))
     }
 
-    fn call<I: Serialize, O: DeserializeOwned>(
-        &self,
-        hook: Hook,
-        input: &I,
-        limits: &Limits,
-    ) -> Result<O, PolicyError> {
+    fn call<I: ToScript, O: DeserializeOwned>(&self, hook: Hook, input: &I, limits: &Limits) -> Result<O, PolicyError> {
         if !self.hooks.contains(&hook) {
             return Err(PolicyError::NotImplemented(hook.name()));
         }
-        let value = serde_json::to_value(input).map_err(|e| PolicyError::Failed(e.to_string()))?;
-        let out = self.call_raw(hook.name(), vec![to_dynamic(&value, None)], limits)?;
+        let out = self.call_raw(hook.name(), vec![input.to_script()], limits)?;
         let json = to_json(&out).map_err(PolicyError::BadOutput)?;
         serde_json::from_value(json).map_err(|e| PolicyError::BadOutput(e.to_string()))
     }
@@ -344,35 +338,6 @@ fn map_error(e: EvalAltResult, limits: &Limits) -> PolicyError {
         }
         E::ErrorInFunctionCall(_, _, inner, _) => map_error(*inner, limits),
         other => PolicyError::Failed(other.to_string()),
-    }
-}
-
-/// JSON → rhai: objects become maps, integers `INT`, decimal fields (and
-/// non-integer numbers) `Decimal`.
-fn to_dynamic(v: &Value, key: Option<&str>) -> Dynamic {
-    match v {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => Dynamic::from_bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Dynamic::from_int(i),
-            None => crate::domain::money::parse_decimal(&n.to_string())
-                .map(Dynamic::from_decimal)
-                .unwrap_or(Dynamic::UNIT),
-        },
-        Value::String(s) => match key {
-            Some(k) if DECIMAL_FIELDS.contains(&k) => crate::domain::money::parse_decimal(s)
-                .map(Dynamic::from_decimal)
-                .unwrap_or_else(|_| Dynamic::from(s.clone())),
-            _ => Dynamic::from(s.clone()),
-        },
-        Value::Array(a) => Dynamic::from_array(a.iter().map(|x| to_dynamic(x, key)).collect()),
-        Value::Object(o) => {
-            let mut m = Map::new();
-            for (k, x) in o {
-                m.insert(k.as_str().into(), to_dynamic(x, Some(k)));
-            }
-            Dynamic::from_map(m)
-        }
     }
 }
 

@@ -237,6 +237,15 @@ fn a_component_is_accepted_as_well_as_a_core_module() {
     let bytes = Fixture::new(&[Hook::Guard])
         .body("guard", ALLOW)
         .component();
+    // The world `use`s the records of `types`, so a component imports that
+    // interface: an instance of types only, which the empty linker accepts.
+    let component = Component::new(host().engine(), &bytes).unwrap();
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(host().engine())
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(imports, ["dealflow:policy/types@1.0.0"]);
     let p = host()
         .compile(&bytes, &roomy())
         .expect("component compiles");
@@ -408,7 +417,7 @@ fn an_oversize_upload_is_refused_before_compiling() {
         max_upload_bytes: 64,
         ..roomy()
     };
-    let err = host().compile(&vec![0u8; 65], &limits).unwrap_err();
+    let err = host().compile(&[0u8; 65], &limits).unwrap_err();
     assert!(matches!(err, PolicyError::Resource(_)), "{err:?}");
 }
 
@@ -471,8 +480,11 @@ fn epoch_ticks_are_never_early() {
     assert_eq!(epoch_ticks(Duration::ZERO, Duration::from_millis(5)), 1);
 }
 
-/// Per-call cost, instantiation included: prints the median and p99, and
-/// fails only when it is far off the target (the machines are shared).
+/// Per-call cost, instantiation and the lowering of a full transition input
+/// included: prints the median and p99, and fails only when it is far off
+/// (the machines are shared, and test builds run wasmtime's generic code
+/// unoptimized and with debug assertions); it catches a per-call compile or
+/// a lost pre-instance, which cost milliseconds.
 #[test]
 fn a_call_costs_microseconds() {
     let p = Fixture::new(&[Hook::Guard]).body("guard", ALLOW).compile();
@@ -490,7 +502,8 @@ fn a_call_costs_microseconds() {
     times.sort();
     let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
     eprintln!("wasm guard call, fresh instance: p50 {p50:?}, p99 {p99:?}");
-    assert!(p50 < Duration::from_micros(200), "p50 {p50:?}");
+    let bound = Duration::from_micros(if cfg!(debug_assertions) { 1000 } else { 100 });
+    assert!(p50 < bound, "p50 {p50:?}");
 }
 
 #[test]
