@@ -4,7 +4,6 @@
 use rust_decimal::Decimal;
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
-use std::str::FromStr;
 
 /// The largest amount the server accepts (10^12 in any currency).
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
@@ -47,7 +46,7 @@ impl Visitor<'_> for DecimalVisitor {
 /// Parses a plain decimal string (`"-12.50"`), refusing exponents and junk.
 pub fn parse_decimal(s: &str) -> Result<Decimal, String> {
     let t = s.trim();
-    let ok = !t.is_empty()
+    let ok = t.chars().any(|c| c.is_ascii_digit())
         && t.len() <= 40
         && t.chars()
             .enumerate()
@@ -55,9 +54,28 @@ pub fn parse_decimal(s: &str) -> Result<Decimal, String> {
     if !ok {
         return Err(format!("`{s}` is not a decimal number"));
     }
-    Decimal::from_str(t)
+    // Trailing fractional zeros carry no value; dropping them first lets
+    // `from_str_exact` refuse only digits that would really be rounded away.
+    let t = if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        t
+    };
+    let t = if t.is_empty() || t == "-" || t == "+" {
+        "0"
+    } else {
+        t
+    };
+    Decimal::from_str_exact(t)
         .map(|d| d.normalize())
-        .map_err(|_| format!("`{s}` is not a decimal number"))
+        .map_err(|e| match e {
+            rust_decimal::Error::Underflow | rust_decimal::Error::ExceedsMaximumPossibleValue => {
+                format!(
+                    "`{s}` has more digits than a decimal amount can hold (28 significant digits)"
+                )
+            }
+            _ => format!("`{s}` is not a decimal number"),
+        })
 }
 
 /// Serde helper: a decimal from a string or a number.
@@ -121,8 +139,21 @@ mod tests {
     }
 
     #[test]
+    fn digits_that_would_be_rounded_are_refused() {
+        assert!(parse_decimal("1000000000000.0000000000000000001").is_err());
+        assert!(parse_decimal("0.00000000000000000000000000000001").is_err());
+        assert_eq!(
+            parse_decimal("12.5000000000000000000000000000000")
+                .unwrap()
+                .to_string(),
+            "12.5"
+        );
+        assert_eq!(parse_decimal("-0.0").unwrap(), Decimal::ZERO);
+    }
+
+    #[test]
     fn junk_is_refused() {
-        for s in ["", "1e5", "abc", "1.2.3", "--1", " ", "NaN"] {
+        for s in ["", "1e5", "abc", "1.2.3", "--1", " ", "NaN", ".", "-.", "+"] {
             assert!(parse_decimal(s).is_err(), "{s}");
         }
     }

@@ -311,7 +311,12 @@ impl RhaiPolicy {
             .map_err(|e| map_error(*e, limits))
     }
 
-    fn call<I: ToScript, O: DeserializeOwned>(&self, hook: Hook, input: &I, limits: &Limits) -> Result<O, PolicyError> {
+    fn call<I: ToScript, O: DeserializeOwned>(
+        &self,
+        hook: Hook,
+        input: &I,
+        limits: &Limits,
+    ) -> Result<O, PolicyError> {
         if !self.hooks.contains(&hook) {
             return Err(PolicyError::NotImplemented(hook.name()));
         }

@@ -9,8 +9,8 @@ use rhai::{Dynamic, Map};
 use rust_decimal::Decimal;
 
 use super::hooks::{
-    ActorInfo, AssignInput, BonusInput, BranchInfo, CadenceInput, CustomerInfo, DealInfo, LineInfo, OrderInfo,
-    RecordInfo, RepLoad, RevenueInfo, TierInput, TransitionInput,
+    ActorInfo, AssignInput, BonusInput, BranchInfo, CadenceInput, CustomerInfo, DealInfo, LineInfo,
+    OrderInfo, RecordInfo, RepLoad, RevenueInfo, TierInput, TransitionInput,
 };
 
 /// A value a script can receive.
@@ -65,7 +65,11 @@ impl<T: ToScript> ToScript for Vec<T> {
 
 impl ToScript for BTreeMap<String, String> {
     fn to_script(&self) -> Dynamic {
-        Dynamic::from_map(self.iter().map(|(k, v)| (k.as_str().into(), v.to_script())).collect())
+        Dynamic::from_map(
+            self.iter()
+                .map(|(k, v)| (k.as_str().into(), v.to_script()))
+                .collect(),
+        )
     }
 }
 
@@ -77,28 +81,61 @@ impl ToScript for BranchInfo {
 
 impl ToScript for LineInfo {
     fn to_script(&self) -> Dynamic {
-        record!(self { brand, brand_new, product, amount, cost })
+        record!(self {
+            brand,
+            brand_new,
+            product,
+            amount,
+            cost
+        })
     }
 }
 
 impl ToScript for DealInfo {
     fn to_script(&self) -> Dynamic {
         record!(self {
-            id, title, owner, currency, needs, prepayment_ratio, opened_at, stage, stages_passed,
-            signed_at, lines, amount_total, cost_total, attributes,
+            id,
+            title,
+            owner,
+            currency,
+            needs,
+            prepayment_ratio,
+            opened_at,
+            stage,
+            stages_passed,
+            signed_at,
+            lines,
+            amount_total,
+            cost_total,
+            attributes,
         })
     }
 }
 
 impl ToScript for CustomerInfo {
     fn to_script(&self) -> Dynamic {
-        record!(self { id, name, segment, source, tier, owner, referred_by, last_contact_at })
+        record!(self {
+            id,
+            name,
+            segment,
+            source,
+            tier,
+            owner,
+            referred_by,
+            last_contact_at
+        })
     }
 }
 
 impl ToScript for RecordInfo {
     fn to_script(&self) -> Dynamic {
-        record!(self { at, by, kind, summary, has_problems })
+        record!(self {
+            at,
+            by,
+            kind,
+            summary,
+            has_problems
+        })
     }
 }
 
@@ -110,19 +147,37 @@ impl ToScript for ActorInfo {
 
 impl ToScript for TransitionInput {
     fn to_script(&self) -> Dynamic {
-        record!(self { branch, deal, customer, records, from, to, to_kind, at, actor })
+        record!(self {
+            branch,
+            deal,
+            customer,
+            records,
+            from,
+            to,
+            to_kind,
+            at,
+            actor
+        })
     }
 }
 
 impl ToScript for RevenueInfo {
     fn to_script(&self) -> Dynamic {
-        record!(self { customer_id, revenue, tier })
+        record!(self {
+            customer_id,
+            revenue,
+            tier
+        })
     }
 }
 
 impl ToScript for TierInput {
     fn to_script(&self) -> Dynamic {
-        record!(self { branch, as_of, customers })
+        record!(self {
+            branch,
+            as_of,
+            customers
+        })
     }
 }
 
@@ -134,27 +189,52 @@ impl ToScript for CadenceInput {
 
 impl ToScript for RepLoad {
     fn to_script(&self) -> Dynamic {
-        record!(self { user, a_customers, customers, open_deals })
+        record!(self {
+            user,
+            a_customers,
+            customers,
+            open_deals
+        })
     }
 }
 
 impl ToScript for AssignInput {
     fn to_script(&self) -> Dynamic {
-        record!(self { branch, customer, reps })
+        record!(self {
+            branch,
+            customer,
+            reps
+        })
     }
 }
 
 impl ToScript for OrderInfo {
     fn to_script(&self) -> Dynamic {
-        record!(self { deal_id, signed_on, amount_cny, cost_cny, prepayment_ratio })
+        record!(self {
+            deal_id,
+            signed_on,
+            amount_cny,
+            cost_cny,
+            prepayment_ratio
+        })
     }
 }
 
 impl ToScript for BonusInput {
     fn to_script(&self) -> Dynamic {
         record!(self {
-            branch, period, period_kind, rep, subject_kind, subject, deal, cny_per_usd, per_usd,
-            customer, orders, new_customers,
+            branch,
+            period,
+            period_kind,
+            rep,
+            subject_kind,
+            subject,
+            deal,
+            cny_per_usd,
+            per_usd,
+            customer,
+            orders,
+            new_customers,
         })
     }
 }
@@ -181,6 +261,9 @@ mod tests {
         let mut json_keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
         json_keys.sort();
         assert_eq!(keys, json_keys);
-        assert_eq!(m["amount"].clone().cast::<Decimal>(), Decimal::new(1_000_001, 2));
+        assert_eq!(
+            m["amount"].clone().cast::<Decimal>(),
+            Decimal::new(1_000_001, 2)
+        );
     }
 }

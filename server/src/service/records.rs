@@ -68,6 +68,11 @@ impl Services {
             let mut c = customer.value.clone();
             if c.last_contact_at.is_none_or(|last| last < at) {
                 c.last_contact_at = Some(at);
+                // The customer's representation changed: clients holding its
+                // ETag must see a new version.
+                c.version += 1;
+                c.updated_at = now();
+
                 let ckey = keys::key(keys::CUSTOMER, &[customer_id]);
                 batch
                     .expect(ckey.clone(), Some(&customer.raw))

@@ -6,4 +6,4 @@ wasmtime::component::bindgen!({
     path: "../plugin-sdk/wit",
 });
 
-pub use dealflow::policy::types;
+pub use self::dealflow::policy::types;

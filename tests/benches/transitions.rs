@@ -1,0 +1,860 @@
+//! HTTP benchmark of durable deal transitions, against an axum hello-world
+//! route measured in the same run.
+//!
+//! Run: `cargo bench -p dealflow-tests --bench transitions`
+//! (`BENCH_SECS` sets the measured seconds per phase, default 10;
+//! `BENCH_CONNS` the connections, default 64).
+//!
+//! Every phase starts a real server in this process on `127.0.0.1:0` over a
+//! fresh temporary directory and drives it with 64 concurrent keep-alive
+//! HTTP/1.1 connections (one request in flight per connection). Server and
+//! client run on separate multi-threaded tokio runtimes of this process and
+//! share the machine's cores, as a load generator on the same host would.
+//!
+//! Phases:
+//! - `hello`: a separate tiny axum router answering `GET /hello` with
+//!   "hello" (run first and last; the reference rate is their mean);
+//! - `group`, `per-write`, `none`: `POST /v1/deals/{id}/transitions` through
+//!   `dealflow::server::run` with each `Durability`. The branch pipeline is
+//!   a(open) ⇄ b(open) → won(won); every connection owns its own deals and
+//!   moves each back and forth between a and b forever;
+//! - `raw`: a tiny axum route doing one store commit of one key (a single
+//!   sled insert + group commit, no JSON, no service layer): the anchor of
+//!   PITFALLS.md;
+//! - breakdown rows (on the `None` server): `GET /v1/deals/{id}` (auth, a
+//!   read, JSON out) and `dry_run` transitions (everything but the write);
+//!   and group commit again with the default policies deactivated (what the
+//!   transition hooks cost).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+use axum::Router;
+use dealflow::store::{Batch, Durability, Entry, SledStore, Store, StoreError, StoreFuture};
+use dealflow::Services;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+/// Deals each connection owns (`BENCH_DEALS_PER_CONN` overrides).
+const DEALS_PER_CONN: u64 = 4;
+
+/// What one phase measured.
+struct Outcome {
+    name: String,
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    p50_us: u64,
+    p99_us: u64,
+    first_error: Option<String>,
+    /// CPU seconds per second during the measured window, by thread group.
+    cpu: BTreeMap<String, f64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+/// CPU ticks (user + system) of every thread of this process, by thread id,
+/// with the thread's name; empty where `/proc` is not available.
+fn thread_ticks() -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        // Fields after the name start at field 3 (state); utime and stime
+        // are fields 14 and 15.
+        let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        out.insert(tid, (name, ticks(11) + ticks(12)));
+    }
+    out
+}
+
+/// Names threads by role: the runtimes (workers and their blocking pools),
+/// the group-commit flusher, sled's own threads, and the rest.
+fn thread_group(name: &str) -> String {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+    match base {
+        "server" | "client" => base.to_string(),
+        // Linux keeps 15 bytes of a thread's name.
+        b if b.starts_with("dealflow-flush") => "dealflow-flusher".to_string(),
+        b if b.starts_with("sled") => "sled".to_string(),
+        _ => "other".to_string(),
+    }
+}
+
+/// CPU seconds per second by thread group between two samples.
+fn cpu_between(
+    a: &HashMap<u32, (String, u64)>,
+    b: &HashMap<u32, (String, u64)>,
+    secs: f64,
+) -> BTreeMap<String, f64> {
+    const TICKS_PER_SEC: f64 = 100.0;
+    let mut out = BTreeMap::new();
+    for (tid, (name, after)) in b {
+        let before = a.get(tid).map_or(0, |(_, t)| *t);
+        *out.entry(thread_group(name)).or_insert(0.0) +=
+            after.saturating_sub(before) as f64 / TICKS_PER_SEC / secs;
+    }
+    out
+}
+
+/// The request a connection sends next.
+trait Script: Send + 'static {
+    /// Method, path and body of the next request.
+    fn next(&mut self) -> (Method, String, Option<Bytes>);
+}
+
+/// `GET /hello` forever.
+struct Hello;
+
+impl Script for Hello {
+    fn next(&mut self) -> (Method, String, Option<Bytes>) {
+        (Method::GET, "/hello".into(), None)
+    }
+}
+
+/// `POST /raw` forever.
+struct Raw;
+
+impl Script for Raw {
+    fn next(&mut self) -> (Method, String, Option<Bytes>) {
+        (Method::POST, "/raw".into(), Some(Bytes::from_static(b"{}")))
+    }
+}
+
+/// Moves the connection's own deals a → b → a …, round robin.
+struct Moves {
+    deals: Vec<(String, bool)>,
+    turn: usize,
+}
+
+impl Script for Moves {
+    fn next(&mut self) -> (Method, String, Option<Bytes>) {
+        let i = self.turn % self.deals.len();
+        self.turn += 1;
+        let (id, in_a) = &mut self.deals[i];
+        let to = if *in_a { "b" } else { "a" };
+        *in_a = !*in_a;
+        (
+            Method::POST,
+            format!("/v1/deals/{id}/transitions"),
+            Some(Bytes::from(format!("{{\"to\":\"{to}\"}}"))),
+        )
+    }
+}
+
+/// `GET /v1/deals/{id}` over the connection's deals (auth, one store read,
+/// JSON out: the request overhead without a write).
+struct Reads {
+    ids: Vec<String>,
+    turn: usize,
+}
+
+impl Script for Reads {
+    fn next(&mut self) -> (Method, String, Option<Bytes>) {
+        self.turn += 1;
+        let id = &self.ids[self.turn % self.ids.len()];
+        (Method::GET, format!("/v1/deals/{id}"), None)
+    }
+}
+
+/// `dry_run` transitions: everything a move does (auth, parse, read, pipeline,
+/// policy hooks) except the write.
+struct DryRuns {
+    ids: Vec<String>,
+    turn: usize,
+}
+
+impl Script for DryRuns {
+    fn next(&mut self) -> (Method, String, Option<Bytes>) {
+        self.turn += 1;
+        let id = &self.ids[self.turn % self.ids.len()];
+        (
+            Method::POST,
+            format!("/v1/deals/{id}/transitions"),
+            Some(Bytes::from_static(b"{\"to\":\"b\",\"dry_run\":true}")),
+        )
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Self { sender }
+    }
+
+    async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1")
+            .header("authorization", format!("Bearer {TOKEN}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| e.to_string())?;
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let res = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// A set-up call that must succeed.
+    async fn setup(&mut self, method: Method, path: &str, body: Value) -> Value {
+        let (status, bytes) = self
+            .call(method.clone(), path, Some(Bytes::from(body.to_string())))
+            .await
+            .expect("set-up request");
+        assert!(
+            status.is_success(),
+            "set-up {method} {path}: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        serde_json::from_slice(&bytes).expect("set-up JSON")
+    }
+}
+
+/// Drives `scripts.len()` connections for `warmup + secs`; measures the
+/// requests that start after the warm-up.
+fn drive<S: Script>(
+    client: &Runtime,
+    name: &str,
+    addr: SocketAddr,
+    scripts: Vec<S>,
+    warmup: Duration,
+    secs: Duration,
+) -> Outcome {
+    client.block_on(async move {
+        let mut conns = Vec::new();
+        for _ in 0..scripts.len() {
+            conns.push(Conn::open(addr).await);
+        }
+        let start = Instant::now();
+        let measure_from = start + warmup;
+        let end = measure_from + secs;
+        let errors = Arc::new(AtomicU64::new(0));
+        let sampler = tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let a = thread_ticks();
+            tokio::time::sleep_until(end.into()).await;
+            (a, thread_ticks())
+        });
+        let mut tasks = Vec::new();
+        for (mut conn, mut script) in conns.into_iter().zip(scripts) {
+            let errors = Arc::clone(&errors);
+            tasks.push(tokio::spawn(async move {
+                let mut lat: Vec<u32> = Vec::with_capacity(1 << 14);
+                let mut first_error = None;
+                loop {
+                    let t0 = Instant::now();
+                    if t0 >= end {
+                        break;
+                    }
+                    let (method, path, body) = script.next();
+                    let outcome = conn.call(method, &path, body).await;
+                    let dt = t0.elapsed();
+                    let ok = matches!(&outcome, Ok((s, _)) if s.is_success());
+                    if t0 >= measure_from && Instant::now() <= end {
+                        if ok {
+                            lat.push(dt.as_micros().min(u128::from(u32::MAX)) as u32);
+                        } else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if !ok && first_error.is_none() {
+                        first_error = Some(match outcome {
+                            Ok((s, b)) => format!("{s} {}", String::from_utf8_lossy(&b)),
+                            Err(e) => e,
+                        });
+                    }
+                    if let Some(e) = &first_error {
+                        if e.contains("connection") {
+                            break;
+                        }
+                    }
+                }
+                (lat, first_error)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut first_error = None;
+        for t in tasks {
+            let (lat, err) = t.await.expect("connection task");
+            all.extend(lat);
+            first_error = first_error.or(err);
+        }
+        let (ticks_from, ticks_to) = sampler.await.expect("sampler");
+        all.sort_unstable();
+        let pct = |p: f64| -> u64 {
+            if all.is_empty() {
+                0
+            } else {
+                u64::from(all[((all.len() - 1) as f64 * p).round() as usize])
+            }
+        };
+        Outcome {
+            name: name.to_string(),
+            requests: all.len() as u64,
+            errors: errors.load(Ordering::Relaxed),
+            seconds: secs.as_secs_f64(),
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            first_error,
+            cpu: cpu_between(&ticks_from, &ticks_to, secs.as_secs_f64()),
+        }
+    })
+}
+
+/// A running in-process server and how to stop it.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn stop(mut self, server: &Runtime) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        server
+            .block_on(async { tokio::time::timeout(Duration::from_secs(30), self.done).await })
+            .expect("server stops within 30 s")
+            .expect("server task");
+    }
+}
+
+fn serve_router(server: &Runtime, app: Router) -> Running {
+    server.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Running {
+            addr,
+            stop: Some(tx),
+            done,
+        }
+    })
+}
+
+fn serve_store(server: &Runtime, store: Arc<dyn Store>) -> Running {
+    server.block_on(async {
+        let services = Services::new(store);
+        services.init_policies().await.expect("default policies");
+        services
+            .bootstrap_admin(Some(TOKEN))
+            .await
+            .expect("admin token");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            dealflow::server::run(listener, services, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Running {
+            addr,
+            stop: Some(tx),
+            done,
+        }
+    })
+}
+
+/// A commit waiting for the writer thread.
+type Job = (Batch, oneshot::Sender<Result<(), StoreError>>);
+
+/// EXPERIMENT, not the server's design: group commit where one writer thread
+/// both applies every batch and flushes, over a `SledStore` that does not
+/// flush by itself (`Durability::None`). Tokio workers only enqueue and
+/// await, so they never block in `apply_batch` on sled's global
+/// concurrency-control lock while a flush (which holds it shared for a whole
+/// fsync) is in progress. Acknowledged writes are still flushed first.
+struct WriterThreadStore {
+    inner: Arc<SledStore>,
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl WriterThreadStore {
+    fn open(dir: &std::path::Path) -> Self {
+        let inner = Arc::new(SledStore::open(dir, Durability::None).expect("open store"));
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let store = Arc::clone(&inner);
+        std::thread::Builder::new()
+            .name("bench-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut done = Vec::new();
+                    for (batch, reply) in std::iter::once(first).chain(queue.try_iter()) {
+                        done.push((ready(store.commit(batch)), reply));
+                    }
+                    let flushed = store.flush().map_err(|e| e.to_string());
+                    for (applied, reply) in done {
+                        let result =
+                            applied.and_then(|()| flushed.clone().map_err(StoreError::Durability));
+                        let _ = reply.send(result);
+                    }
+                }
+            })
+            .expect("spawn writer");
+        Self { inner, jobs }
+    }
+}
+
+/// The output of a future that is ready at once (a `Durability::None` commit).
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("a Durability::None commit completes at once"),
+    }
+}
+
+impl Store for WriterThreadStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(prefix, after, limit)
+    }
+
+    fn scan_last(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan_last(prefix, limit)
+    }
+
+    fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
+        self.inner.count(prefix)
+    }
+
+    fn commit(&self, batch: Batch) -> StoreFuture<'_, ()> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.jobs.send((batch, tx));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Durability("writer thread stopped".into()))?;
+            rx.await
+                .map_err(|_| StoreError::Durability("writer thread stopped".into()))?
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+
+    fn next_id(&self) -> Result<u64, StoreError> {
+        self.inner.next_id()
+    }
+}
+
+/// Branch, pipeline, brand, customer, and `conns × deals_per_conn` deals.
+fn set_up_deals(client: &Runtime, addr: SocketAddr, conns: usize) -> Vec<Moves> {
+    let deals_per_conn = env_num("BENCH_DEALS_PER_CONN", DEALS_PER_CONN).max(1);
+    client.block_on(async move {
+        let mut c = Conn::open(addr).await;
+        c.setup(
+            Method::POST,
+            "/v1/branches",
+            json!({"id": "bench", "name": "Bench"}),
+        )
+        .await;
+        c.setup(
+            Method::PUT,
+            "/v1/branches/bench/pipeline",
+            json!({
+                "stages": [{"id": "a"}, {"id": "b"}, {"id": "won", "kind": "won"}],
+                "moves": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"},
+                          {"from": "b", "to": "won"}]
+            }),
+        )
+        .await;
+        c.setup(
+            Method::POST,
+            "/v1/brands",
+            json!({"id": "volvo", "name": "Volvo", "introduced_at": "2026-01-01"}),
+        )
+        .await;
+        let customer = c
+            .setup(
+                Method::POST,
+                "/v1/customers",
+                json!({"name": "ACME", "branch": "bench", "owner": "rep",
+                       "segment": "enterprise", "source": "self_developed"}),
+            )
+            .await["id"]
+            .as_str()
+            .expect("customer id")
+            .to_string();
+        let mut scripts = Vec::new();
+        for _ in 0..conns {
+            let mut deals = Vec::new();
+            for _ in 0..deals_per_conn {
+                let d = c
+                    .setup(
+                        Method::POST,
+                        "/v1/deals",
+                        json!({"customer_id": customer, "title": "Fleet", "owner": "rep",
+                               "currency": "CNY",
+                               "lines": [{"brand": "volvo", "product": "XC90",
+                                          "amount": "600000", "cost": "500000"}]}),
+                    )
+                    .await;
+                assert_eq!(d["stage"], "a", "deals start in a");
+                deals.push((d["id"].as_str().expect("deal id").to_string(), true));
+            }
+            scripts.push(Moves { deals, turn: 0 });
+        }
+        scripts
+    })
+}
+
+/// Takes every policy out of the live set (no hooks run on transitions).
+fn deactivate_policies(client: &Runtime, addr: SocketAddr) {
+    client.block_on(async {
+        let mut c = Conn::open(addr).await;
+        let (_, list) = c
+            .call(Method::GET, "/v1/policies?limit=500", None)
+            .await
+            .expect("list policies");
+        let list: Value = serde_json::from_slice(&list).expect("policies JSON");
+        for p in list["items"].as_array().into_iter().flatten() {
+            if let Some(name) = p["name"].as_str() {
+                c.setup(
+                    Method::POST,
+                    &format!("/v1/policies/{name}/deactivate"),
+                    json!({}),
+                )
+                .await;
+            }
+        }
+    });
+}
+
+fn runtime(name: &str) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(name)
+        .build()
+        .expect("runtime")
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // special either; both just run this.
+    let secs = Duration::from_secs(env_num("BENCH_SECS", 10).max(1));
+    let warmup = (secs / 5).clamp(Duration::from_millis(500), Duration::from_secs(2));
+    let conns = env_num("BENCH_CONNS", 64).max(1) as usize;
+    // `BENCH_ONLY=group,raw`: run only the phases whose names contain one
+    // of these words (the hello-world reference always runs).
+    let only: Vec<String> = std::env::var("BENCH_ONLY")
+        .unwrap_or_default()
+        .split(',')
+        .map(|w| w.trim().to_ascii_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let wanted = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        only.is_empty() || only.iter().any(|w| name.contains(w.as_str()))
+    };
+    let server = runtime("server");
+    let client = runtime("client");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    eprintln!(
+        "transitions bench: {conns} connections, {} s per phase after {} ms warm-up, {cores} cores shared by server and client",
+        secs.as_secs(),
+        warmup.as_millis()
+    );
+    let mut results = Vec::new();
+
+    let hello = || Router::new().route("/hello", get(|| async { "hello" }));
+
+    // (a) hello-world, first.
+    let s = serve_router(&server, hello());
+    results.push(drive(
+        &client,
+        "hello (first)",
+        s.addr,
+        (0..conns).map(|_| Hello).collect(),
+        warmup,
+        secs,
+    ));
+    s.stop(&server);
+    eprintln!("done: hello (first)");
+
+    let phase = |name: &str, store: Arc<dyn Store>, policies_off: bool, breakdown: bool| {
+        let s = serve_store(&server, store);
+        let scripts = set_up_deals(&client, s.addr, conns);
+        if policies_off {
+            deactivate_policies(&client, s.addr);
+        }
+        let ids: Vec<Vec<String>> = scripts
+            .iter()
+            .map(|m| m.deals.iter().map(|d| d.0.clone()).collect())
+            .collect();
+        let mut out = Vec::new();
+        if wanted(name) {
+            out.push(drive(&client, name, s.addr, scripts, warmup, secs));
+            eprintln!("done: {name}");
+        }
+        if breakdown {
+            let reads = ids
+                .iter()
+                .map(|ids| Reads {
+                    ids: ids.clone(),
+                    turn: 0,
+                })
+                .collect();
+            out.push(drive(
+                &client,
+                "breakdown: GET /v1/deals/{id}",
+                s.addr,
+                reads,
+                warmup,
+                secs,
+            ));
+            let dry = ids
+                .iter()
+                .map(|ids| DryRuns {
+                    ids: ids.clone(),
+                    turn: 0,
+                })
+                .collect();
+            out.push(drive(
+                &client,
+                "breakdown: dry-run transitions",
+                s.addr,
+                dry,
+                warmup,
+                secs,
+            ));
+            eprintln!("done: breakdown");
+        }
+        s.stop(&server);
+        out
+    };
+    let sled_store = |durability: Durability| -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SledStore::open(dir.path(), durability).expect("open store");
+        (dir, Arc::new(store))
+    };
+
+    // (b, c, d) transitions under each durability; the breakdown rows run on
+    // the `None` server once its transitions are measured.
+    for (name, durability) in [
+        ("transitions, Durability::Group", Durability::Group),
+        ("transitions, Durability::PerWrite", Durability::PerWrite),
+        ("transitions, Durability::None", Durability::None),
+    ] {
+        let breakdown = durability == Durability::None && wanted("breakdown");
+        if wanted(name) || breakdown {
+            let (_dir, store) = sled_store(durability);
+            results.extend(phase(name, store, false, breakdown));
+        }
+    }
+
+    // Group commit again with every policy taken out of the live set: what
+    // the transition hooks cost.
+    let name = "transitions, Durability::Group, policies off";
+    if wanted(name) {
+        let (_dir, store) = sled_store(Durability::Group);
+        results.extend(phase(name, store, true, false));
+    }
+
+    // EXPERIMENT: the same transitions over a store whose single writer
+    // thread applies and flushes (see `WriterThreadStore`).
+    for (name, policies_off) in [
+        ("experiment: transitions, writer-thread group commit", false),
+        (
+            "experiment: transitions, writer-thread group commit, policies off",
+            true,
+        ),
+    ] {
+        if wanted(name) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Arc::new(WriterThreadStore::open(dir.path()));
+            results.extend(phase(name, store, policies_off, false));
+        }
+    }
+
+    // The raw anchor: one key per request through the store's group commit.
+    if wanted("raw: 1 insert + group commit") {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(dir.path(), Durability::Group).expect("open store"));
+        let counter = Arc::new(AtomicU64::new(0));
+        let app = Router::new().route(
+            "/raw",
+            post(move |body: Bytes| {
+                let store = Arc::clone(&store);
+                let counter = Arc::clone(&counter);
+                async move {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let mut batch = Batch::new();
+                    batch.put(format!("raw\0{n:020}").into_bytes(), body.to_vec());
+                    match store.commit(batch).await {
+                        Ok(()) => (StatusCode::OK, "ok"),
+                        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "failed"),
+                    }
+                }
+            }),
+        );
+        let s = serve_router(&server, app);
+        results.push(drive(
+            &client,
+            "raw: 1 insert + group commit",
+            s.addr,
+            (0..conns).map(|_| Raw).collect(),
+            warmup,
+            secs,
+        ));
+        s.stop(&server);
+        eprintln!("done: raw");
+    }
+
+    // (a) hello-world again, last: the reference is the mean of both.
+    let s = serve_router(&server, hello());
+    results.push(drive(
+        &client,
+        "hello (last)",
+        s.addr,
+        (0..conns).map(|_| Hello).collect(),
+        warmup,
+        secs,
+    ));
+    s.stop(&server);
+
+    let hello_rate = (results[0].rate() + results[results.len() - 1].rate()) / 2.0;
+    println!();
+    println!(
+        "{conns} keep-alive HTTP/1.1 connections, {} s per phase; {cores} cores shared by server and client",
+        secs.as_secs()
+    );
+    println!();
+    println!("| phase | requests/s | p50 ms | p99 ms | errors | ratio to hello-world |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in &results {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.2} |",
+            r.name,
+            r.rate(),
+            r.p50_us as f64 / 1000.0,
+            r.p99_us as f64 / 1000.0,
+            r.errors,
+            r.rate() / hello_rate
+        );
+    }
+    println!();
+    println!("CPU during each measured window, in cores (CPU seconds per second):");
+    println!();
+    println!("| phase | total | server runtime | client runtime | flusher | sled | other |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in &results {
+        let g = |k: &str| r.cpu.get(k).copied().unwrap_or(0.0);
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            r.name,
+            r.cpu.values().sum::<f64>(),
+            g("server"),
+            g("client"),
+            g("dealflow-flusher"),
+            g("sled"),
+            g("other")
+        );
+    }
+    println!();
+    for r in &results {
+        if let Some(e) = &r.first_error {
+            println!(
+                "first error in `{}`: {}",
+                r.name,
+                e.chars().take(300).collect::<String>()
+            );
+        }
+    }
+    let group = results
+        .iter()
+        .find(|r| r.name.contains("Group"))
+        .map_or(0.0, |r| r.rate() / hello_rate);
+    println!();
+    println!(
+        "durable (group) transitions: {:.0} % of hello-world (target ≥ 40 %)",
+        group * 100.0
+    );
+}
