@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The example plugins (package names).
-const PLUGINS: &[&str] = &["large-deal-guard", "new-brand-bonus"];
+const PLUGINS: &[&str] = &["large-deal-guard", "new-brand-bonus", "hostile-plugin"];
 
 /// The target plugins are built for.
 const TARGET: &str = "wasm32-unknown-unknown";
@@ -54,6 +54,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     for watched in [
         "plugins",
+        "tests/hostile-plugin",
         "plugin-sdk/src",
         "plugin-sdk/wit",
         "plugin-sdk/Cargo.toml",

@@ -2,7 +2,18 @@
 
 use rust_decimal::Decimal;
 
-use crate::{BonusLine, BonusOutput, DealInfo, GuardVerdict};
+use crate::{AfterOutput, BonusLine, BonusOutput, DealInfo, GuardVerdict};
+
+impl AfterOutput {
+    /// Nothing to do after this move.
+    pub fn none() -> Self {
+        Self {
+            tasks: Vec::new(),
+            set: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
 
 impl GuardVerdict {
     /// Lets the move happen.

@@ -319,3 +319,15 @@ pub const PLUGIN_LARGE_DEAL_GUARD: &str = env!("PLUGIN_LARGE_DEAL_GUARD");
 /// The `new-brand-bonus` example plugin as a WebAssembly component, built
 /// from `plugins/new-brand-bonus` by this crate's `build.rs`.
 pub const PLUGIN_NEW_BRAND_BONUS: &str = env!("PLUGIN_NEW_BRAND_BONUS");
+
+/// The `hostile-plugin` test fixture (`tests/hostile-plugin`) as a
+/// WebAssembly component: misbehaves as its deal attribute `mode` says.
+pub const PLUGIN_HOSTILE: &str = env!("PLUGIN_HOSTILE_PLUGIN");
+
+/// The JSON body uploading the component at `path` as policy `name`.
+pub fn wasm_upload_body(path: &str, name: &str, scope: &str) -> Value {
+    use base64::Engine as _;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    json!({"name": name, "scope": scope, "runtime": "wasm",
+           "module": base64::engine::general_purpose::STANDARD.encode(bytes)})
+}

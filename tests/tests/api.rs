@@ -2859,3 +2859,56 @@ async fn everything_survives_a_reopen_of_the_database() {
         .await;
     assert_error(&dup, StatusCode::CONFLICT, "duplicate");
 }
+
+#[tokio::test]
+async fn deal_attributes_are_set_and_removed_by_managers_and_checked() {
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    app.brand("volvo").await;
+    let mgr = app.token("manager", Some("sh"), "wang").await;
+    let customer = app.customer(ADMIN, "sh", "li").await;
+    let deal = app.deal(ADMIN, &customer, "li", "volvo").await;
+    let path = format!("/v1/deals/{deal}");
+    // A manager sets two attributes, then removes one with null.
+    let r = app
+        .patch(
+            &path,
+            &mgr,
+            json!({"attributes": {"a": "1", "b": "2"}}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["attributes"], json!({"a": "1", "b": "2"}));
+    let r = app
+        .patch(&path, &mgr, json!({"attributes": {"a": null}}), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["attributes"], json!({"b": "2"}));
+    let version = r.body["version"].as_u64().unwrap();
+    // Bad keys, bad values and too many attributes change nothing.
+    let too_many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for bad in [
+        json!({"attributes": {"bad key": "x"}}),
+        json!({"attributes": {"": "x"}}),
+        json!({"attributes": {"k": "x".repeat(1001)}}),
+        json!({"attributes": too_many}),
+    ] {
+        let r = app.patch(&path, &mgr, bad.clone(), None).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.body
+        );
+    }
+    let r = app
+        .patch(&path, &mgr, json!({"attributes": {"k": 7}}), None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.code(), "invalid_body");
+    let now = app.get(&path, ADMIN).await;
+    assert_eq!(now.body["version"].as_u64().unwrap(), version);
+    assert_eq!(now.body["attributes"], json!({"b": "2"}));
+}

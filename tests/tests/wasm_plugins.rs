@@ -100,7 +100,7 @@ fn bonus_usd(amount: &str, cost: &str) -> (String, String) {
 
 #[test]
 fn each_plugin_lists_exactly_its_hooks() {
-    assert_eq!(guard_plugin().hooks(), &[Hook::Guard]);
+    assert_eq!(guard_plugin().hooks(), &[Hook::Guard, Hook::After]);
     assert_eq!(bonus_plugin().hooks(), &[Hook::Bonus]);
 }
 

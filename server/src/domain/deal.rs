@@ -75,7 +75,8 @@ pub struct Deal {
     pub signed_at: Option<DateTime<Utc>>,
     /// When the deal reached a lost stage.
     pub lost_at: Option<DateTime<Utc>>,
-    /// Attributes set by after-transition policies.
+    /// Attributes set by after-transition policies and by managers (e.g. an
+    /// approval a guard asks for).
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
 
@@ -172,6 +173,29 @@ pub struct DealPatch {
     /// Replaces the lines.
     #[serde(default)]
     pub lines: Option<Vec<Line>>,
+    /// Sets (a string) or removes (`null`) deal attributes; managers and
+    /// admins only, since guards read them as approvals.
+    #[serde(default)]
+    pub attributes: Option<std::collections::BTreeMap<String, Option<String>>>,
+}
+
+/// Most attributes a deal may carry.
+pub const MAX_ATTRIBUTES: usize = 64;
+
+/// Checks an attribute: keys are 1-64 of `[A-Za-z0-9_.-]`, values at most
+/// 1000 characters.
+pub fn check_attribute(key: &str, value: &str) -> Result<(), String> {
+    let key_ok = (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if key_ok && value.chars().count() <= 1000 && !value.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(format!(
+            "attribute `{key}`: keys are 1-64 of [A-Za-z0-9_.-], values at most 1000 characters without control characters"
+        ))
+    }
 }
 
 fn de_opt_opt_decimal<'de, D: Deserializer<'de>>(

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use crate::auth::{Denied, Principal};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
-use crate::domain::deal::{Deal, TransitionCheck, TransitionRequest, Verdict};
+use crate::domain::deal::{
+    check_attribute, Deal, TransitionCheck, TransitionRequest, Verdict, MAX_ATTRIBUTES,
+};
 use crate::domain::history::{Decision, HistoryAction, HistoryEntry};
 use crate::domain::pipeline::{Pipeline, StageKind};
 use crate::domain::task::{Task, TaskStatus};
@@ -36,8 +38,6 @@ pub enum TransitionOutcome {
 const PIPELINE_RULE: &str = "pipeline";
 /// Most tasks one after-hook may create.
 const MAX_TASKS_PER_HOOK: usize = 20;
-/// Most attributes a deal may carry.
-const MAX_ATTRIBUTES: usize = 64;
 
 fn structural_verdict(pipeline: &Pipeline, deal: &Deal, to: &str) -> (Verdict, Vec<String>) {
     let targets = match (deal.stage_kind, pipeline.stage(&deal.stage)) {
@@ -471,14 +471,7 @@ impl Services {
 
 fn apply_attributes(deal: &mut Deal, out: &AfterOutput) -> Result<(), PolicyError> {
     for (k, v) in &out.set {
-        let key_ok = (1..=64).contains(&k.len())
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-        if !key_ok || v.chars().count() > 1000 {
-            return Err(PolicyError::BadOutput(format!(
-                "attribute `{k}`: keys are 1-64 of [A-Za-z0-9_.-], values at most 1000 characters"
-            )));
-        }
+        check_attribute(k, v).map_err(PolicyError::BadOutput)?;
         deal.attributes.insert(k.clone(), v.clone());
     }
     if deal.attributes.len() > MAX_ATTRIBUTES {

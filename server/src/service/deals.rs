@@ -11,7 +11,7 @@ use super::repo::{encode, Source, Stored};
 use super::{check_business_time, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
 use crate::auth::{Denied, Principal};
 use crate::domain::currency::is_iso_currency;
-use crate::domain::deal::{Deal, DealPatch, Line, NewDeal};
+use crate::domain::deal::{check_attribute, Deal, DealPatch, Line, NewDeal, MAX_ATTRIBUTES};
 use crate::domain::history::{HistoryAction, HistoryEntry};
 use crate::domain::money::check_amount;
 use crate::domain::token::Role;
@@ -283,6 +283,19 @@ impl Services {
     ) -> Result<Deal, ServiceError> {
         // Scope first: an out-of-scope caller learns nothing from validation.
         self.visible_deal(caller, id)?;
+        if let Some(attributes) = &patch.attributes {
+            if caller.role == Role::Rep {
+                return Err(Denied(
+                    "deal attributes are set by managers and policies (guards read them as approvals)"
+                        .into(),
+                )
+                .into());
+            }
+            for (key, value) in attributes {
+                check_attribute(key, value.as_deref().unwrap_or(""))
+                    .map_err(|e| ServiceError::invalid("attributes", e))?;
+            }
+        }
         let lines = patch
             .lines
             .as_deref()
@@ -332,6 +345,26 @@ impl Services {
                 d.lines = lines.clone();
                 d.retotal();
             }
+            if let Some(attributes) = &patch.attributes {
+                for (key, value) in attributes {
+                    match value {
+                        Some(v) => d.attributes.insert(key.clone(), v.clone()),
+                        None => d.attributes.remove(key),
+                    };
+                }
+                note(
+                    "attributes",
+                    json!(old.value.attributes),
+                    json!(d.attributes),
+                );
+                if d.attributes.len() > MAX_ATTRIBUTES {
+                    return Err(ServiceError::invalid(
+                        "attributes",
+                        format!("a deal carries at most {MAX_ATTRIBUTES} attributes"),
+                    ));
+                }
+            }
+
             if changes.is_empty() {
                 return Ok(old.value);
             }
