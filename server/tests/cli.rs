@@ -95,7 +95,7 @@ fn policy_test_runs_a_scripts_example_tests_locally() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("hooks guard"), "{text}");
-    assert!(text.contains("5 passed, 0 failed"), "{text}");
+    assert!(text.contains("6 passed, 0 failed"), "{text}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! instance per call, from the cached pre-instance) and natively.
 //!
 //! Run: `cargo bench -p dealflow-tests --bench policy_calls`
-//! (`BENCH_CALLS` sets the number of calls per case, default 20000).
+//! (`BENCH_CALLS` sets the number of calls per case, default 20000;
+//! `BENCH_RHAI_GUARD=path.rhai` adds a row for your own rhai guard).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -156,8 +157,11 @@ fn main() {
             &limits,
         )
         .expect("large-deal-guard compiles");
-    let quote = input("quote", "open");
-    let sign = input("sign", "won");
+    let trivial = RhaiHost::new(limits.clone())
+        .compile("fn guard(i) { #{ allow: true } }")
+        .expect("trivial guard compiles");
+    let quote = std::sync::Arc::new(input("quote", "open"));
+    let sign = std::sync::Arc::new(input("sign", "won"));
 
     // Same answers first: the benchmark compares equal work.
     assert_eq!(
@@ -179,6 +183,10 @@ fn main() {
             measure(calls, || rhai.guard(&quote, &limits).unwrap().allow),
         ),
         (
+            "breakdown: a rhai guard answering allow at once",
+            measure(calls, || trivial.guard(&quote, &limits).unwrap().allow),
+        ),
+        (
             "large-deal guard, native Rust (limit)",
             measure(calls, || native_large_deal(&sign).allow),
         ),
@@ -187,6 +195,16 @@ fn main() {
             measure(calls, || wasm.guard(&sign, &limits).unwrap().allow),
         ),
     ];
+    let mut rows = rows.to_vec();
+    if let Ok(path) = std::env::var("BENCH_RHAI_GUARD") {
+        let own = RhaiHost::new(limits.clone())
+            .compile(&std::fs::read_to_string(&path).expect("BENCH_RHAI_GUARD file"))
+            .expect("BENCH_RHAI_GUARD compiles");
+        rows.push((
+            "your guard (BENCH_RHAI_GUARD), rhai",
+            measure(calls, || own.guard(&quote, &limits).is_ok()),
+        ));
+    }
     println!("\n## Per-call cost of a guard ({calls} calls each, one run)\n");
     println!("| case | p50 µs | p99 µs | calls/s |");
     println!("|---|---:|---:|---:|");

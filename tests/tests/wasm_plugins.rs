@@ -2,7 +2,7 @@
 //! this crate's `build.rs`, loaded into the server's wasmtime host and called
 //! with real inputs.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use dealflow::policy::hooks::{BonusInput, Hook, TransitionInput};
 use dealflow::policy::wasm::{WasmHost, WasmPolicy};
@@ -56,7 +56,7 @@ fn deal(currency: &str, lines: &[(&str, bool, &str, &str)], attributes: Value) -
     })
 }
 
-fn transition(deal: Value, to: &str, to_kind: &str) -> TransitionInput {
+fn transition(deal: Value, to: &str, to_kind: &str) -> Arc<TransitionInput> {
     serde_json::from_value(json!({
         "branch": {"id": "sh", "timezone": "Asia/Shanghai"},
         "deal": deal,
@@ -66,15 +66,17 @@ fn transition(deal: Value, to: &str, to_kind: &str) -> TransitionInput {
         "from": "negotiation", "to": to, "to_kind": to_kind, "at": "2026-03-20T02:00:00Z",
         "actor": {"user": "rep1", "role": "rep"}
     }))
+    .map(Arc::new)
     .expect("transition input")
 }
 
-fn deal_bonus(deal: Value, per_usd: &str) -> BonusInput {
+fn deal_bonus(deal: Value, per_usd: &str) -> Arc<BonusInput> {
     serde_json::from_value(json!({
         "branch": {"id": "sh", "timezone": "Asia/Shanghai"}, "period": "2026-03", "period_kind": "month",
         "rep": "rep1", "subject_kind": "deal", "subject": "D-42", "deal": deal, "cny_per_usd": "7.1",
         "per_usd": per_usd, "customer": null, "orders": [], "new_customers": 0
     }))
+    .map(Arc::new)
     .expect("bonus input")
 }
 
@@ -251,7 +253,7 @@ fn a_plugin_error_reaches_the_host_as_failed() {
         deal("EUR", &[("volvo", true, "20000", "1")], json!({})),
         "1",
     );
-    input.per_usd = None;
+    Arc::make_mut(&mut input).per_usd = None;
     let err = bonus_plugin()
         .bonus(&input, &Limits::default())
         .unwrap_err();

@@ -92,11 +92,12 @@ impl HookRun {
 fn run_hooks(
     guards: Vec<Arc<LivePolicy>>,
     afters: Vec<Arc<LivePolicy>>,
-    mut input: TransitionInput,
+    input: TransitionInput,
     run_after: bool,
     force: bool,
     limits: &Limits,
 ) -> HookRun {
+    let input = Arc::new(input);
     let guards: Vec<_> = guards
         .into_iter()
         .map(|g| {
@@ -110,11 +111,14 @@ fn run_hooks(
         afters: Vec::new(),
     };
     if run_after && (allowed || force) && !afters.is_empty() {
+        // The guards are done with it: no copy unless a runtime kept one.
+        let mut input = Arc::unwrap_or_clone(input);
         input.deal.stage = input.to.clone();
         input.deal.stages_passed.push(input.to.clone());
         if input.to_kind == "won" {
             input.deal.signed_at = Some(input.at.clone());
         }
+        let input = Arc::new(input);
         run.afters = afters
             .into_iter()
             .map(|a| {

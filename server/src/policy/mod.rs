@@ -12,8 +12,11 @@ pub mod limits;
 pub mod live;
 
 pub mod rhai_runtime;
+pub mod script_input;
 pub mod script_value;
 pub mod wasm;
+
+use std::sync::Arc;
 
 use hooks::{
     AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
@@ -66,7 +69,8 @@ pub enum PolicyError {
 }
 
 /// A compiled policy version, ready to run any hook it implements. Calls are
-/// synchronous CPU work: run them off the async workers.
+/// synchronous CPU work: run them off the async workers. Inputs are shared
+/// (`Arc`) so a runtime can hand them to a script without copying them.
 pub trait Executable: Send + Sync {
     /// The hooks the policy implements.
     fn hooks(&self) -> &[Hook];
@@ -76,15 +80,31 @@ pub trait Executable: Send + Sync {
     }
 
     /// Before a transition.
-    fn guard(&self, input: &TransitionInput, limits: &Limits) -> Result<GuardVerdict, PolicyError>;
+    fn guard(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<GuardVerdict, PolicyError>;
     /// After a transition.
-    fn after(&self, input: &TransitionInput, limits: &Limits) -> Result<AfterOutput, PolicyError>;
+    fn after(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<AfterOutput, PolicyError>;
     /// Customer tiering.
-    fn tier(&self, input: &TierInput, limits: &Limits) -> Result<TierOutput, PolicyError>;
+    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError>;
     /// Visit cadence.
-    fn cadence(&self, input: &CadenceInput, limits: &Limits) -> Result<CadenceOutput, PolicyError>;
+    fn cadence(
+        &self,
+        input: &Arc<CadenceInput>,
+        limits: &Limits,
+    ) -> Result<CadenceOutput, PolicyError>;
     /// Assignment of a new customer.
-    fn assign(&self, input: &AssignInput, limits: &Limits) -> Result<AssignOutput, PolicyError>;
+    fn assign(
+        &self,
+        input: &Arc<AssignInput>,
+        limits: &Limits,
+    ) -> Result<AssignOutput, PolicyError>;
     /// Bonus rules.
-    fn bonus(&self, input: &BonusInput, limits: &Limits) -> Result<BonusOutput, PolicyError>;
+    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError>;
 }

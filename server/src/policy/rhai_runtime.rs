@@ -20,7 +20,8 @@ use rhai::packages::{
     BasicMathPackage, BasicStringPackage, LogicPackage, MoreStringPackage, Package,
 };
 use rhai::{
-    CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope, AST,
+    CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Module, Position, Scope,
+    AST,
 };
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -30,7 +31,7 @@ use super::hooks::{
     AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
     GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
 };
-use super::script_value::ToScript;
+use super::script_input;
 use super::{Executable, Limits, PolicyError};
 
 thread_local! {
@@ -165,6 +166,10 @@ impl RhaiHost {
     /// Builds the sandboxed engine with `limits`.
     pub fn new(limits: Limits) -> Self {
         let mut engine = Engine::new_raw();
+        // One module holding every package: a call resolves its function
+        // with one lookup instead of one per package (resolution is redone
+        // on every hook call, since each call starts with fresh caches).
+        let mut packages = Module::new();
         for module in [
             ArithmeticPackage::new().as_shared_module(),
             LogicPackage::new().as_shared_module(),
@@ -176,9 +181,12 @@ impl RhaiHost {
             BasicMapPackage::new().as_shared_module(),
             BasicMathPackage::new().as_shared_module(),
         ] {
-            engine.register_global_module(module);
+            packages.combine_flatten((*module).clone());
         }
+        packages.build_index();
+        engine.register_global_module(packages.into());
         register_helpers(&mut engine);
+        script_input::register(&mut engine);
         engine.disable_symbol("eval");
         engine.set_strict_variables(true);
         engine.set_max_operations(limits.max_operations);
@@ -311,16 +319,20 @@ impl RhaiPolicy {
             .map_err(|e| map_error(*e, limits))
     }
 
-    fn call<I: ToScript, O: DeserializeOwned>(
+    fn call<I: Send + Sync + 'static, O: DeserializeOwned>(
         &self,
         hook: Hook,
-        input: &I,
+        input: &Arc<I>,
         limits: &Limits,
     ) -> Result<O, PolicyError> {
         if !self.hooks.contains(&hook) {
             return Err(PolicyError::NotImplemented(hook.name()));
         }
-        let out = self.call_raw(hook.name(), vec![input.to_script()], limits)?;
+        let out = self.call_raw(
+            hook.name(),
+            vec![script_input::view(Arc::clone(input))],
+            limits,
+        )?;
         let json = to_json(&out).map_err(PolicyError::BadOutput)?;
         serde_json::from_value(json).map_err(|e| PolicyError::BadOutput(e.to_string()))
     }
@@ -402,7 +414,11 @@ impl Executable for RhaiPolicy {
         self.tests.clone()
     }
 
-    fn guard(&self, input: &TransitionInput, limits: &Limits) -> Result<GuardVerdict, PolicyError> {
+    fn guard(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<GuardVerdict, PolicyError> {
         let v: GuardVerdict = self.call(Hook::Guard, input, limits)?;
         if !v.allow && v.reason.as_deref().is_none_or(str::is_empty) {
             return Err(PolicyError::BadOutput(
@@ -412,23 +428,35 @@ impl Executable for RhaiPolicy {
         Ok(v)
     }
 
-    fn after(&self, input: &TransitionInput, limits: &Limits) -> Result<AfterOutput, PolicyError> {
+    fn after(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<AfterOutput, PolicyError> {
         self.call(Hook::After, input, limits)
     }
 
-    fn tier(&self, input: &TierInput, limits: &Limits) -> Result<TierOutput, PolicyError> {
+    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
         self.call(Hook::Tier, input, limits)
     }
 
-    fn cadence(&self, input: &CadenceInput, limits: &Limits) -> Result<CadenceOutput, PolicyError> {
+    fn cadence(
+        &self,
+        input: &Arc<CadenceInput>,
+        limits: &Limits,
+    ) -> Result<CadenceOutput, PolicyError> {
         self.call(Hook::Cadence, input, limits)
     }
 
-    fn assign(&self, input: &AssignInput, limits: &Limits) -> Result<AssignOutput, PolicyError> {
+    fn assign(
+        &self,
+        input: &Arc<AssignInput>,
+        limits: &Limits,
+    ) -> Result<AssignOutput, PolicyError> {
         self.call(Hook::Assign, input, limits)
     }
 
-    fn bonus(&self, input: &BonusInput, limits: &Limits) -> Result<BonusOutput, PolicyError> {
+    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
         self.call(Hook::Bonus, input, limits)
     }
 }
@@ -443,8 +471,8 @@ mod tests {
         RhaiHost::new(Limits::default())
     }
 
-    fn input(to: &str) -> TransitionInput {
-        TransitionInput {
+    fn input(to: &str) -> Arc<TransitionInput> {
+        Arc::new(TransitionInput {
             branch: BranchInfo {
                 id: "sh".into(),
                 timezone: "Asia/Shanghai".into(),
@@ -484,7 +512,7 @@ mod tests {
                 user: "li".into(),
                 role: "rep".into(),
             },
-        }
+        })
     }
 
     #[test]
@@ -675,7 +703,12 @@ mod tests {
             .compile("fn guard(i) { i.deal.stage = \"x\"; #{ allow: true } }")
             .unwrap();
         let inp = input("quote");
-        p.guard(&inp, &Limits::default()).unwrap();
+        // Writing to an input is an error the author sees at once, not a
+        // silent no-op.
+        match p.guard(&inp, &Limits::default()) {
+            Err(PolicyError::Failed(m)) => assert!(m.contains("No writable property"), "{m}"),
+            other => panic!("expected a failure, got {other:?}"),
+        }
         assert_eq!(inp.deal.stage, "visit");
     }
 }

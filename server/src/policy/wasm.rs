@@ -29,10 +29,14 @@ mod limiter;
 mod tests;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, InstancePre, Lift, Linker, Lower,
+    TypedFunc,
+};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolConcurrencyLimitError,
     PoolingAllocationConfig, Store, Trap,
@@ -179,6 +183,10 @@ impl WasmHost {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PolicyError::Interface(format!("{e:#}")))?;
+        let exports = Hook::ALL
+            .iter()
+            .map(|h| component.get_export_index(None, h.name()))
+            .collect();
         let pre = PolicyPre::new(pre).map_err(|e| {
             PolicyError::Interface(format!(
                 "the plugin does not export the dealflow:policy@1.0.0 world: {e:#}"
@@ -187,6 +195,7 @@ impl WasmHost {
         let mut policy = WasmPolicy {
             engine: self.engine.clone(),
             pre,
+            exports,
             hooks: Vec::new(),
             epoch_tick: self.epoch_tick,
         };
@@ -321,6 +330,25 @@ fn classify(err: &wasmtime::Error, state: &CallState, limits: &Limits) -> Policy
     }
 }
 
+/// The outcome of a call: the plugin's answer, its own error, or the host's
+/// verdict on how it failed.
+fn finish<R>(
+    outcome: wasmtime::Result<Result<R, String>>,
+    store: &Store<CallState>,
+    limits: &Limits,
+) -> Result<R, PolicyError> {
+    match outcome {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(msg)) => Err(PolicyError::Failed(clip(msg))),
+        Err(e) => Err(classify(&e, store.data(), limits)),
+    }
+}
+
+/// The pre-instance inside the generated world wrapper.
+fn instance_pre(pre: &PolicyPre<CallState>) -> &InstancePre<CallState> {
+    pre.instance_pre()
+}
+
 /// Cuts a plugin's message to [`MAX_PLUGIN_MESSAGE`] bytes.
 fn clip(mut msg: String) -> String {
     if msg.len() > MAX_PLUGIN_MESSAGE {
@@ -341,6 +369,9 @@ pub struct WasmPolicy {
     engine: Engine,
     /// The type-checked pre-instance.
     pre: PolicyPre<CallState>,
+    /// The export of each hook (indexed by `Hook as usize`), resolved once:
+    /// a call instantiates and fetches only the function it runs.
+    exports: Vec<Option<ComponentExportIndex>>,
     /// The hooks it implements, sorted.
     hooks: Vec<Hook>,
     /// The ticker's period.
@@ -356,12 +387,8 @@ impl std::fmt::Debug for WasmPolicy {
 }
 
 impl WasmPolicy {
-    /// Runs `call` on a fresh instance under `limits`.
-    fn run<R>(
-        &self,
-        limits: &Limits,
-        call: impl FnOnce(&Policy, &mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
-    ) -> Result<R, PolicyError> {
+    /// A fresh store under `limits`.
+    fn store(&self, limits: &Limits) -> Result<Store<CallState>, PolicyError> {
         let mut store = Store::new(
             &self.engine,
             CallState {
@@ -374,15 +401,50 @@ impl WasmPolicy {
             .map_err(|e| PolicyError::Failed(format!("cannot set fuel: {e}")))?;
         store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
         store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    /// Runs `call` on a fresh instance of the whole world under `limits`
+    /// (every export fetched and checked: for `hooks()` at compile time).
+    fn run<R>(
+        &self,
+        limits: &Limits,
+        call: impl FnOnce(&Policy, &mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, PolicyError> {
+        let mut store = self.store(limits)?;
         let outcome = self
             .pre
             .instantiate(&mut store)
             .and_then(|p| call(&p, &mut store));
-        match outcome {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(msg)) => Err(PolicyError::Failed(clip(msg))),
-            Err(e) => Err(classify(&e, store.data(), limits)),
-        }
+        finish(outcome, &store, limits)
+    }
+
+    /// Calls `hook` with `input` on a fresh instance under `limits`,
+    /// fetching only that hook's function.
+    fn call_hook<P, R>(&self, hook: Hook, input: &P, limits: &Limits) -> Result<R, PolicyError>
+    where
+        for<'a> (&'a P,): ComponentNamedList + Lower + Send + Sync,
+        (Result<R, String>,): ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        self.require(hook)?;
+        let Some(Some(index)) = self.exports.get(hook as usize) else {
+            return Err(PolicyError::NotImplemented(hook.name()));
+        };
+        let mut store = self.store(limits)?;
+        let outcome = instance_pre(&self.pre)
+            .instantiate(&mut store)
+            .and_then(|instance| {
+                let func = instance.get_func(&mut store, index).ok_or_else(|| {
+                    wasmtime::Error::msg(format!("the plugin lost its `{}` export", hook.name()))
+                })?;
+                // SAFETY: `PolicyPre::new` type-checked every export of this
+                // component against the world at compile time, and `P`/`R`
+                // are the world's types for `hook` (see the callers).
+                let typed =
+                    unsafe { TypedFunc::<(&P,), (Result<R, String>,)>::new_unchecked(func) };
+                typed.call(&mut store, (input,)).map(|(r,)| r)
+            });
+        finish(outcome, &store, limits)
     }
 
     /// `NotImplemented` unless the plugin listed `hook`.
@@ -400,45 +462,61 @@ impl Executable for WasmPolicy {
         &self.hooks
     }
 
-    fn guard(&self, input: &TransitionInput, limits: &Limits) -> Result<GuardVerdict, PolicyError> {
-        self.require(Hook::Guard)?;
+    fn guard(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<GuardVerdict, PolicyError> {
         let input = convert::transition(input);
-        convert::guard_verdict(self.run(limits, |p, s| p.call_guard(s, &input))?)
+        convert::guard_verdict(self.call_hook(Hook::Guard, &input, limits)?)
     }
 
-    fn after(&self, input: &TransitionInput, limits: &Limits) -> Result<AfterOutput, PolicyError> {
-        self.require(Hook::After)?;
+    fn after(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<AfterOutput, PolicyError> {
         let input = convert::transition(input);
-        convert::after_output(self.run(limits, |p, s| p.call_after(s, &input))?)
+        convert::after_output(self.call_hook(Hook::After, &input, limits)?)
     }
 
-    fn tier(&self, input: &TierInput, limits: &Limits) -> Result<TierOutput, PolicyError> {
-        self.require(Hook::Tier)?;
+    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
         let input = convert::tier_input(input);
-        Ok(convert::tier_output(
-            self.run(limits, |p, s| p.call_tier(s, &input))?,
-        ))
+        Ok(convert::tier_output(self.call_hook(
+            Hook::Tier,
+            &input,
+            limits,
+        )?))
     }
 
-    fn cadence(&self, input: &CadenceInput, limits: &Limits) -> Result<CadenceOutput, PolicyError> {
-        self.require(Hook::Cadence)?;
+    fn cadence(
+        &self,
+        input: &Arc<CadenceInput>,
+        limits: &Limits,
+    ) -> Result<CadenceOutput, PolicyError> {
         let input = convert::cadence_input(input);
-        Ok(convert::cadence_output(
-            self.run(limits, |p, s| p.call_cadence(s, &input))?,
-        ))
+        Ok(convert::cadence_output(self.call_hook(
+            Hook::Cadence,
+            &input,
+            limits,
+        )?))
     }
 
-    fn assign(&self, input: &AssignInput, limits: &Limits) -> Result<AssignOutput, PolicyError> {
-        self.require(Hook::Assign)?;
+    fn assign(
+        &self,
+        input: &Arc<AssignInput>,
+        limits: &Limits,
+    ) -> Result<AssignOutput, PolicyError> {
         let input = convert::assign_input(input);
-        Ok(convert::assign_output(
-            self.run(limits, |p, s| p.call_assign(s, &input))?,
-        ))
+        Ok(convert::assign_output(self.call_hook(
+            Hook::Assign,
+            &input,
+            limits,
+        )?))
     }
 
-    fn bonus(&self, input: &BonusInput, limits: &Limits) -> Result<BonusOutput, PolicyError> {
-        self.require(Hook::Bonus)?;
+    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
         let input = convert::bonus_input(input);
-        convert::bonus_output(self.run(limits, |p, s| p.call_bonus(s, &input))?)
+        convert::bonus_output(self.call_hook(Hook::Bonus, &input, limits)?)
     }
 }
