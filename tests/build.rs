@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The example plugins (package names).
-const PLUGINS: &[&str] = &["large-deal-guard", "new-brand-bonus", "hostile-plugin"];
+const PLUGINS: &[&str] = &[
+    "large-deal-guard",
+    "handover-review",
+    "new-brand-bonus",
+    "hostile-plugin",
+];
 
 /// The target plugins are built for.
 const TARGET: &str = "wasm32-unknown-unknown";

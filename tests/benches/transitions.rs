@@ -600,6 +600,62 @@ fn deactivate_policies(client: &Runtime, addr: SocketAddr) {
     });
 }
 
+/// The rhai guard of the policy phase: a margin check that reads the deal on
+/// every move (not an early return).
+const MARGIN_GUARD: &str = r#"
+fn guard(input) {
+    if input.to_kind == "lost" { return #{ allow: true }; }
+    let deal = input.deal;
+    if deal.lines.is_empty() || deal.amount_total <= deal.cost_total {
+        return #{ allow: false, reason: "no margin", missing: ["a price above cost"] };
+    }
+    #{ allow: true }
+}
+"#;
+
+/// Which policies are live during a phase.
+#[derive(Clone, Copy, PartialEq)]
+enum Policies {
+    /// The defaults a fresh server installs (quote-late, after-sign, …).
+    Defaults,
+    /// None: no hook runs on a transition.
+    Off,
+    /// Only a rhai guard (`MARGIN_GUARD`) and a wasm after-hook (the
+    /// `handover-review` example plugin), both global.
+    RhaiGuardWasmAfter,
+}
+
+/// Uploads and activates the rhai guard and the wasm after-hook.
+fn install_policy_pair(client: &Runtime, addr: SocketAddr) {
+    client.block_on(async {
+        let mut c = Conn::open(addr).await;
+        for (name, body) in [
+            (
+                "margin-guard",
+                json!({"name": "margin-guard", "scope": "global", "runtime": "rhai",
+                       "source": MARGIN_GUARD}),
+            ),
+            (
+                "handover",
+                dealflow_tests::wasm_upload_body(
+                    dealflow_tests::PLUGIN_HANDOVER_REVIEW,
+                    "handover",
+                    "global",
+                ),
+            ),
+        ] {
+            let up = c.setup(Method::POST, "/v1/policies", body).await;
+            let v = up["version"].as_u64().expect("version");
+            c.setup(
+                Method::POST,
+                &format!("/v1/policies/{name}/versions/{v}/activate"),
+                json!({}),
+            )
+            .await;
+        }
+    });
+}
+
 fn runtime(name: &str) -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -658,11 +714,14 @@ fn main() {
     s.stop(&server);
     eprintln!("done: hello (first)");
 
-    let phase = |name: &str, store: Arc<dyn Store>, policies_off: bool, breakdown: bool| {
+    let phase = |name: &str, store: Arc<dyn Store>, policies: Policies, breakdown: bool| {
         let s = serve_store(&server, store);
         let scripts = set_up_deals(&client, s.addr, conns);
-        if policies_off {
+        if policies != Policies::Defaults {
             deactivate_policies(&client, s.addr);
+        }
+        if policies == Policies::RhaiGuardWasmAfter {
+            install_policy_pair(&client, s.addr);
         }
         let ids: Vec<Vec<String>> = scripts
             .iter()
@@ -725,31 +784,45 @@ fn main() {
         let breakdown = durability == Durability::None && wanted("breakdown");
         if wanted(name) || breakdown {
             let (_dir, store) = sled_store(durability);
-            results.extend(phase(name, store, false, breakdown));
+            results.extend(phase(name, store, Policies::Defaults, breakdown));
         }
     }
 
-    // Group commit again with every policy taken out of the live set: what
-    // the transition hooks cost.
-    let name = "transitions, Durability::Group, policies off";
-    if wanted(name) {
-        let (_dir, store) = sled_store(Durability::Group);
-        results.extend(phase(name, store, true, false));
+    // Group commit again with every policy taken out of the live set (what
+    // the default hooks cost), and with only a rhai guard and a wasm
+    // after-hook live: the policy runtimes' cost on the same route.
+    for (name, policies) in [
+        (
+            "transitions, Durability::Group, policies off",
+            Policies::Off,
+        ),
+        (
+            "transitions, Durability::Group, rhai guard + wasm after-hook",
+            Policies::RhaiGuardWasmAfter,
+        ),
+    ] {
+        if wanted(name) {
+            let (_dir, store) = sled_store(Durability::Group);
+            results.extend(phase(name, store, policies, false));
+        }
     }
 
     // EXPERIMENT: the same transitions over a store whose single writer
     // thread applies and flushes (see `WriterThreadStore`).
-    for (name, policies_off) in [
-        ("experiment: transitions, writer-thread group commit", false),
+    for (name, policies) in [
+        (
+            "experiment: transitions, writer-thread group commit",
+            Policies::Defaults,
+        ),
         (
             "experiment: transitions, writer-thread group commit, policies off",
-            true,
+            Policies::Off,
         ),
     ] {
         if wanted(name) {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = Arc::new(WriterThreadStore::open(dir.path()));
-            results.extend(phase(name, store, policies_off, false));
+            results.extend(phase(name, store, policies, false));
         }
     }
 
@@ -857,4 +930,19 @@ fn main() {
         "durable (group) transitions: {:.0} % of hello-world (target ≥ 40 %)",
         group * 100.0
     );
+    let rate_of = |needle: &str| {
+        results
+            .iter()
+            .find(|r| r.name.ends_with(needle))
+            .map(Outcome::rate)
+    };
+    if let (Some(off), Some(pair)) = (
+        rate_of("Group, policies off"),
+        rate_of("Group, rhai guard + wasm after-hook"),
+    ) {
+        println!(
+            "transitions with a rhai guard and a wasm after-hook: {:.0} % of the same route with no policy (target ≥ 70 %)",
+            pair / off * 100.0
+        );
+    }
 }

@@ -316,6 +316,10 @@ pub fn start_binary(dir: &Path) -> Server {
 /// from `plugins/large-deal-guard` by this crate's `build.rs`.
 pub const PLUGIN_LARGE_DEAL_GUARD: &str = env!("PLUGIN_LARGE_DEAL_GUARD");
 
+/// The `handover-review` example plugin (an after hook) as a WebAssembly
+/// component, built from `plugins/handover-review` by this crate's `build.rs`.
+pub const PLUGIN_HANDOVER_REVIEW: &str = env!("PLUGIN_HANDOVER_REVIEW");
+
 /// The `new-brand-bonus` example plugin as a WebAssembly component, built
 /// from `plugins/new-brand-bonus` by this crate's `build.rs`.
 pub const PLUGIN_NEW_BRAND_BONUS: &str = env!("PLUGIN_NEW_BRAND_BONUS");

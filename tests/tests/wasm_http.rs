@@ -6,8 +6,8 @@
 
 use axum::http::StatusCode;
 use dealflow_tests::{
-    wasm_upload_body, TestApp, ADMIN, PLUGIN_HOSTILE, PLUGIN_LARGE_DEAL_GUARD,
-    PLUGIN_NEW_BRAND_BONUS,
+    wasm_upload_body, TestApp, ADMIN, PLUGIN_HANDOVER_REVIEW, PLUGIN_HOSTILE,
+    PLUGIN_LARGE_DEAL_GUARD, PLUGIN_NEW_BRAND_BONUS,
 };
 use serde_json::{json, Value};
 
@@ -74,16 +74,21 @@ async fn deal_version(app: &TestApp, deal: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn an_uploaded_wasm_guard_and_after_hook_decide_large_deals_in_their_branch() {
+async fn uploaded_wasm_guard_and_after_hooks_decide_large_deals_in_their_branch() {
     let (app, mgr, rep) = world().await;
-    // Given the large-deal plugin is live for sh
+    // Given the large-deal guard and the handover-review after hook are live for sh
     let uploaded = install(&app, PLUGIN_LARGE_DEAL_GUARD, "large-deal", "branch:sh").await;
     assert_eq!(uploaded["version"], 1);
-    let sha = uploaded["sha256"].as_str().expect("sha256").to_string();
+    let guard_sha = uploaded["sha256"].as_str().expect("sha256").to_string();
+    let uploaded = install(&app, PLUGIN_HANDOVER_REVIEW, "handover", "branch:sh").await;
+    let after_sha = uploaded["sha256"].as_str().expect("sha256").to_string();
     let effective = app.get("/v1/branches/sh/policies", &mgr).await;
     assert_eq!(effective.status, StatusCode::OK);
     let text = effective.body.to_string();
-    assert!(text.contains("large-deal"), "{text}");
+    assert!(
+        text.contains("large-deal") && text.contains("handover"),
+        "{text}"
+    );
 
     // When a rep signs a 2,000,000 CNY deal of sh without approval
     let deal = deal_of(&app, "sh", "2000000").await;
@@ -149,7 +154,7 @@ async fn an_uploaded_wasm_guard_and_after_hook_decide_large_deals_in_their_branc
     let items = tasks.body["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{}", tasks.body);
     assert_eq!(items[0]["assignee"], "li");
-    assert_eq!(items[0]["created_by_policy"], "large-deal@1");
+    assert_eq!(items[0]["created_by_policy"], "handover@1");
     assert!(items[0]["title"]
         .as_str()
         .unwrap()
@@ -164,11 +169,14 @@ async fn an_uploaded_wasm_guard_and_after_hook_decide_large_deals_in_their_branc
         .unwrap()
         .clone();
     let decisions = last["decisions"].as_array().expect("decisions");
-    for hook in ["guard", "after"] {
+    for (hook, policy, sha) in [
+        ("guard", "large-deal", &guard_sha),
+        ("after", "handover", &after_sha),
+    ] {
         let d = decisions
             .iter()
-            .find(|d| d["hook"] == hook && d["policy"] == "large-deal")
-            .unwrap_or_else(|| panic!("no {hook} decision of large-deal: {last}"));
+            .find(|d| d["hook"] == hook && d["policy"] == policy)
+            .unwrap_or_else(|| panic!("no {hook} decision of {policy}: {last}"));
         assert_eq!(d["version"], 1);
         assert_eq!(d["sha256"], sha.as_str(), "{d}");
     }

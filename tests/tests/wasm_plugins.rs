@@ -102,7 +102,7 @@ fn bonus_usd(amount: &str, cost: &str) -> (String, String) {
 
 #[test]
 fn each_plugin_lists_exactly_its_hooks() {
-    assert_eq!(guard_plugin().hooks(), &[Hook::Guard, Hook::After]);
+    assert_eq!(guard_plugin().hooks(), &[Hook::Guard]);
     assert_eq!(bonus_plugin().hooks(), &[Hook::Bonus]);
 }
 

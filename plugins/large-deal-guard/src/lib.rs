@@ -5,14 +5,10 @@
 //! Every other move is allowed. The rejection names the threshold, the total
 //! and exactly what is missing.
 //!
-//! After a large deal is won, the `after` hook books a handover review for
-//! the deal's owner within three days and marks the deal `large_deal` =
-//! `"yes"`, so the delivery team can find the deals that need the most care.
+//! Its companion `handover-review` books the review once such a deal is won.
 
 use dealflow_plugin_sdk::money::{self, Decimal};
-use dealflow_plugin_sdk::{
-    export_policy, AfterOutput, EventSpec, GuardVerdict, TaskSpec, TransitionInput,
-};
+use dealflow_plugin_sdk::{export_policy, GuardVerdict, TransitionInput};
 
 /// Totals above this (in the deal's currency) need a manager's approval.
 pub const THRESHOLD: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
@@ -54,40 +50,7 @@ pub fn guard(input: TransitionInput) -> Result<GuardVerdict, String> {
     ))
 }
 
-/// Days the owner has to hold the handover review of a won large deal.
-pub const REVIEW_DAYS: i64 = 3;
-
-/// The after hook: a won large deal gets a handover review task.
-pub fn after(input: TransitionInput) -> Result<AfterOutput, String> {
-    let deal = &input.deal;
-    if input.to_kind != "won" {
-        return Ok(AfterOutput::none());
-    }
-    let total = money::parse_field("deal.amount_total", &deal.amount_total)?;
-    if total <= THRESHOLD {
-        return Ok(AfterOutput::none());
-    }
-    Ok(AfterOutput {
-        tasks: vec![TaskSpec {
-            title: format!(
-                "Handover review of large deal {} ({} {})",
-                deal.id,
-                money::display(total, 2),
-                deal.currency
-            ),
-            kind: Some("handover_review".into()),
-            due_in_days: REVIEW_DAYS,
-            assignee: Some(deal.owner.clone()),
-        }],
-        set: vec![("large_deal".into(), "yes".into())],
-        events: vec![EventSpec {
-            kind: "large_deal_won".into(),
-            message: format!("large deal {} won", deal.id),
-        }],
-    })
-}
-
-export_policy! { guard: guard, after: after }
+export_policy! { guard: guard }
 
 #[cfg(test)]
 mod tests {
@@ -153,31 +116,5 @@ mod tests {
         let mut input = moving("5000000", "won", None);
         input.deal.amount_total = "5e6".into();
         assert!(guard(input).unwrap_err().contains("amount_total"));
-    }
-
-    #[test]
-    fn a_won_large_deal_gets_a_handover_review_for_its_owner() {
-        let out = after(moving("1000000.01", "won", Some("yes"))).unwrap();
-        assert_eq!(out.tasks.len(), 1);
-        assert_eq!(out.tasks[0].due_in_days, REVIEW_DAYS);
-        assert_eq!(out.tasks[0].assignee.as_deref(), Some("rep1"));
-        assert!(
-            out.tasks[0].title.contains("1,000,000.01 CNY"),
-            "{}",
-            out.tasks[0].title
-        );
-        assert_eq!(out.set, vec![("large_deal".to_string(), "yes".to_string())]);
-    }
-
-    #[test]
-    fn small_or_unwon_deals_need_no_review() {
-        assert_eq!(
-            after(moving("1000000", "won", None)).unwrap(),
-            AfterOutput::none()
-        );
-        assert_eq!(
-            after(moving("5000000", "open", None)).unwrap(),
-            AfterOutput::none()
-        );
     }
 }

@@ -35,15 +35,27 @@ use error::ApiError;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What every handler shares.
+/// What every handler shares: one allocation, so the extractors' clones of
+/// it are one reference-count bump each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The use cases.
     pub services: Services,
     /// Request and business counters.
     pub metrics: Arc<Metrics>,
     /// The generated OpenAPI document, rendered once.
-    openapi: Arc<String>,
+    openapi: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 #[derive(OpenApi)]
@@ -87,14 +99,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Builds the application: every route, the error fallbacks and the layers.
 pub fn router(services: Services) -> Router {
     let (routes, api) = routes().split_for_parts();
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         services,
         metrics: Arc::new(Metrics::default()),
-        openapi: Arc::new(
-            api.to_pretty_json()
-                .expect("the OpenAPI document serialises"),
-        ),
-    };
+        openapi: api
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises"),
+    }));
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .route("/openapi.json", axum::routing::get(openapi_json))
