@@ -157,6 +157,20 @@ fn main() {
             &limits,
         )
         .expect("large-deal-guard compiles");
+    // The large-deal rule of the wasm plugin, as a rhai script: the same
+    // rule in both runtimes.
+    let rhai_large_deal = RhaiHost::new(limits.clone())
+        .compile(
+            r#"fn guard(input) {
+                if input.to_kind != "won" { return #{ allow: true }; }
+                let deal = input.deal;
+                if deal.amount_total <= 1000000 || deal.attributes.get("manager_approved") == "yes" {
+                    return #{ allow: true };
+                }
+                #{ allow: false, reason: `deal ${deal.id} over the threshold`, missing: ["manager_approved"] }
+            }"#,
+        )
+        .expect("the rhai large-deal guard compiles");
     let trivial = RhaiHost::new(limits.clone())
         .compile("fn guard(i) { #{ allow: true } }")
         .expect("trivial guard compiles");
@@ -170,6 +184,10 @@ fn main() {
     );
     assert_eq!(
         wasm.guard(&sign, &limits).unwrap().allow,
+        native_large_deal(&sign).allow
+    );
+    assert_eq!(
+        rhai_large_deal.guard(&sign, &limits).unwrap().allow,
         native_large_deal(&sign).allow
     );
 
@@ -189,6 +207,10 @@ fn main() {
         (
             "large-deal guard, native Rust (limit)",
             measure(calls, || native_large_deal(&sign).allow),
+        ),
+        (
+            "large-deal guard, rhai (cached AST)",
+            measure(calls, || rhai_large_deal.guard(&sign, &limits).is_ok()),
         ),
         (
             "large-deal guard, wasm (fresh instance per call)",
