@@ -2912,3 +2912,31 @@ async fn deal_attributes_are_set_and_removed_by_managers_and_checked() {
     assert_eq!(now.body["version"].as_u64().unwrap(), version);
     assert_eq!(now.body["attributes"], json!({"b": "2"}));
 }
+
+#[tokio::test]
+async fn json_number_amounts_are_kept_digit_for_digit() {
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    app.brand("volvo").await;
+    let customer = app.customer(ADMIN, "sh", "li").await;
+    // 18 significant digits: a trip through f64 would round it to 10^12.
+    let body: Value = serde_json::from_str(&format!(
+        r#"{{"customer_id": "{customer}", "title": "Fleet", "owner": "li", "currency": "CNY",
+            "lines": [{{"brand": "volvo", "product": "XC90",
+                        "amount": 999999999999.999999, "cost": 0.000001}}]}}"#
+    ))
+    .unwrap();
+    let r = app.post("/v1/deals", ADMIN, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["lines"][0]["amount"], "999999999999.999999");
+    assert_eq!(r.body["lines"][0]["cost"], "0.000001");
+    // An exponent is not a decimal amount.
+    let body: Value = serde_json::from_str(&format!(
+        r#"{{"customer_id": "{customer}", "title": "Fleet", "owner": "li", "currency": "CNY",
+            "lines": [{{"brand": "volvo", "product": "XC90", "amount": 1e5, "cost": 1}}]}}"#
+    ))
+    .unwrap();
+    let r = app.post("/v1/deals", ADMIN, body).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.code(), "invalid_body");
+}

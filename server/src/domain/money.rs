@@ -13,7 +13,7 @@ pub const MAX_SCALE: u32 = 6;
 
 struct DecimalVisitor;
 
-impl Visitor<'_> for DecimalVisitor {
+impl<'de> Visitor<'de> for DecimalVisitor {
     type Value = Decimal;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -36,12 +36,27 @@ impl Visitor<'_> for DecimalVisitor {
         if !v.is_finite() {
             return Err(E::custom("not a finite number"));
         }
-        // Rust prints the shortest text that reads back as the same f64,
-        // which is the text the client wrote for any amount with up to 15
-        // significant digits; parsing that text keeps the value exact.
+        // Only reached by deserializers that hold numbers as f64: Rust prints
+        // the shortest text that reads back as the same f64, which is the
+        // text written for any amount with up to 15 significant digits.
         parse_decimal(&v.to_string()).map_err(E::custom)
     }
+
+    /// serde_json (with `arbitrary_precision`, which the workspace enables)
+    /// hands a JSON number over as a one-entry map holding its exact text,
+    /// so `12345678901234567.89` is read digit for digit, never through f64.
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Decimal, A::Error> {
+        let key: Option<String> = map.next_key()?;
+        if key.as_deref() != Some(JSON_NUMBER_TOKEN) {
+            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
+        }
+        let text: String = map.next_value()?;
+        parse_decimal(&text).map_err(de::Error::custom)
+    }
 }
+
+/// The key serde_json's `arbitrary_precision` uses for a number's text.
+const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// Parses a plain decimal string (`"-12.50"`), refusing exponents and junk.
 pub fn parse_decimal(s: &str) -> Result<Decimal, String> {
@@ -136,6 +151,22 @@ mod tests {
         assert_eq!(d.to_string(), "10000.01");
         let d: Decimal = de_decimal(&mut serde_json::Deserializer::from_str("0.1")).unwrap();
         assert_eq!(d.to_string(), "0.1");
+    }
+
+    #[test]
+    fn json_numbers_are_read_from_their_text() {
+        let d: Decimal = de_decimal(&mut serde_json::Deserializer::from_str(
+            "12345678901234567.89",
+        ))
+        .unwrap();
+        assert_eq!(d.to_string(), "12345678901234567.89");
+        let v: serde_json::Value = serde_json::from_str("0.1").unwrap();
+        assert_eq!(de_decimal(v).unwrap().to_string(), "0.1");
+        assert!(de_decimal(&mut serde_json::Deserializer::from_str("1e5")).is_err());
+        assert!(de_decimal(&mut serde_json::Deserializer::from_str(
+            "1000000000000.0000000000000000001"
+        ))
+        .is_err());
     }
 
     #[test]
