@@ -34,8 +34,7 @@ use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, InstancePre, Lift, Linker, Lower,
-    TypedFunc,
+    Component, ComponentExportIndex, ComponentNamedList, Lift, Linker, Lower, TypedFunc,
 };
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolConcurrencyLimitError,
@@ -344,11 +343,6 @@ fn finish<R>(
     }
 }
 
-/// The pre-instance inside the generated world wrapper.
-fn instance_pre(pre: &PolicyPre<CallState>) -> &InstancePre<CallState> {
-    pre.instance_pre()
-}
-
 /// Cuts a plugin's message to [`MAX_PLUGIN_MESSAGE`] bytes.
 fn clip(mut msg: String) -> String {
     if msg.len() > MAX_PLUGIN_MESSAGE {
@@ -431,7 +425,9 @@ impl WasmPolicy {
             return Err(PolicyError::NotImplemented(hook.name()));
         };
         let mut store = self.store(limits)?;
-        let outcome = instance_pre(&self.pre)
+        let outcome = self
+            .pre
+            .instance_pre()
             .instantiate(&mut store)
             .and_then(|instance| {
                 let func = instance.get_func(&mut store, index).ok_or_else(|| {
