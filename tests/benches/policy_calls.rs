@@ -60,7 +60,7 @@ fn input(to: &str, to_kind: &str) -> TransitionInput {
             tier: "A".into(),
             owner: Some("li".into()),
             referred_by: None,
-            last_contact_at: Some("2026-03-04T08:00:00.000Z".into()),
+            last_contact_at: Some("2026-03-05T08:00:00.000Z".into()),
         },
         records: (1..=5)
             .map(|d| RecordInfo {
@@ -97,7 +97,11 @@ fn native_quote_late(i: &TransitionInput) -> GuardVerdict {
     if i.deal.needs.is_empty() {
         missing.push("record the customer's needs".to_string());
     }
-    if !i.records.iter().any(|r| r.at >= i.deal.opened_at) {
+    if i.customer
+        .last_contact_at
+        .as_ref()
+        .is_none_or(|last| *last < i.deal.opened_at)
+    {
         missing.push("log a communication record".to_string());
     }
     GuardVerdict {

@@ -74,6 +74,21 @@ fn parse_date(s: &str) -> RhaiResult<NaiveDate> {
 
 /// Registers the helpers scripts get: decimals, dates and test assertions.
 fn register_helpers(engine: &mut Engine) {
+    // `list.contains(text)` and `text in list`, compared natively: the
+    // package's generic version calls `==` through the engine for every
+    // element, which made it the most expensive line of a typical guard.
+    // Same answers: a string equals a string, or a char equal to it.
+    engine.register_fn(
+        "contains",
+        |list: &mut rhai::Array, text: ImmutableString| {
+            list.iter().any(|d| {
+                d.read_lock::<ImmutableString>().map_or_else(
+                    || d.as_char().is_ok_and(|c| text.chars().eq([c])),
+                    |s| *s == text,
+                )
+            })
+        },
+    );
     engine.register_fn("dec", |s: ImmutableString| -> RhaiResult<Decimal> {
         crate::domain::money::parse_decimal(&s).map_err(runtime_error)
     });
@@ -319,23 +334,68 @@ impl RhaiPolicy {
             .map_err(|e| map_error(*e, limits))
     }
 
+    /// Calls `hook` with a read-only view of `input`; the script's raw answer.
+    fn call_dynamic<I: Send + Sync + 'static>(
+        &self,
+        hook: Hook,
+        input: &Arc<I>,
+        limits: &Limits,
+    ) -> Result<Dynamic, PolicyError> {
+        if !self.hooks.contains(&hook) {
+            return Err(PolicyError::NotImplemented(hook.name()));
+        }
+        self.call_raw(
+            hook.name(),
+            vec![script_input::view(Arc::clone(input))],
+            limits,
+        )
+    }
+
     fn call<I: Send + Sync + 'static, O: DeserializeOwned>(
         &self,
         hook: Hook,
         input: &Arc<I>,
         limits: &Limits,
     ) -> Result<O, PolicyError> {
-        if !self.hooks.contains(&hook) {
-            return Err(PolicyError::NotImplemented(hook.name()));
-        }
-        let out = self.call_raw(
-            hook.name(),
-            vec![script_input::view(Arc::clone(input))],
-            limits,
-        )?;
-        let json = to_json(&out).map_err(PolicyError::BadOutput)?;
-        serde_json::from_value(json).map_err(|e| PolicyError::BadOutput(e.to_string()))
+        decode(&self.call_dynamic(hook, input, limits)?)
     }
+}
+
+/// A hook's answer as its output type, through JSON (exact for decimals).
+fn decode<O: DeserializeOwned>(out: &Dynamic) -> Result<O, PolicyError> {
+    let json = to_json(out).map_err(PolicyError::BadOutput)?;
+    serde_json::from_value(json).map_err(|e| PolicyError::BadOutput(e.to_string()))
+}
+
+/// A guard's answer read straight from its map: guards run on every move,
+/// and the JSON round trip cost as much as a short script. Anything but the
+/// plain shape (`allow` bool, `reason` string or `()`, `missing` strings)
+/// returns `None` and takes [`decode`], which gives the same value or the
+/// error message.
+fn guard_verdict(out: &Dynamic) -> Option<GuardVerdict> {
+    let text = |d: &Dynamic| d.read_lock::<ImmutableString>().map(|s| s.to_string());
+    let map = out.read_lock::<Map>()?;
+    let mut verdict = GuardVerdict::default();
+    let mut has_allow = false;
+    for (key, value) in map.iter() {
+        match key.as_str() {
+            "allow" => {
+                verdict.allow = value.as_bool().ok()?;
+                has_allow = true;
+            }
+            "reason" if value.is_unit() => verdict.reason = None,
+            "reason" => verdict.reason = Some(text(value)?),
+            "missing" => {
+                verdict.missing = value
+                    .read_lock::<rhai::Array>()?
+                    .iter()
+                    .map(text)
+                    .collect::<Option<_>>()?;
+            }
+            _ => return None,
+        }
+    }
+    has_allow.then_some(verdict)
 }
 
 fn map_error(e: EvalAltResult, limits: &Limits) -> PolicyError {
@@ -419,7 +479,11 @@ impl Executable for RhaiPolicy {
         input: &Arc<TransitionInput>,
         limits: &Limits,
     ) -> Result<GuardVerdict, PolicyError> {
-        let v: GuardVerdict = self.call(Hook::Guard, input, limits)?;
+        let out = self.call_dynamic(Hook::Guard, input, limits)?;
+        let v = match guard_verdict(&out) {
+            Some(v) => v,
+            None => decode(&out)?,
+        };
         if !v.allow && v.reason.as_deref().is_none_or(str::is_empty) {
             return Err(PolicyError::BadOutput(
                 "a rejection must give a `reason`".into(),
@@ -710,5 +774,101 @@ mod tests {
             other => panic!("expected a failure, got {other:?}"),
         }
         assert_eq!(inp.deal.stage, "visit");
+    }
+
+    #[test]
+    fn methods_on_input_fields_work_and_mutating_ones_are_refused() {
+        let inp = input("quote");
+        let reads = host()
+            .compile(
+                r#"fn guard(i) {
+                    let read = [i.deal.needs.is_empty(), i.deal.stages_passed.contains("qualify"),
+                                i.records.len(), i.deal.lines.len(), i.deal.attributes.len(),
+                                i.deal.amount_total.abs(), i.deal.id.len()];
+                    #{ allow: read.len() == 7, reason: "fields unreadable" }
+                }"#,
+            )
+            .unwrap();
+        assert!(reads.guard(&inp, &Limits::default()).unwrap().allow);
+        for (script, field) in [
+            ("i.deal.needs.push(\"x\")", "needs"),
+            ("i.deal.stages_passed.push(\"sign\")", "stages_passed"),
+            ("i.records.push(1)", "records"),
+            ("i.deal.attributes.approved = \"yes\"", "attributes"),
+            ("i.deal.id.clear()", "id"),
+        ] {
+            let p = host()
+                .compile(&format!("fn guard(i) {{ {script}; #{{ allow: true }} }}"))
+                .unwrap();
+            match p.guard(&inp, &Limits::default()) {
+                Err(PolicyError::Failed(m)) => {
+                    assert!(
+                        m.contains(&format!("No writable property `{field}`")),
+                        "{script}: {m}"
+                    )
+                }
+                other => panic!("{script}: expected a failure, got {other:?}"),
+            }
+        }
+        assert!(inp.deal.needs.is_empty() && inp.records.is_empty());
+        assert!(inp.deal.attributes.is_empty());
+    }
+
+    #[test]
+    fn guard_answers_read_directly_equal_the_json_decoding() {
+        let engine = Engine::new();
+        // (answer, whether the direct read takes it)
+        for (answer, direct) in [
+            (r#"#{ allow: true }"#, true),
+            (
+                r#"#{ allow: false, reason: "no", missing: ["a", "b"] }"#,
+                true,
+            ),
+            (r#"#{ allow: true, reason: () }"#, true),
+            (r#"#{ allow: false, reason: 'c' }"#, false),
+            (r#"#{ allow: 1 }"#, false),
+            (r#"#{ reason: "x" }"#, false),
+            (r#"#{ allow: true, missing: [1] }"#, false),
+            (r#"#{ allow: true, other: 1 }"#, false),
+            (r#"[true]"#, false),
+        ] {
+            let d: Dynamic = engine.eval(answer).unwrap();
+            let fast = guard_verdict(&d);
+            assert_eq!(fast.is_some(), direct, "{answer}");
+            if let Some(fast) = fast {
+                let slow = decode::<GuardVerdict>(&d).unwrap();
+                assert_eq!(
+                    (fast.allow, fast.reason, fast.missing),
+                    (slow.allow, slow.reason, slow.missing),
+                    "{answer}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn native_string_contains_answers_like_the_generic_one() {
+        let generic = Engine::new();
+        let ours = host();
+        for case in [
+            r#"["a", "b"].contains("b")"#,
+            r#"["a", "b"].contains("c")"#,
+            r#"[1, "x"].contains("x")"#,
+            r#"['x', 'y'].contains("x")"#,
+            r#"['x'].contains("xy")"#,
+            r#"[].contains("")"#,
+            r#""b" in ["a", "b"]"#,
+            r#"[1, 2].contains(2)"#,
+        ] {
+            let want: bool = generic.eval(case).unwrap();
+            let script = format!("fn guard(i) {{ #{{ allow: {case}, reason: \"no\" }} }}");
+            let got = ours
+                .compile(&script)
+                .unwrap()
+                .guard(&input("quote"), &Limits::default())
+                .unwrap()
+                .allow;
+            assert_eq!(got, want, "{case}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine};
+use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
 use super::hooks::{
     ActorInfo, AssignInput, BonusInput, BranchInfo, CadenceInput, CustomerInfo, DealInfo, LineInfo,
@@ -67,6 +67,27 @@ impl<T> Node<T> {
     fn child_value<U: Sync + 'static>(&self, part: impl FnOnce(&T) -> &U) -> Dynamic {
         Dynamic::from(self.child(part))
     }
+
+    /// Whether `v` is a view of exactly `part` (a record written back unchanged).
+    fn is_child<U: 'static>(v: &Dynamic, part: &U) -> bool {
+        v.read_lock::<Node<U>>()
+            .is_some_and(|n| std::ptr::eq(n.ptr.as_ptr(), part))
+    }
+}
+
+/// The error of a script writing to its input.
+fn read_only(field: &str) -> Box<EvalAltResult> {
+    format!("No writable property `{field}`: hook inputs are read-only").into()
+}
+
+/// Accepts a write-back of `field` only when nothing changed (see
+/// [`ToScript::is_script`]); any real write is an error the author sees.
+fn unchanged(same: bool, field: &str) -> Result<(), Box<EvalAltResult>> {
+    if same {
+        Ok(())
+    } else {
+        Err(read_only(field))
+    }
 }
 
 /// The script's view of a hook input (one of the records `register`ed).
@@ -87,20 +108,41 @@ macro_rules! expose {
     }};
     (@field $e:ident, $ty:ty, $field:ident, value) => {
         $e.register_get(stringify!($field), |n: &mut Node<$ty>| n.get().$field.to_script());
+        $e.register_set(stringify!($field), |n: &mut Node<$ty>, v: Dynamic| {
+            unchanged(n.get().$field.is_script(&v), stringify!($field))
+        });
     };
     (@field $e:ident, $ty:ty, $field:ident, node) => {
         $e.register_get(stringify!($field), |n: &mut Node<$ty>| n.child_value(|t| &t.$field));
+        $e.register_set(stringify!($field), |n: &mut Node<$ty>, v: Dynamic| {
+            unchanged(Node::<$ty>::is_child(&v, &n.get().$field), stringify!($field))
+        });
     };
     (@field $e:ident, $ty:ty, $field:ident, opt_node) => {
         $e.register_get(stringify!($field), |n: &mut Node<$ty>| match &n.get().$field {
             Some(_) => n.child_value(|t| t.$field.as_ref().expect("checked just above")),
             None => Dynamic::UNIT,
         });
+        $e.register_set(stringify!($field), |n: &mut Node<$ty>, v: Dynamic| {
+            let same = match &n.get().$field {
+                Some(part) => Node::<$ty>::is_child(&v, part),
+                None => v.is_unit(),
+            };
+            unchanged(same, stringify!($field))
+        });
     };
     (@field $e:ident, $ty:ty, $field:ident, nodes) => {
         $e.register_get(stringify!($field), |n: &mut Node<$ty>| {
             let len = n.get().$field.len();
             Dynamic::from_array((0..len).map(|i| n.child_value(|t| &t.$field[i])).collect())
+        });
+        $e.register_set(stringify!($field), |n: &mut Node<$ty>, v: Dynamic| {
+            let parts = &n.get().$field;
+            let same = v.read_lock::<Array>().is_some_and(|a| {
+                a.len() == parts.len()
+                    && a.iter().zip(parts).all(|(d, p)| Node::<$ty>::is_child(d, p))
+            });
+            unchanged(same, stringify!($field))
         });
     };
 }
