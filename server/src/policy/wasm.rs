@@ -463,8 +463,8 @@ impl Executable for WasmPolicy {
         input: &Arc<TransitionInput>,
         limits: &Limits,
     ) -> Result<GuardVerdict, PolicyError> {
-        let input = convert::transition(input);
-        convert::guard_verdict(self.call_hook(Hook::Guard, &input, limits)?)
+        convert::with_transition(input, |i| self.call_hook(Hook::Guard, i, limits))
+            .and_then(convert::guard_verdict)
     }
 
     fn after(
@@ -472,17 +472,13 @@ impl Executable for WasmPolicy {
         input: &Arc<TransitionInput>,
         limits: &Limits,
     ) -> Result<AfterOutput, PolicyError> {
-        let input = convert::transition(input);
-        convert::after_output(self.call_hook(Hook::After, &input, limits)?)
+        convert::with_transition(input, |i| self.call_hook(Hook::After, i, limits))
+            .and_then(convert::after_output)
     }
 
     fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
-        let input = convert::tier_input(input);
-        Ok(convert::tier_output(self.call_hook(
-            Hook::Tier,
-            &input,
-            limits,
-        )?))
+        convert::with_tier_input(input, |i| self.call_hook(Hook::Tier, i, limits))
+            .map(convert::tier_output)
     }
 
     fn cadence(
@@ -490,12 +486,8 @@ impl Executable for WasmPolicy {
         input: &Arc<CadenceInput>,
         limits: &Limits,
     ) -> Result<CadenceOutput, PolicyError> {
-        let input = convert::cadence_input(input);
-        Ok(convert::cadence_output(self.call_hook(
-            Hook::Cadence,
-            &input,
-            limits,
-        )?))
+        convert::with_cadence_input(input, |i| self.call_hook(Hook::Cadence, i, limits))
+            .map(convert::cadence_output)
     }
 
     fn assign(
@@ -503,16 +495,12 @@ impl Executable for WasmPolicy {
         input: &Arc<AssignInput>,
         limits: &Limits,
     ) -> Result<AssignOutput, PolicyError> {
-        let input = convert::assign_input(input);
-        Ok(convert::assign_output(self.call_hook(
-            Hook::Assign,
-            &input,
-            limits,
-        )?))
+        convert::with_assign_input(input, |i| self.call_hook(Hook::Assign, i, limits))
+            .map(convert::assign_output)
     }
 
     fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
-        let input = convert::bonus_input(input);
-        convert::bonus_output(self.call_hook(Hook::Bonus, &input, limits)?)
+        convert::with_bonus_input(input, |i| self.call_hook(Hook::Bonus, i, limits))
+            .and_then(convert::bonus_output)
     }
 }

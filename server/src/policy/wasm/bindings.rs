@@ -4,6 +4,9 @@
 wasmtime::component::bindgen!({
     world: "policy",
     path: "../plugin-sdk/wit",
+    // Hook inputs borrow the host's strings instead of copying each one
+    // before it is copied again into the guest.
+    ownership: Borrowing { duplicate_if_necessary: true },
 });
 
 pub use self::dealflow::policy::types;

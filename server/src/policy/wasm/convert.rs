@@ -19,8 +19,12 @@ fn opt_dec(d: &Option<Decimal>) -> Option<String> {
     d.as_ref().map(dec)
 }
 
-fn pairs(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn pairs(m: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// The hook kind in the bindings' terms.
@@ -35,151 +39,209 @@ pub(super) fn hook_from_wit(h: wit::Hook) -> hooks::Hook {
     }
 }
 
-fn branch(b: &hooks::BranchInfo) -> wit::BranchInfo {
+// Hook inputs are lent to the guest, not copied: each WIT record borrows
+// the host record's strings, so only decimals (rendered as text) and the
+// lists of references are built per call. The `with_*` functions own that
+// per-call storage and hand the finished record to `f`.
+
+fn branch(b: &hooks::BranchInfo) -> wit::BranchInfo<'_> {
     wit::BranchInfo {
-        id: b.id.clone(),
-        timezone: b.timezone.clone(),
+        id: &b.id,
+        timezone: &b.timezone,
     }
 }
 
-fn line(l: &hooks::LineInfo) -> wit::LineInfo {
-    wit::LineInfo {
-        brand: l.brand.clone(),
-        brand_new: l.brand_new,
-        product: l.product.clone(),
-        amount: dec(&l.amount),
-        cost: dec(&l.cost),
-    }
+fn with_deal<R>(d: &hooks::DealInfo, f: impl FnOnce(wit::DealInfo<'_>) -> R) -> R {
+    let amounts: Vec<(String, String)> = d
+        .lines
+        .iter()
+        .map(|l| (dec(&l.amount), dec(&l.cost)))
+        .collect();
+    let lines: Vec<wit::LineInfo<'_>> = d
+        .lines
+        .iter()
+        .zip(&amounts)
+        .map(|(l, (amount, cost))| wit::LineInfo {
+            brand: &l.brand,
+            brand_new: l.brand_new,
+            product: &l.product,
+            amount,
+            cost,
+        })
+        .collect();
+    let (needs, stages_passed, attributes) =
+        (strs(&d.needs), strs(&d.stages_passed), pairs(&d.attributes));
+    let (amount_total, cost_total) = (dec(&d.amount_total), dec(&d.cost_total));
+    let prepayment_ratio = opt_dec(&d.prepayment_ratio);
+    f(wit::DealInfo {
+        id: &d.id,
+        title: &d.title,
+        owner: &d.owner,
+        currency: &d.currency,
+        needs: &needs,
+        prepayment_ratio: prepayment_ratio.as_deref(),
+        opened_at: &d.opened_at,
+        stage: &d.stage,
+        stages_passed: &stages_passed,
+        signed_at: d.signed_at.as_deref(),
+        lines: &lines,
+        amount_total: &amount_total,
+        cost_total: &cost_total,
+        attributes: &attributes,
+    })
 }
 
-fn deal(d: &hooks::DealInfo) -> wit::DealInfo {
-    wit::DealInfo {
-        id: d.id.clone(),
-        title: d.title.clone(),
-        owner: d.owner.clone(),
-        currency: d.currency.clone(),
-        needs: d.needs.clone(),
-        prepayment_ratio: opt_dec(&d.prepayment_ratio),
-        opened_at: d.opened_at.clone(),
-        stage: d.stage.clone(),
-        stages_passed: d.stages_passed.clone(),
-        signed_at: d.signed_at.clone(),
-        lines: d.lines.iter().map(line).collect(),
-        amount_total: dec(&d.amount_total),
-        cost_total: dec(&d.cost_total),
-        attributes: pairs(&d.attributes),
-    }
-}
-
-fn customer(c: &hooks::CustomerInfo) -> wit::CustomerInfo {
+fn customer(c: &hooks::CustomerInfo) -> wit::CustomerInfo<'_> {
     wit::CustomerInfo {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        segment: c.segment.clone(),
-        source: c.source.clone(),
-        tier: c.tier.clone(),
-        owner: c.owner.clone(),
-        referred_by: c.referred_by.clone(),
-        last_contact_at: c.last_contact_at.clone(),
+        id: &c.id,
+        name: &c.name,
+        segment: &c.segment,
+        source: &c.source,
+        tier: &c.tier,
+        owner: c.owner.as_deref(),
+        referred_by: c.referred_by.as_deref(),
+        last_contact_at: c.last_contact_at.as_deref(),
     }
 }
 
-fn record(r: &hooks::RecordInfo) -> wit::RecordInfo {
+fn record(r: &hooks::RecordInfo) -> wit::RecordInfo<'_> {
     wit::RecordInfo {
-        at: r.at.clone(),
-        by: r.by.clone(),
-        kind: r.kind.clone(),
-        summary: r.summary.clone(),
+        at: &r.at,
+        by: &r.by,
+        kind: &r.kind,
+        summary: &r.summary,
         has_problems: r.has_problems,
     }
 }
 
 /// Input of `guard` and `after`.
-pub(super) fn transition(t: &hooks::TransitionInput) -> wit::TransitionInput {
-    wit::TransitionInput {
-        branch: branch(&t.branch),
-        deal: deal(&t.deal),
-        customer: customer(&t.customer),
-        records: t.records.iter().map(record).collect(),
-        from_stage: t.from.clone(),
-        to_stage: t.to.clone(),
-        to_kind: t.to_kind.clone(),
-        at: t.at.clone(),
-        actor: wit::ActorInfo {
-            user: t.actor.user.clone(),
-            role: t.actor.role.clone(),
-        },
-    }
+pub(super) fn with_transition<R>(
+    t: &hooks::TransitionInput,
+    f: impl FnOnce(&wit::TransitionInput<'_>) -> R,
+) -> R {
+    with_deal(&t.deal, |deal| {
+        let records: Vec<_> = t.records.iter().map(record).collect();
+        f(&wit::TransitionInput {
+            branch: branch(&t.branch),
+            deal,
+            customer: customer(&t.customer),
+            records: &records,
+            from_stage: &t.from,
+            to_stage: &t.to,
+            to_kind: &t.to_kind,
+            at: &t.at,
+            actor: wit::ActorInfo {
+                user: &t.actor.user,
+                role: &t.actor.role,
+            },
+        })
+    })
 }
 
 /// Input of `tier`.
-pub(super) fn tier_input(t: &hooks::TierInput) -> wit::TierInput {
-    wit::TierInput {
+pub(super) fn with_tier_input<R>(
+    t: &hooks::TierInput,
+    f: impl FnOnce(&wit::TierInput<'_>) -> R,
+) -> R {
+    let revenues: Vec<String> = t.customers.iter().map(|c| dec(&c.revenue)).collect();
+    let customers: Vec<_> = t
+        .customers
+        .iter()
+        .zip(&revenues)
+        .map(|(c, revenue)| wit::RevenueInfo {
+            customer_id: &c.customer_id,
+            revenue,
+            tier: &c.tier,
+        })
+        .collect();
+    f(&wit::TierInput {
         branch: branch(&t.branch),
-        as_of: t.as_of.clone(),
-        customers: t
-            .customers
-            .iter()
-            .map(|c| wit::RevenueInfo {
-                customer_id: c.customer_id.clone(),
-                revenue: dec(&c.revenue),
-                tier: c.tier.clone(),
-            })
-            .collect(),
-    }
+        as_of: &t.as_of,
+        customers: &customers,
+    })
 }
 
 /// Input of `cadence`.
-pub(super) fn cadence_input(c: &hooks::CadenceInput) -> wit::CadenceInput {
-    wit::CadenceInput {
+pub(super) fn with_cadence_input<R>(
+    c: &hooks::CadenceInput,
+    f: impl FnOnce(&wit::CadenceInput<'_>) -> R,
+) -> R {
+    f(&wit::CadenceInput {
         branch: branch(&c.branch),
         customer: customer(&c.customer),
-    }
+    })
 }
 
 /// Input of `assign`.
-pub(super) fn assign_input(a: &hooks::AssignInput) -> wit::AssignInput {
-    wit::AssignInput {
+pub(super) fn with_assign_input<R>(
+    a: &hooks::AssignInput,
+    f: impl FnOnce(&wit::AssignInput<'_>) -> R,
+) -> R {
+    let reps: Vec<_> = a
+        .reps
+        .iter()
+        .map(|r| wit::RepLoad {
+            user: &r.user,
+            a_customers: r.a_customers,
+            customers: r.customers,
+            open_deals: r.open_deals,
+        })
+        .collect();
+    f(&wit::AssignInput {
         branch: branch(&a.branch),
         customer: customer(&a.customer),
-        reps: a
-            .reps
-            .iter()
-            .map(|r| wit::RepLoad {
-                user: r.user.clone(),
-                a_customers: r.a_customers,
-                customers: r.customers,
-                open_deals: r.open_deals,
-            })
-            .collect(),
-    }
+        reps: &reps,
+    })
 }
 
 /// Input of `bonus`.
-pub(super) fn bonus_input(b: &hooks::BonusInput) -> wit::BonusInput {
-    wit::BonusInput {
-        branch: branch(&b.branch),
-        period: b.period.clone(),
-        period_kind: b.period_kind.clone(),
-        rep: b.rep.clone(),
-        subject_kind: b.subject_kind.clone(),
-        subject: b.subject.clone(),
-        deal: b.deal.as_ref().map(deal),
-        cny_per_usd: opt_dec(&b.cny_per_usd),
-        per_usd: opt_dec(&b.per_usd),
-        customer: b.customer.as_ref().map(customer),
-        orders: b
-            .orders
-            .iter()
-            .map(|o| wit::OrderInfo {
-                deal_id: o.deal_id.clone(),
-                signed_on: o.signed_on.clone(),
-                amount_cny: dec(&o.amount_cny),
-                cost_cny: dec(&o.cost_cny),
-                prepayment_ratio: opt_dec(&o.prepayment_ratio),
-            })
-            .collect(),
-        new_customers: b.new_customers,
+pub(super) fn with_bonus_input<R>(
+    b: &hooks::BonusInput,
+    f: impl FnOnce(&wit::BonusInput<'_>) -> R,
+) -> R {
+    let amounts: Vec<(String, String, Option<String>)> = b
+        .orders
+        .iter()
+        .map(|o| {
+            (
+                dec(&o.amount_cny),
+                dec(&o.cost_cny),
+                opt_dec(&o.prepayment_ratio),
+            )
+        })
+        .collect();
+    let orders: Vec<_> = b
+        .orders
+        .iter()
+        .zip(&amounts)
+        .map(|(o, (amount_cny, cost_cny, prepayment))| wit::OrderInfo {
+            deal_id: &o.deal_id,
+            signed_on: &o.signed_on,
+            amount_cny,
+            cost_cny,
+            prepayment_ratio: prepayment.as_deref(),
+        })
+        .collect();
+    let (cny_per_usd, per_usd) = (opt_dec(&b.cny_per_usd), opt_dec(&b.per_usd));
+    let build = |deal: Option<wit::DealInfo<'_>>| {
+        f(&wit::BonusInput {
+            branch: branch(&b.branch),
+            period: &b.period,
+            period_kind: &b.period_kind,
+            rep: &b.rep,
+            subject_kind: &b.subject_kind,
+            subject: &b.subject,
+            deal,
+            cny_per_usd: cny_per_usd.as_deref(),
+            per_usd: per_usd.as_deref(),
+            customer: b.customer.as_ref().map(customer),
+            orders: &orders,
+            new_customers: b.new_customers,
+        })
+    };
+    match &b.deal {
+        Some(d) => with_deal(d, |deal| build(Some(deal))),
+        None => build(None),
     }
 }
 
