@@ -101,7 +101,7 @@ fn run_hooks(
     let guards: Vec<_> = guards
         .into_iter()
         .map(|g| {
-            let r = g.exec.guard(&input, limits);
+            let r = g.timed(|| g.exec.guard(&input, limits));
             (g, r)
         })
         .collect();
@@ -122,7 +122,7 @@ fn run_hooks(
         run.afters = afters
             .into_iter()
             .map(|a| {
-                let r = a.exec.after(&input, limits);
+                let r = a.timed(|| a.exec.after(&input, limits));
                 (a, r)
             })
             .collect();
@@ -248,9 +248,12 @@ impl Services {
             } else {
                 let input = self.transition_input(caller, deal, &req.to, kind, &at)?;
                 let (dry, force) = (req.dry_run, override_reason.is_some());
+                let inline = guards.iter().chain(&afters).all(|p| p.runs_inline());
                 self.policies
                     .executor
-                    .run(move |limits| run_hooks(guards, afters, input, !dry, force, limits))
+                    .run_hooks(inline, move |limits| {
+                        run_hooks(guards, afters, input, !dry, force, limits)
+                    })
                     .await
                     .map_err(|e| ServiceError::PolicyFailed {
                         policy: "runtime".into(),

@@ -53,6 +53,25 @@ impl Executor {
         }
     }
 
+    /// Runs `work` right here when `inline` (every policy involved has kept
+    /// within [`super::live::INLINE_BUDGET`] so far), else like [`Self::run`].
+    /// A panic is contained either way.
+    pub async fn run_hooks<T: Send + 'static>(
+        &self,
+        inline: bool,
+        work: impl FnOnce(&Limits) -> T + Send + 'static,
+    ) -> Result<T, PolicyError> {
+        if !inline {
+            return self.run(work).await;
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.limits))).map_err(
+            |_| {
+                tracing::error!("a policy runtime panicked");
+                PolicyError::Failed("the policy runtime panicked".into())
+            },
+        )
+    }
+
     /// Runs `work` on the blocking pool once a permit is free. A panic in a
     /// runtime is contained and reported as a failed policy.
     pub async fn run<T: Send + 'static>(
@@ -71,5 +90,25 @@ impl Executor {
                 tracing::error!(error = %e, "a policy runtime panicked");
                 PolicyError::Failed("the policy runtime panicked".into())
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_contained_inline_and_on_the_pool() {
+        let executor = Executor::new(Limits::default(), 2).unwrap();
+        for inline in [true, false] {
+            let out = executor
+                .run_hooks(inline, |_| -> u32 { panic!("boom") })
+                .await;
+            assert!(
+                matches!(out, Err(PolicyError::Failed(_))),
+                "inline={inline}"
+            );
+            assert_eq!(executor.run_hooks(inline, |_| 5).await.unwrap(), 5);
+        }
     }
 }

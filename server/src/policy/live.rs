@@ -3,7 +3,9 @@
 //! activation swaps in a new snapshot atomically, so requests that start
 //! after `activate` returns see the new version and none sees half of each.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -98,9 +100,37 @@ pub struct LivePolicy {
     pub runtime: Runtime,
     /// The compiled version.
     pub exec: Arc<dyn Executable>,
+    /// Set once a call of this version overran [`INLINE_BUDGET`]: from then
+    /// on its calls run on the blocking pool, never on an async worker.
+    pub slow: AtomicBool,
 }
 
+/// How long a hook call may take and still run on the async worker that
+/// asked for it. Sending every call to the blocking pool cost about ten
+/// points of throughput on transitions (BENCHMARKS.md); a version whose call
+/// ever took longer than this goes there for good, so a hostile or heavy
+/// policy holds a worker once, for at most its deadline. Wall-clock time:
+/// generous enough (typical calls take 5–50 µs) that a call preempted on a
+/// busy machine is not mistaken for a slow policy.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(10);
+
 impl LivePolicy {
+    /// Runs one of its hook calls, marking the version slow when the call
+    /// overran [`INLINE_BUDGET`].
+    pub fn timed<R>(&self, call: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let out = call();
+        if started.elapsed() > INLINE_BUDGET {
+            self.slow.store(true, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Whether its calls may run inline (no call has overrun yet).
+    pub fn runs_inline(&self) -> bool {
+        !self.slow.load(Ordering::Relaxed)
+    }
+
     /// Whether it implements `hook`.
     pub fn implements(&self, hook: Hook) -> bool {
         self.exec.hooks().contains(&hook)
@@ -170,5 +200,38 @@ impl Live {
             next.policies.sort_by(|a, b| a.name.cmp(&b.name));
         }
         *cur = Arc::new(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::rhai_runtime::RhaiHost;
+    use crate::policy::Limits;
+
+    fn policy() -> LivePolicy {
+        let exec = RhaiHost::new(Limits::default())
+            .compile("fn guard(i) { #{ allow: true } }")
+            .unwrap();
+        LivePolicy {
+            name: "p".into(),
+            version: 1,
+            sha256: String::new(),
+            scope: Scope::Global,
+            runtime: Runtime::Rhai,
+            exec: Arc::new(exec),
+            slow: AtomicBool::new(false),
+        }
+    }
+
+    #[test]
+    fn a_call_over_the_inline_budget_sends_the_version_to_the_pool_for_good() {
+        let p = policy();
+        assert_eq!(p.timed(|| 7), 7);
+        assert!(p.runs_inline(), "a quick call keeps it inline");
+        p.timed(|| std::thread::sleep(INLINE_BUDGET * 3));
+        assert!(!p.runs_inline(), "an overrun moves it to the pool");
+        p.timed(|| ());
+        assert!(!p.runs_inline(), "and it stays there");
     }
 }

@@ -308,6 +308,7 @@ impl Services {
             scope: p.scope.clone(),
             runtime: meta.runtime,
             exec,
+            slow: Default::default(),
         }))
     }
 
