@@ -64,12 +64,8 @@ impl Executor {
         if !inline {
             return self.run(work).await;
         }
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.limits))).map_err(
-            |_| {
-                tracing::error!("a policy runtime panicked");
-                PolicyError::Failed("the policy runtime panicked".into())
-            },
-        )
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.limits)))
+            .map_err(|_| panicked("the panic was caught on the worker"))
     }
 
     /// Runs `work` on the blocking pool once a permit is free. A panic in a
@@ -86,11 +82,14 @@ impl Executor {
         let limits = Arc::clone(&self.limits);
         tokio::task::spawn_blocking(move || work(&limits))
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "a policy runtime panicked");
-                PolicyError::Failed("the policy runtime panicked".into())
-            })
+            .map_err(|e| panicked(&e.to_string()))
     }
+}
+
+/// A panic inside a runtime, reported as a failed policy.
+fn panicked(detail: &str) -> PolicyError {
+    tracing::error!(error = %detail, "a policy runtime panicked");
+    PolicyError::Failed("the policy runtime panicked".into())
 }
 
 #[cfg(test)]
