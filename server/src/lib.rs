@@ -12,6 +12,7 @@
 //! - [`policy`]: rhai and WebAssembly policies: interface, runtimes, limits.
 //! - [`auth`]: tokens and the one authorization matrix.
 
+//! - [`incentive`]: settlement periods, bonus-hook inputs, the native rules.
 //! - [`domain`]: types and rules without I/O (money, ids, stages, records).
 //! - [`store`]: the `Store` trait, its sled backend and group commit.
 //! - [`metrics`]: Prometheus counters and histograms.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod incentive;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

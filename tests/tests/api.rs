@@ -349,6 +349,12 @@ async fn openapi_document_lists_every_route() {
         ("/v1/deals/{id}", &["get", "patch"]),
         ("/v1/deals/{id}/transitions", &["post"]),
         ("/v1/deals/{id}/history", &["get"]),
+        ("/v1/settlements", &["get", "post"]),
+        ("/v1/settlements/{id}", &["get"]),
+        ("/v1/settlements/{id}/approve", &["post"]),
+        ("/v1/settlements/{id}/pay", &["post"]),
+        ("/v1/statements", &["get"]),
+        ("/v1/policies/{name}/versions/{version}/simulate", &["post"]),
     ];
     for (path, methods) in expected {
         let item = paths

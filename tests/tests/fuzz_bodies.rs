@@ -773,6 +773,9 @@ impl Route {
                 "dh",
                 "ix.dl.own",
                 "ix.dl.st",
+                "ix.dl.sg",
+                "cu",
+                "ix.cu.fo",
                 "bd",
                 "task",
                 "ix.task.br",
@@ -2104,8 +2107,14 @@ impl Session {
                 expected_ix.insert(k("ix.dl.own", &[&branch, &s("owner"), &id]));
                 expected_ix.insert(k("ix.dl.st", &[&branch, &s("stage"), &id]));
                 expected_ix.insert(k("ix.dl.cu", &[&s("customer_id"), &id]));
+                if let Some(t) = time_key(&v["signed_at"]) {
+                    expected_ix.insert(k("ix.dl.sg", &[&branch, &t, &id]));
+                }
             } else {
                 expected_ix.insert(k("ix.cu.br", &[&branch, &id]));
+                if let Some(t) = time_key(&v["first_order_at"]) {
+                    expected_ix.insert(k("ix.cu.fo", &[&branch, &t, &id]));
+                }
                 if let Some(o) = v["owner"].as_str() {
                     expected_ix.insert(k("ix.cu.own", &[&branch, o, &id]));
                 }
@@ -2434,4 +2443,10 @@ async fn a_record_that_moves_last_contact_bumps_the_customer_version() {
         before.headers.get("etag"),
         after.headers.get("etag"),
     );
+}
+
+/// A stored time as it appears in time-index keys.
+fn time_key(v: &Value) -> Option<String> {
+    let t: chrono::DateTime<chrono::Utc> = v.as_str()?.parse().ok()?;
+    Some(dealflow::store::keys::time(&t))
 }

@@ -104,7 +104,7 @@ async fn a_fresh_server_runs_the_default_policies() {
     // When an admin lists policies and a branch's effective set
     let list = w.app.get("/v1/policies", ADMIN).await;
     let eff = w.app.get("/v1/branches/sh/policies", &w.rep).await;
-    // Then the four defaults are global, version 1 and active
+    // Then the seven defaults are global, version 1 and active
     let names: BTreeSet<&str> = list.body["items"]
         .as_array()
         .unwrap()
@@ -116,6 +116,9 @@ async fn a_fresh_server_runs_the_default_policies() {
         names,
         BTreeSet::from([
             "after-sign",
+            "new-brand-bonus",
+            "new-customer-bonus",
+            "no-new-customer",
             "pareto-tiering",
             "quote-late",
             "visit-cadence"

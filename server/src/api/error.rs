@@ -105,6 +105,7 @@ impl From<ServiceError> for ApiError {
                     .with_details(json!({"expected": expected, "current": actual}))
             }
             E::Contended => Self::new(StatusCode::CONFLICT, "version_conflict", message),
+            E::WrongState { code, .. } => Self::new(StatusCode::CONFLICT, code, message),
             E::BadRequest(_) => Self::bad_request("bad_request", message),
             E::Invalid(f) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -11,6 +11,7 @@ mod events;
 mod extract;
 mod ops;
 mod policies;
+mod settlements;
 mod tokens;
 
 use std::sync::Arc;
@@ -88,6 +89,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(deals::router())
         .merge(policies::router())
+        .merge(settlements::router())
         .merge(events::router())
 }
 

@@ -75,6 +75,10 @@ pub struct Deal {
     pub signed_at: Option<DateTime<Utc>>,
     /// When the deal reached a lost stage.
     pub lost_at: Option<DateTime<Utc>>,
+    /// Brands of its lines that were still new (never sold) when it was
+    /// signed: what the new-brand bonus (DOMAIN.md §5.1) pays on.
+    #[serde(default)]
+    pub new_brands: Vec<String>,
     /// Attributes set by after-transition policies and by managers (e.g. an
     /// approval a guard asks for).
     #[serde(default)]

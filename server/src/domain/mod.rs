@@ -13,6 +13,7 @@ pub mod money;
 pub mod patch;
 pub mod pipeline;
 pub mod record;
+pub mod settlement;
 pub mod task;
 
 pub mod token;

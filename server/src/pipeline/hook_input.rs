@@ -16,9 +16,9 @@ use crate::store::keys;
 /// How many of a customer's latest records a hook sees.
 pub const RECORDS_FOR_HOOKS: usize = 50;
 
-/// A time as hooks see it.
+/// A time as hooks see it (the same text as in keys: it sorts by time).
 pub fn ts(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    keys::time(t)
 }
 
 fn json_name<T: serde::Serialize>(v: &T) -> String {
@@ -39,21 +39,23 @@ pub fn branch_info(services: &Services, branch: &str) -> Result<BranchInfo, Serv
 
 /// A deal, with whether each line's brand is still new.
 pub fn deal_info(services: &Services, d: &Deal) -> Result<DealInfo, ServiceError> {
-    let mut lines = Vec::with_capacity(d.lines.len());
+    let mut new = std::collections::HashSet::new();
     for l in &d.lines {
-        let brand_new = services
-            .repo
-            .read::<Brand>(&keys::key(keys::BRAND, &[&l.brand]))?
-            .is_some_and(|b| b.value.new);
-        lines.push(LineInfo {
-            brand: l.brand.clone(),
-            brand_new,
-            product: l.product.clone(),
-            amount: l.amount,
-            cost: l.cost,
-        });
+        if !new.contains(l.brand.as_str())
+            && services
+                .repo
+                .read::<Brand>(&keys::key(keys::BRAND, &[&l.brand]))?
+                .is_some_and(|b| b.value.new)
+        {
+            new.insert(l.brand.as_str());
+        }
     }
-    Ok(DealInfo {
+    Ok(deal_info_with(d, |brand| new.contains(brand)))
+}
+
+/// A deal, with `brand_new` telling which lines' brands count as new.
+pub fn deal_info_with(d: &Deal, brand_new: impl Fn(&str) -> bool) -> DealInfo {
+    DealInfo {
         id: d.id.clone(),
         title: d.title.clone(),
         owner: d.owner.clone(),
@@ -64,11 +66,21 @@ pub fn deal_info(services: &Services, d: &Deal) -> Result<DealInfo, ServiceError
         stage: d.stage.clone(),
         stages_passed: d.stages_passed.clone(),
         signed_at: d.signed_at.as_ref().map(ts),
-        lines,
+        lines: d
+            .lines
+            .iter()
+            .map(|l| LineInfo {
+                brand: l.brand.clone(),
+                brand_new: brand_new(&l.brand),
+                product: l.product.clone(),
+                amount: l.amount,
+                cost: l.cost,
+            })
+            .collect(),
         amount_total: d.amount_total,
         cost_total: d.cost_total,
         attributes: d.attributes.clone(),
-    })
+    }
 }
 
 /// A customer, for hooks.

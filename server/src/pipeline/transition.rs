@@ -355,10 +355,11 @@ impl Services {
                 decisions,
                 changes: None,
             };
-            crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
             if kind == StageKind::Won {
-                self.stage_brands_sold(&mut batch, &moved)?;
+                moved.new_brands = self.stage_brands_sold(&mut batch, &moved)?;
+                self.stage_first_order(&mut batch, &moved)?;
             }
+            crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => {
@@ -453,9 +454,15 @@ impl Services {
         Ok(out.tasks.len())
     }
 
-    /// Marks the deal's brands that were still new as sold by this deal.
-    fn stage_brands_sold(&self, batch: &mut Batch, deal: &Deal) -> Result<(), ServiceError> {
+    /// Marks the deal's brands that were still new as sold by this deal;
+    /// returns them (the brands new at its signing).
+    fn stage_brands_sold(
+        &self,
+        batch: &mut Batch,
+        deal: &Deal,
+    ) -> Result<Vec<String>, ServiceError> {
         let brands: BTreeSet<&str> = deal.lines.iter().map(|l| l.brand.as_str()).collect();
+        let mut sold = Vec::new();
         for id in brands {
             let key = keys::key(keys::BRAND, &[id]);
             let Some(stored) = self.repo.read::<Brand>(&key)? else {
@@ -471,7 +478,28 @@ impl Services {
             b.version += 1;
             batch.expect(key.clone(), Some(&stored.raw));
             batch.put(key, encode(&b));
+            sold.push(id.to_string());
         }
+        Ok(sold)
+    }
+
+    /// Makes a signed deal its customer's first order when it is the
+    /// earliest signed so far (history may be imported out of order).
+    fn stage_first_order(&self, batch: &mut Batch, deal: &Deal) -> Result<(), ServiceError> {
+        let key = keys::key(keys::CUSTOMER, &[&deal.customer_id]);
+        let Some(old) = self.repo.read::<Customer>(&key)? else {
+            return Ok(());
+        };
+        let first = match (old.value.first_order_at, deal.signed_at) {
+            (_, None) => return Ok(()),
+            (Some(f), Some(s)) if f <= s => return Ok(()),
+            (_, Some(s)) => s,
+        };
+        let mut c = old.value.clone();
+        c.first_order_at = Some(first);
+        c.version += 1;
+        c.updated_at = now();
+        crate::service::stage_customer(batch, Some(&old), &c);
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub struct CustomerFilter {
 }
 
 /// Writes a customer and keeps its indexes in step with `old`.
-fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, new: &Customer) {
+pub(crate) fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, new: &Customer) {
     let key = keys::key(keys::CUSTOMER, &[&new.id]);
     batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
     batch.put(key, encode(new));
@@ -45,6 +45,24 @@ fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, new: &Custo
         if let Some(o) = &new.owner {
             batch.put(
                 keys::key(keys::IX_CUSTOMER_OWNER, &[&new.branch, o, &new.id]),
+                new.id.as_bytes(),
+            );
+        }
+    }
+    let old_first = old.and_then(|o| o.value.first_order_at);
+    if old_first != new.first_order_at {
+        if let Some(t) = old_first {
+            batch.delete(keys::key(
+                keys::IX_CUSTOMER_FIRST_ORDER,
+                &[&new.branch, &keys::time(&t), &new.id],
+            ));
+        }
+        if let Some(t) = &new.first_order_at {
+            batch.put(
+                keys::key(
+                    keys::IX_CUSTOMER_FIRST_ORDER,
+                    &[&new.branch, &keys::time(t), &new.id],
+                ),
                 new.id.as_bytes(),
             );
         }
@@ -84,6 +102,7 @@ impl Services {
             referred_by: req.referred_by,
             tier: Tier::C,
             last_contact_at: None,
+            first_order_at: None,
             created_at: now,
             updated_at: now,
             version: 1,

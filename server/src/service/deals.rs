@@ -81,6 +81,21 @@ pub(crate) fn stage_deal(
             }
         }
     }
+    let old_signed = old.and_then(|o| o.value.signed_at);
+    if old_signed != new.signed_at {
+        if let Some(t) = old_signed {
+            batch.delete(keys::key(
+                keys::IX_DEAL_SIGNED,
+                &[b, &keys::time(&t), &new.id],
+            ));
+        }
+        if let Some(t) = &new.signed_at {
+            batch.put(
+                keys::key(keys::IX_DEAL_SIGNED, &[b, &keys::time(t), &new.id]),
+                id,
+            );
+        }
+    }
 }
 
 impl Services {
@@ -201,6 +216,7 @@ impl Services {
             stages_passed: vec![pipeline.initial().to_string()],
             signed_at: None,
             lost_at: None,
+            new_brands: Vec::new(),
             attributes: Default::default(),
             created_at: now,
             updated_at: now,

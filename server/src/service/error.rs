@@ -40,6 +40,15 @@ pub enum ServiceError {
     /// 409: concurrent writers kept winning; the client may retry.
     #[error("the resource kept changing under this request; retry")]
     Contended,
+    /// 409: the resource is not in a state that allows the request (e.g.
+    /// approving a settlement that is no longer a draft).
+    #[error("{message}")]
+    WrongState {
+        /// A snake_case code for clients.
+        code: &'static str,
+        /// A sentence for a human.
+        message: String,
+    },
     /// 400: a malformed query or header.
     #[error("{0}")]
     BadRequest(String),

@@ -12,13 +12,16 @@ mod page;
 mod policies;
 mod records;
 pub(crate) mod repo;
+mod rule_book;
+mod settlement_run;
+mod settlements;
 mod tasks;
 mod tokens;
 
 use std::sync::Arc;
 
-pub(crate) use customers::check_version;
 pub use customers::CustomerFilter;
+pub(crate) use customers::{check_version, stage_customer};
 pub(crate) use deals::stage_deal;
 pub use deals::DealFilter;
 pub use error::ServiceError;
@@ -30,6 +33,7 @@ pub use policies::{
 };
 pub(crate) use repo::encode;
 pub use repo::Repo;
+pub use settlements::{statement_csv, SettlementFilter};
 pub use tasks::TaskFilter;
 pub use tokens::AdminBootstrap;
 

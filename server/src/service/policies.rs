@@ -172,8 +172,8 @@ impl PolicyRegistry {
 }
 
 /// The default policies of DOMAIN.md, installed as version 1 of global
-/// policies on a fresh server.
-const DEFAULTS: [(&str, &str); 4] = [
+/// policies (and made live) on a server that does not have them yet.
+const DEFAULTS: [(&str, &str); 7] = [
     (
         "quote-late",
         include_str!("../../../policies/quote-late.rhai"),
@@ -190,9 +190,25 @@ const DEFAULTS: [(&str, &str); 4] = [
         "visit-cadence",
         include_str!("../../../policies/visit-cadence.rhai"),
     ),
+    (
+        "new-brand-bonus",
+        include_str!("../../../policies/new-brand-bonus.rhai"),
+    ),
+    (
+        "new-customer-bonus",
+        include_str!("../../../policies/new-customer-bonus.rhai"),
+    ),
+    (
+        "no-new-customer",
+        include_str!("../../../policies/no-new-customer.rhai"),
+    ),
 ];
 
-const DEFAULTS_INSTALLED: &str = "defaults_installed";
+/// The new-brand bonus as a WebAssembly component (built from
+/// `plugins/new-brand-bonus`; a test checks it agrees with a fresh build and
+/// with the script): installed as version 2 of `new-brand-bonus`, inactive,
+/// an alternative an admin can activate.
+const NEW_BRAND_BONUS_WASM: &[u8] = include_bytes!("../../../policies/new-brand-bonus.wasm");
 
 fn version_key(name: &str, v: u64) -> Vec<u8> {
     keys::key(keys::POLICY_VERSION, &[name, &format!("{v:010}")])
@@ -225,28 +241,37 @@ impl Services {
     /// Installs the default policies on a fresh server, then loads every
     /// active version into the live set. Call once at start.
     pub async fn init_policies(&self) -> Result<(), ServiceError> {
-        let flag = keys::key(keys::META, &[DEFAULTS_INSTALLED]);
-        if self.repo.store().get(&flag)?.is_none() {
-            let system = Principal {
-                role: crate::domain::token::Role::Admin,
-                branch: None,
-                user: "system".into(),
+        let system = Principal {
+            role: crate::domain::token::Role::Admin,
+            branch: None,
+            user: "system".into(),
+        };
+        for (name, source) in DEFAULTS {
+            if self.repo.exists(keys::POLICY, name)? {
+                continue;
+            }
+            let req = NewPolicy {
+                name: name.into(),
+                scope: "global".into(),
+                runtime: Runtime::Rhai,
+                source: Some(source.into()),
+                module: None,
             };
-            for (name, source) in DEFAULTS {
-                let req = NewPolicy {
+            let up = self.upload_policy(&system, req).await?;
+            self.activate_policy(&system, name, up.version, ActivateRequest::default())
+                .await?;
+            if name == "new-brand-bonus" {
+                let alternative = NewPolicy {
                     name: name.into(),
                     scope: "global".into(),
-                    runtime: Runtime::Rhai,
-                    source: Some(source.into()),
-                    module: None,
+                    runtime: Runtime::Wasm,
+                    source: None,
+                    module: Some(
+                        base64::engine::general_purpose::STANDARD.encode(NEW_BRAND_BONUS_WASM),
+                    ),
                 };
-                let up = self.upload_policy(&system, req).await?;
-                self.activate_policy(&system, name, up.version, ActivateRequest::default())
-                    .await?;
+                self.upload_policy(&system, alternative).await?;
             }
-            let mut batch = Batch::new();
-            batch.put(flag, b"1".to_vec());
-            self.repo.commit(batch).await?;
         }
         for (key, raw) in
             self.repo
@@ -269,7 +294,7 @@ impl Services {
     }
 
     /// Compiles (or takes from the cache) a stored version.
-    fn compiled(
+    pub(crate) fn compiled(
         &self,
         name: &str,
         v: u64,

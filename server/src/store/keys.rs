@@ -23,6 +23,12 @@ pub fn prefix(tag: &str, parts: &[&str]) -> Vec<u8> {
     k
 }
 
+/// A time as a key part: fixed-width RFC 3339 UTC with milliseconds, so
+/// byte order is time order.
+pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 /// Server metadata (admin token hash, schema version).
 pub const META: &str = "meta";
 /// Branches by id.
@@ -58,6 +64,10 @@ pub const IX_DEAL_BRANCH: &str = "ix.dl.br";
 pub const IX_DEAL_OWNER: &str = "ix.dl.own";
 /// Index: deals by branch and stage.
 pub const IX_DEAL_STAGE: &str = "ix.dl.st";
+/// Index: signed deals by branch and signing time ([`time`]).
+pub const IX_DEAL_SIGNED: &str = "ix.dl.sg";
+/// Index: customers by branch and the time of their first order ([`time`]).
+pub const IX_CUSTOMER_FIRST_ORDER: &str = "ix.cu.fo";
 /// Index: deals by customer.
 pub const IX_DEAL_CUSTOMER: &str = "ix.dl.cu";
 /// Follow-up tasks by id.
@@ -66,6 +76,15 @@ pub const TASK: &str = "task";
 pub const IX_TASK_BRANCH: &str = "ix.task.br";
 /// Index: tasks by deal.
 pub const IX_TASK_DEAL: &str = "ix.task.dl";
+/// Settlements by id.
+pub const SETTLEMENT: &str = "st";
+/// Index: settlements by branch, period and id.
+pub const IX_SETTLEMENT_BRANCH: &str = "ix.st.br";
+/// The current draft of a branch and period (its id).
+pub const SETTLEMENT_DRAFT: &str = "st.draft";
+/// What approved settlements paid, by branch, subject kind, subject,
+/// subject period and rule (so a subject is never paid twice).
+pub const SETTLED: &str = "st.paid";
 /// Policies by name.
 pub const POLICY: &str = "po";
 /// Policy versions by name, then zero-padded version.

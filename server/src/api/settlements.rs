@@ -1,0 +1,165 @@
+//! Settlements of the bonus rules (draft → approve → pay), per-rep
+//! statements in JSON or CSV, and simulations of a candidate rule version.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Body, Caller, Path, Query};
+use super::AppState;
+use crate::domain::settlement::{
+    NewSettlement, Settlement, SimulateRequest, Simulation, Statement,
+};
+use crate::service::{statement_csv, Page, SettlementFilter};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_settlement, list_settlements))
+        .routes(routes!(get_settlement))
+        .routes(routes!(approve))
+        .routes(routes!(pay))
+        .routes(routes!(statement))
+        .routes(routes!(simulate))
+}
+
+/// Runs the bonus rules due in the period (a month: new-brand contracts
+/// signed in it; a quarter adds customers whose 3-month window closed; a
+/// half-year adds territory flags; a year adds the deductions) and stores
+/// the result as the period's draft, replacing an earlier draft.
+#[utoipa::path(post, path = "/v1/settlements", tag = "settlements", request_body = NewSettlement,
+    responses((status = 201, body = Settlement),
+              (status = 422, body = ErrorBody, description = "a bad period, or a rule failed (`policy_failed`)"),
+              (status = "4XX", body = ErrorBody)))]
+async fn create_settlement(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Body(req): Body<NewSettlement>,
+) -> Result<(StatusCode, Json<Settlement>), ApiError> {
+    let st = s.services.create_settlement(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(st)))
+}
+
+/// Settlements in the caller's scope.
+#[utoipa::path(get, path = "/v1/settlements", tag = "settlements", params(SettlementFilter),
+    responses((status = 200, body = Page<Settlement>), (status = "4XX", body = ErrorBody)))]
+async fn list_settlements(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(f): Query<SettlementFilter>,
+) -> Result<Json<Page<Settlement>>, ApiError> {
+    Ok(Json(s.services.list_settlements(&caller, &f)?))
+}
+
+/// One settlement with its lines.
+#[utoipa::path(get, path = "/v1/settlements/{id}", tag = "settlements",
+    responses((status = 200, body = Settlement), (status = "4XX", body = ErrorBody)))]
+async fn get_settlement(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Settlement>, ApiError> {
+    Ok(Json(s.services.settlement(&caller, &id)?))
+}
+
+/// Draft → approved (the branch's manager): records every subject as paid
+/// and announces the awards. 409 `invalid_state` unless a draft; 409
+/// `stale_draft` when an overlapping settlement was approved since.
+#[utoipa::path(post, path = "/v1/settlements/{id}/approve", tag = "settlements",
+    responses((status = 200, body = Settlement), (status = "4XX", body = ErrorBody)))]
+async fn approve(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Settlement>, ApiError> {
+    Ok(Json(s.services.approve_settlement(&caller, &id).await?))
+}
+
+/// Approved → paid. 409 `invalid_state` unless approved.
+#[utoipa::path(post, path = "/v1/settlements/{id}/pay", tag = "settlements",
+    responses((status = 200, body = Settlement), (status = "4XX", body = ErrorBody)))]
+async fn pay(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Settlement>, ApiError> {
+    Ok(Json(s.services.pay_settlement(&caller, &id).await?))
+}
+
+/// Query of `GET /v1/statements`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct StatementQuery {
+    /// The branch.
+    branch: String,
+    /// The rep.
+    rep: String,
+    /// The period, as for settlements.
+    period: String,
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    format: Option<String>,
+}
+
+/// A rep's statement for a period: their lines in the branch's settlements
+/// of that period, with totals by status, as JSON or CSV.
+#[utoipa::path(get, path = "/v1/statements", tag = "settlements", params(StatementQuery),
+    responses((status = 200, body = Statement, content_type = "application/json"),
+              (status = 200, body = String, content_type = "text/csv"),
+              (status = "4XX", body = ErrorBody)))]
+async fn statement(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Query(q): Query<StatementQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                format!("`format` must be `json` or `csv`, not `{other}`"),
+            ))
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv")),
+    };
+    let st = s
+        .services
+        .statement(&caller, &q.branch, &q.rep, &q.period)?;
+    if csv {
+        Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            statement_csv(&st),
+        )
+            .into_response())
+    } else {
+        Ok(Json(st).into_response())
+    }
+}
+
+/// Backtest: what a settlement of the period would pay with this version
+/// activated (as `activate` would, optionally from `effective_from`), per
+/// rep beside the active versions, with every line that changes. Nothing is
+/// written.
+#[utoipa::path(post, path = "/v1/policies/{name}/versions/{version}/simulate", tag = "policies",
+    request_body = SimulateRequest,
+    responses((status = 200, body = Simulation), (status = "4XX", body = ErrorBody)))]
+async fn simulate(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, u64)>,
+    Body(req): Body<SimulateRequest>,
+) -> Result<Json<Simulation>, ApiError> {
+    Ok(Json(
+        s.services
+            .simulate_policy(&caller, &name, version, req)
+            .await?,
+    ))
+}

@@ -1,0 +1,10 @@
+//! Incentives without I/O: settlement periods, the bonus-hook inputs a
+//! settlement hands each rule (DOMAIN.md §5), and a native Rust version of
+//! the default rules (the benchmark's limit and the tests' oracle).
+
+pub mod inputs;
+pub mod native;
+pub mod period;
+
+pub use inputs::{FxTable, SubjectKind};
+pub use period::{Period, PeriodKind};

@@ -1,0 +1,551 @@
+//! One settlement computation, without writing anything: gathers the
+//! subjects a period settles (deals signed in its months, customers whose
+//! 3-month window closed in its quarters, reps for its half-years and
+//! year), asks the rule versions in force on each subject's day, and turns
+//! their answers into lines. Subjects an approved settlement already paid
+//! are skipped when the rule still pays the same, and get a reasoned
+//! true-up line when it now pays differently.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use parking_lot::Mutex;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::repo::decode;
+use super::rule_book::{RuleBook, RuleVersion};
+use super::{ServiceError, Services};
+use crate::domain::branch::Branch;
+use crate::domain::customer::{Customer, Source};
+use crate::domain::deal::Deal;
+use crate::domain::fx::FxRate;
+use crate::domain::settlement::{Adjustment, SettlementLine};
+use crate::domain::token::{Grant, Role};
+use crate::incentive::inputs::{customer_input, deal_input, rep_input, BranchCalendar};
+use crate::incentive::period::{day_start, earliest_window_start, local_day, window_last_day};
+use crate::incentive::{FxTable, Period, PeriodKind, SubjectKind};
+use crate::policy::hooks::{BonusInput, BranchInfo};
+use crate::policy::{Limits, PolicyError};
+use crate::store::keys;
+
+/// Subjects per unit of work handed to a worker thread.
+const CHUNK: usize = 512;
+
+/// What an approved settlement paid for one subject under one rule, so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Settled {
+    /// The settlements that paid it (the first, then any true-ups).
+    pub settlements: Vec<String>,
+    /// What they paid in total.
+    pub paid: Decimal,
+    /// The latest line (its explanation and policy).
+    pub line: SettlementLine,
+}
+
+/// The ledger key of a subject's rule.
+pub(crate) fn settled_key(branch: &str, line: &SettlementLine) -> Vec<u8> {
+    keys::key(
+        keys::SETTLED,
+        &[
+            branch,
+            &line.subject_kind,
+            &line.subject,
+            &line.subject_period,
+            &line.rule,
+        ],
+    )
+}
+
+/// A subject's identity in the ledger: (kind, subject, subject period).
+type SubjectKey = (String, String, String);
+
+/// What approved settlements paid, by subject then rule.
+type Ledger = HashMap<SubjectKey, BTreeMap<String, Settled>>;
+
+/// One chunk's lines and skipped count, or why it failed.
+type ChunkOutcome = Result<(Vec<SettlementLine>, usize), ServiceError>;
+
+/// A subject before its input is built.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Subject {
+    /// A signed deal.
+    Deal(String),
+    /// A customer, by id.
+    Customer(String),
+    /// A rep over a half-year or year, with their new-customer count.
+    Rep(String, Period),
+}
+
+/// The outcome of a computation.
+pub(crate) struct Computed {
+    /// Lines, sorted by rep, rule, subject.
+    pub lines: Vec<SettlementLine>,
+    /// Subjects skipped because an approved settlement pays them the same.
+    pub already_settled: usize,
+}
+
+/// Everything the workers share.
+struct Context<'a> {
+    services: &'a Services,
+    calendar: BranchCalendar,
+    fx: FxTable,
+    book: &'a RuleBook,
+    limits: &'a Limits,
+    /// Paid so far, by (kind, subject, subject period), then rule.
+    ledger: Ledger,
+    /// Self-developed customers with a first order, by (rep, period).
+    new_customers: HashMap<(String, Period), i64>,
+}
+
+impl Services {
+    /// Computes what `book` pays for `period` of `branch`.
+    pub(crate) fn compute_settlement(
+        &self,
+        branch: &Branch,
+        period: Period,
+        book: &RuleBook,
+        limits: &Limits,
+    ) -> Result<Computed, ServiceError> {
+        let tz: Tz = branch.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let calendar = BranchCalendar {
+            info: BranchInfo {
+                id: branch.id.clone(),
+                timezone: branch.timezone.clone(),
+            },
+            tz,
+        };
+        let fx = FxTable::new(self.all_fx_rates()?);
+        let ledger = self.ledger(&branch.id)?;
+        let mut subjects: BTreeSet<Subject> = BTreeSet::new();
+
+        // Monthly: deals signed in the period.
+        let (start, end) = (
+            day_start(period.first_day(), tz),
+            day_after(period.last_day(), tz),
+        );
+        for id in self.ids_in_range(keys::IX_DEAL_SIGNED, &branch.id, start, end)? {
+            subjects.insert(Subject::Deal(id));
+        }
+        // Quarterly: customers whose window closed in the period.
+        if period.kind >= PeriodKind::Quarter {
+            let from = day_start(earliest_window_start(&period), tz);
+            for (id, first) in self.first_orders(&branch.id, from, end)? {
+                if period.contains(window_last_day(local_day(first, tz))) {
+                    subjects.insert(Subject::Customer(id));
+                }
+            }
+        }
+        // Half-yearly and yearly: every rep of the branch.
+        let mut new_customers = HashMap::new();
+        let rep_periods: Vec<Period> = [PeriodKind::Half, PeriodKind::Year]
+            .iter()
+            .flat_map(|k| period.parts(*k))
+            .collect();
+        if !rep_periods.is_empty() {
+            let reps = self.branch_reps(&branch.id)?;
+            for p in &rep_periods {
+                let (s, e) = (day_start(p.first_day(), tz), day_after(p.last_day(), tz));
+                for (id, _) in self.first_orders(&branch.id, s, e)? {
+                    let c: Customer = self.repo.fetch(keys::CUSTOMER, "customer", &id)?.value;
+                    if let (Source::SelfDeveloped, Some(owner)) = (c.source, c.owner) {
+                        *new_customers.entry((owner, *p)).or_insert(0) += 1;
+                    }
+                }
+                for rep in &reps {
+                    subjects.insert(Subject::Rep(rep.clone(), *p));
+                }
+            }
+        }
+        // True-ups: everything settled before is looked at again.
+        for (kind, subject, subject_period) in ledger.keys() {
+            let again = match (SubjectKind::parse(kind), Period::parse(subject_period)) {
+                (Some(SubjectKind::Deal), _) => Subject::Deal(subject.clone()),
+                (Some(SubjectKind::Customer), _) => Subject::Customer(subject.clone()),
+                (Some(SubjectKind::Rep), Ok(p)) => Subject::Rep(subject.clone(), p),
+                _ => continue,
+            };
+            subjects.insert(again);
+        }
+
+        let cx = Context {
+            services: self,
+            calendar,
+            fx,
+            book,
+            limits,
+            ledger,
+            new_customers,
+        };
+        cx.run(subjects.into_iter().collect())
+    }
+
+    /// Every FX rate (they are few: one per currency and change).
+    fn all_fx_rates(&self) -> Result<Vec<FxRate>, ServiceError> {
+        self.repo
+            .store()
+            .scan(&keys::prefix(keys::FX, &[]), None, usize::MAX)?
+            .iter()
+            .map(|(k, v)| decode(k, v))
+            .collect()
+    }
+
+    /// What approved settlements paid in `branch`, by subject then rule.
+    fn ledger(&self, branch: &str) -> Result<Ledger, ServiceError> {
+        let mut out = Ledger::new();
+        for (k, v) in
+            self.repo
+                .store()
+                .scan(&keys::prefix(keys::SETTLED, &[branch]), None, usize::MAX)?
+        {
+            let s: Settled = decode(&k, &v)?;
+            let l = &s.line;
+            out.entry((
+                l.subject_kind.clone(),
+                l.subject.clone(),
+                l.subject_period.clone(),
+            ))
+            .or_default()
+            .insert(l.rule.clone(), s);
+        }
+        Ok(out)
+    }
+
+    /// Ids under a time index of `branch` with times in `[from, to)`.
+    fn ids_in_range(
+        &self,
+        tag: &str,
+        branch: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<String>, ServiceError> {
+        Ok(self
+            .time_range(tag, branch, from, to)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Customers of `branch` whose first order falls in `[from, to)`.
+    fn first_orders(
+        &self,
+        branch: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, ServiceError> {
+        self.time_range(keys::IX_CUSTOMER_FIRST_ORDER, branch, from, to)
+    }
+
+    /// `(id, time)` of the entries of a time index in `[from, to)`.
+    fn time_range(
+        &self,
+        tag: &str,
+        branch: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, ServiceError> {
+        let prefix = keys::prefix(tag, &[branch]);
+        let (from, to) = (keys::time(&from), keys::time(&to));
+        // Keys are `prefix time NUL id`: everything after `prefix from` (a
+        // strict prefix of them) starts at `from`.
+        let mut after = [prefix.as_slice(), from.as_bytes()].concat();
+        let mut out = Vec::new();
+        loop {
+            let page = self.repo.store().scan(&prefix, Some(&after), 4096)?;
+            let full = page.len() == 4096;
+            for (key, id) in page {
+                let rest = &key[prefix.len()..];
+                let time = rest.split(|b| *b == 0).next().unwrap_or_default();
+                if time >= to.as_bytes() {
+                    return Ok(out);
+                }
+                let at = std::str::from_utf8(time)
+                    .ok()
+                    .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                    .ok_or_else(|| {
+                        ServiceError::Store(crate::store::StoreError::Corrupt {
+                            key: crate::store::printable(&key),
+                            reason: "not a time index key".into(),
+                        })
+                    })?;
+                out.push((String::from_utf8_lossy(&id).into_owned(), at));
+                after = key;
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The branch's reps: users holding a rep token for it.
+    fn branch_reps(&self, branch: &str) -> Result<BTreeSet<String>, ServiceError> {
+        let mut reps = BTreeSet::new();
+        for (k, v) in self
+            .repo
+            .store()
+            .scan(&keys::prefix(keys::TOKEN, &[]), None, usize::MAX)?
+        {
+            let g: Grant = decode(&k, &v)?;
+            if g.role == Role::Rep && g.branch.as_deref() == Some(branch) {
+                reps.insert(g.user);
+            }
+        }
+        Ok(reps)
+    }
+}
+
+/// The first instant after local day `day`.
+fn day_after(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    day.succ_opt()
+        .map_or(DateTime::<Utc>::MAX_UTC, |d| day_start(d, tz))
+}
+
+impl Context<'_> {
+    /// Evaluates every subject on all cores, then merges in subject order.
+    fn run(&self, subjects: Vec<Subject>) -> Result<Computed, ServiceError> {
+        let chunks: Vec<&[Subject]> = subjects.chunks(CHUNK).collect();
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<(usize, ChunkOutcome)>> = Mutex::default();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(chunks.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    let mut customers = HashMap::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= chunks.len() || failed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let mut lines = Vec::new();
+                        let mut skipped = 0;
+                        let mut outcome = Ok(());
+                        for s in chunks[i] {
+                            outcome = self.subject(s, &mut customers, &mut lines, &mut skipped);
+                            if outcome.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                        results.lock().push((i, outcome.map(|()| (lines, skipped))));
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner();
+        results.sort_by_key(|(i, _)| *i);
+        let mut lines = Vec::new();
+        let mut already_settled = 0;
+        for (_, r) in results {
+            let (l, s) = r?;
+            lines.extend(l);
+            already_settled += s;
+        }
+        lines.sort_by(|a, b| {
+            (
+                &a.rep,
+                &a.rule,
+                &a.subject_kind,
+                &a.subject,
+                &a.subject_period,
+            )
+                .cmp(&(
+                    &b.rep,
+                    &b.rule,
+                    &b.subject_kind,
+                    &b.subject,
+                    &b.subject_period,
+                ))
+        });
+        Ok(Computed {
+            lines,
+            already_settled,
+        })
+    }
+
+    /// Builds one subject's input, runs the rules in force on its day and
+    /// adds its lines (new ones, or true-ups of what was paid).
+    fn subject(
+        &self,
+        subject: &Subject,
+        customers: &mut HashMap<String, Option<Customer>>,
+        lines: &mut Vec<SettlementLine>,
+        skipped: &mut usize,
+    ) -> Result<(), ServiceError> {
+        let Some((input, day, subject_period)) = self.input(subject, customers)? else {
+            return Ok(());
+        };
+        let input = Arc::new(input);
+        let mut fresh = Vec::new();
+        for rule in self.book.on(day).iter() {
+            let out = rule
+                .exec
+                .bonus(&input, self.limits)
+                .map_err(|e| failed(rule, &input, e))?;
+            for l in out.lines {
+                fresh.push(SettlementLine {
+                    rep: input.rep.clone(),
+                    rule: l.rule,
+                    amount: l.amount.normalize(),
+                    currency: "CNY".into(),
+                    subject: input.subject.clone(),
+                    subject_kind: input.subject_kind.clone(),
+                    subject_period: subject_period.to_string(),
+                    subject_day: day,
+                    explanation: l.explanation,
+                    flag: l.flag,
+                    policy: rule.policy.clone(),
+                    adjusts: None,
+                });
+            }
+        }
+        let key = (
+            input.subject_kind.clone(),
+            input.subject.clone(),
+            subject_period.to_string(),
+        );
+        let Some(paid) = self.ledger.get(&key) else {
+            lines.extend(fresh);
+            return Ok(());
+        };
+        let mut seen = BTreeSet::new();
+        for mut line in fresh {
+            seen.insert(line.rule.clone());
+            match paid.get(&line.rule) {
+                None => lines.push(line),
+                Some(s) if s.paid == line.amount => *skipped += 1,
+                Some(s) => {
+                    let now = line.amount;
+                    line.amount = (now - s.paid).normalize();
+                    line.adjusts = Some(Adjustment {
+                        settlements: s.settlements.clone(),
+                        paid: s.paid,
+                        now,
+                        reason: format!(
+                            "true-up: settled at {} CNY, the rule now pays {} CNY (the inputs changed since); settled as: {}",
+                            s.paid, now, s.line.explanation
+                        ),
+                    });
+                    lines.push(line);
+                }
+            }
+        }
+        for (rule, s) in paid.iter().filter(|(r, _)| !seen.contains(*r)) {
+            if s.paid.is_zero() {
+                *skipped += 1;
+                continue;
+            }
+            let mut line = s.line.clone();
+            line.amount = -s.paid;
+            line.subject_day = day;
+            line.flag = None;
+            line.explanation = format!(
+                "true-up: the rule `{rule}` no longer pays {} {} ({} CNY reversed)",
+                line.subject_kind, line.subject, s.paid
+            );
+            line.adjusts = Some(Adjustment {
+                settlements: s.settlements.clone(),
+                paid: s.paid,
+                now: Decimal::ZERO,
+                reason: format!(
+                    "true-up: settled at {} CNY, the rule now pays nothing; settled as: {}",
+                    s.paid, s.line.explanation
+                ),
+            });
+            lines.push(line);
+        }
+        Ok(())
+    }
+
+    /// A subject's input, the day that picks its rule versions and its own
+    /// period; `None` when the subject no longer exists.
+    fn input(
+        &self,
+        subject: &Subject,
+        customers: &mut HashMap<String, Option<Customer>>,
+    ) -> Result<Option<(BonusInput, NaiveDate, Period)>, ServiceError> {
+        let services = self.services;
+        let tz = self.calendar.tz;
+        Ok(match subject {
+            Subject::Deal(id) => {
+                let Some(deal) = services.repo.read::<Deal>(&keys::key(keys::DEAL, &[id]))? else {
+                    return Ok(None);
+                };
+                let Some(signed) = deal.value.signed_at else {
+                    return Ok(None);
+                };
+                let cid = &deal.value.customer_id;
+                if !customers.contains_key(cid) {
+                    let c = services
+                        .repo
+                        .read::<Customer>(&keys::key(keys::CUSTOMER, &[cid]))?
+                        .map(|s| s.value);
+                    customers.insert(cid.clone(), c);
+                }
+                let customer = customers.get(cid).and_then(Option::as_ref);
+                let day = local_day(signed, tz);
+                let input = deal_input(&self.calendar, &deal.value, customer, &self.fx);
+                Some((input, day, Period::containing(PeriodKind::Month, day)))
+            }
+            Subject::Customer(id) => {
+                let Some(c) = services
+                    .repo
+                    .read::<Customer>(&keys::key(keys::CUSTOMER, &[id]))?
+                else {
+                    return Ok(None);
+                };
+                let Some(first) = c.value.first_order_at else {
+                    return Ok(None);
+                };
+                let last = window_last_day(local_day(first, tz));
+                let quarter = Period::containing(PeriodKind::Quarter, last);
+                let deals = self.signed_deals_of(id)?;
+                let input = customer_input(&self.calendar, &quarter, &c.value, &deals, &self.fx)
+                    .map_err(|e| ServiceError::invalid("period", e))?;
+                Some((input, last, quarter))
+            }
+            Subject::Rep(name, p) => {
+                let n = self
+                    .new_customers
+                    .get(&(name.clone(), *p))
+                    .copied()
+                    .unwrap_or(0);
+                Some((rep_input(&self.calendar, p, name, n), p.last_day(), *p))
+            }
+        })
+    }
+
+    /// A customer's signed deals.
+    fn signed_deals_of(&self, customer: &str) -> Result<Vec<Deal>, ServiceError> {
+        let repo = &self.services.repo;
+        let mut out = Vec::new();
+        for (_, id) in repo.store().scan(
+            &keys::prefix(keys::IX_DEAL_CUSTOMER, &[customer]),
+            None,
+            usize::MAX,
+        )? {
+            let id = String::from_utf8_lossy(&id);
+            if let Some(d) = repo.read::<Deal>(&keys::key(keys::DEAL, &[&id]))? {
+                if d.value.signed_at.is_some() {
+                    out.push(d.value);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A rule that failed on a subject: the settlement is refused (422).
+fn failed(rule: &RuleVersion, input: &BonusInput, error: PolicyError) -> ServiceError {
+    ServiceError::PolicyFailed {
+        policy: rule.policy.name.clone(),
+        version: rule.policy.version,
+        hook: format!("bonus ({} {})", input.subject_kind, input.subject),
+        error,
+    }
+}

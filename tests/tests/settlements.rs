@@ -1,0 +1,858 @@
+//! Settlements end to end through the router over a real sled store, with
+//! the default bonus policies (DOMAIN.md §5): what each period settles, the
+//! lifecycle draft → approved → paid, double-pay prevention, true-ups,
+//! effective dating, statements, and simulate == settle.
+
+use axum::http::StatusCode;
+use dealflow_tests::{Reply, TestApp, ADMIN};
+use serde_json::{json, Value};
+
+/// A branch whose pipeline signs in one move, reps `li` and `zhao`, manager
+/// `wang`, new brands `volvo` and `polestar`, and CNY at 7.1 per USD.
+struct World {
+    app: TestApp,
+    mgr: String,
+    li: String,
+}
+
+async fn world(branch: &str, timezone: &str) -> World {
+    let app = TestApp::new().await;
+    app.ok(
+        "/v1/branches",
+        ADMIN,
+        json!({"id": branch, "name": "Branch", "timezone": timezone}),
+    )
+    .await;
+    for brand in ["volvo", "polestar", "bmw"] {
+        app.brand(brand).await;
+    }
+    app.ok(
+        "/v1/fx-rates",
+        ADMIN,
+        json!({"currency": "CNY", "date": "2026-01-01", "per_usd": "7.1"}),
+    )
+    .await;
+    let r = app
+        .send(
+            axum::http::Method::PUT,
+            &format!("/v1/branches/{branch}/pipeline"),
+            Some(ADMIN),
+            Some(json!({
+                "stages": [{"id": "open"}, {"id": "sign", "kind": "won"}, {"id": "lost", "kind": "lost"}],
+                "moves": [{"from": "open", "to": "sign"}, {"from": "open", "to": "lost"}]
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mgr = app.token("manager", Some(branch), "wang").await;
+    let li = app.token("rep", Some(branch), "li").await;
+    app.token("rep", Some(branch), "zhao").await;
+    World { app, mgr, li }
+}
+
+impl World {
+    async fn customer(&self, branch: &str, owner: &str, segment: &str, source: &str) -> String {
+        let body = json!({"name": "ACME", "branch": branch, "owner": owner,
+                          "segment": segment, "source": source});
+        self.app.ok("/v1/customers", ADMIN, body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A deal signed at `at` (RFC 3339) with `lines` of (brand, amount, cost).
+    async fn signed(
+        &self,
+        customer: &str,
+        owner: &str,
+        currency: &str,
+        lines: &[(&str, &str, &str)],
+        at: &str,
+        prepayment: Option<&str>,
+    ) -> String {
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(b, a, c)| json!({"brand": b, "product": "p", "amount": a, "cost": c}))
+            .collect();
+        let mut body = json!({"customer_id": customer, "title": "Contract", "owner": owner,
+                              "currency": currency, "lines": lines, "opened_at": "2025-06-01T00:00:00Z"});
+        if let Some(p) = prepayment {
+            body["prepayment_ratio"] = json!(p);
+        }
+        let id = self.app.ok("/v1/deals", ADMIN, body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.app
+            .ok(
+                &format!("/v1/deals/{id}/transitions"),
+                ADMIN,
+                json!({"to": "sign", "at": at}),
+            )
+            .await;
+        id
+    }
+
+    async fn settle(&self, branch: &str, period: &str) -> Reply {
+        self.app
+            .post(
+                "/v1/settlements",
+                &self.mgr,
+                json!({"branch": branch, "period": period}),
+            )
+            .await
+    }
+
+    async fn draft(&self, branch: &str, period: &str) -> Value {
+        let r = self.settle(branch, period).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+}
+
+/// The lines of a settlement about `subject`.
+fn lines_of<'a>(s: &'a Value, subject: &str) -> Vec<&'a Value> {
+    s["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["subject"] == subject)
+        .collect()
+}
+
+fn amount(l: &Value) -> String {
+    l["amount"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_month_pays_new_brand_contracts_by_tier_with_receipts() {
+    // Given contracts signed in March 2026 (UTC branch)
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    // 80,000 USD of a new brand at 20 % margin: 800 CNY.
+    let d1 = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "80000", "64000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    // The same brand again: no longer new, so no line.
+    let d2 = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "90000", "1")],
+            "2026-03-03T10:00:00Z",
+            None,
+        )
+        .await;
+    // 9,000 USD of a new brand bundled with 50,000 USD of a sold one: 0 CNY.
+    let d3 = w
+        .signed(
+            &c,
+            "zhao",
+            "USD",
+            &[("polestar", "9000", "1000"), ("volvo", "50000", "100")],
+            "2026-03-04T10:00:00Z",
+            None,
+        )
+        .await;
+    // 213,000.21 CNY at 7.1 per USD = 30,000.03 USD of a new brand: 500 CNY.
+    let d4 = w
+        .signed(
+            &c,
+            "zhao",
+            "CNY",
+            &[("bmw", "213000.21", "100000")],
+            "2026-03-05T10:00:00Z",
+            None,
+        )
+        .await;
+    // Signed in April: not in March.
+    w.signed(
+        &c,
+        "li",
+        "USD",
+        &[("volvo", "1", "0")],
+        "2026-04-01T00:00:00Z",
+        None,
+    )
+    .await;
+
+    // When the manager drafts March
+    let s = w.draft("sh", "2026-03").await;
+
+    // Then each contract gets what §5.1 pays, as a receipt
+    assert_eq!(s["status"], "draft");
+    assert_eq!(s["period"], "2026-03");
+    let l1 = lines_of(&s, &d1);
+    assert_eq!(l1.len(), 1, "{s}");
+    assert_eq!(amount(l1[0]), "800");
+    assert_eq!(l1[0]["rep"], "li");
+    assert_eq!(l1[0]["rule"], "new_brand_sale");
+    assert_eq!(l1[0]["currency"], "CNY");
+    assert_eq!(l1[0]["subject_kind"], "deal");
+    assert_eq!(l1[0]["subject_period"], "2026-03");
+    assert_eq!(l1[0]["policy"]["name"], "new-brand-bonus");
+    assert_eq!(l1[0]["policy"]["version"], 1);
+    assert_eq!(l1[0]["policy"]["sha256"].as_str().unwrap().len(), 64);
+    let e = l1[0]["explanation"].as_str().unwrap();
+    assert!(e.contains("> 60,000 and ≤ 100,000 USD pays 800 CNY"), "{e}");
+    assert!(
+        lines_of(&s, &d2).is_empty(),
+        "a brand no longer new pays nothing"
+    );
+    let l3 = lines_of(&s, &d3);
+    assert_eq!(amount(l3[0]), "0", "bundled non-new lines do not count");
+    assert!(l3[0]["explanation"].as_str().unwrap().contains("polestar"));
+    let l4 = lines_of(&s, &d4);
+    assert_eq!(amount(l4[0]), "500", "converted at the signing date's rate");
+    assert!(l4[0]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("7.1 CNY per USD"));
+    assert_eq!(s["lines"].as_array().unwrap().len(), 3, "{s}");
+    // And totals per rep add up
+    assert_eq!(s["total"], "1300");
+    let totals = s["totals"].as_array().unwrap();
+    assert_eq!(totals[0]["rep"], "li");
+    assert_eq!(totals[0]["total"], "800");
+    assert_eq!(totals[1]["rep"], "zhao");
+    assert_eq!(totals[1]["total"], "500");
+}
+
+#[tokio::test]
+async fn months_follow_the_branch_calendar() {
+    // Given a Beijing branch and a contract signed at 20:00 UTC on 31 March
+    let w = world("bj", "Asia/Shanghai").await;
+    let c = w.customer("bj", "li", "enterprise", "assigned").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "20000", "1000")],
+            "2026-03-31T20:00:00Z",
+            None,
+        )
+        .await;
+    // Then it is an April contract there
+    assert!(lines_of(&w.draft("bj", "2026-03").await, &d).is_empty());
+    let april = w.draft("bj", "2026-04").await;
+    assert_eq!(amount(lines_of(&april, &d)[0]), "300");
+    assert_eq!(lines_of(&april, &d)[0]["subject_day"], "2026-04-01");
+}
+
+#[tokio::test]
+async fn a_quarter_settles_customers_whose_window_closed_in_it() {
+    let w = world("sh", "UTC").await;
+    let order = |c: String, at: &'static str| {
+        let w = &w;
+        async move {
+            w.signed(&c, "li", "CNY", &[("bmw", "40000", "30000")], at, None)
+                .await
+        }
+    };
+    // A self-developed customer: first order 15 Jan, third on 14 Apr (the
+    // window's last day): 3 orders, 120,000 CNY at 25 %: 1,000 CNY.
+    let kept = w.customer("sh", "li", "enterprise", "self_developed").await;
+    order(kept.clone(), "2026-01-15T09:00:00Z").await;
+    order(kept.clone(), "2026-02-01T09:00:00Z").await;
+    order(kept.clone(), "2026-04-14T23:00:00Z").await;
+    // Another whose third order comes the day after its window: 2 orders.
+    let late = w.customer("sh", "li", "enterprise", "self_developed").await;
+    order(late.clone(), "2026-01-15T09:00:00Z").await;
+    order(late.clone(), "2026-02-01T09:00:00Z").await;
+    order(late.clone(), "2026-04-15T00:00:00Z").await;
+    // An assigned customer with the same orders earns nothing.
+    let assigned = w.customer("sh", "li", "enterprise", "assigned").await;
+    for at in [
+        "2026-01-15T09:00:00Z",
+        "2026-02-01T09:00:00Z",
+        "2026-03-01T09:00:00Z",
+    ] {
+        order(assigned.clone(), at).await;
+    }
+    // An industrial customer that prepaid 49.99 % of its first order, and one at 50 %.
+    let mut industrial = Vec::new();
+    for pre in ["0.4999", "0.5"] {
+        let c = w.customer("sh", "li", "industrial", "self_developed").await;
+        w.signed(
+            &c,
+            "li",
+            "CNY",
+            &[("bmw", "40000", "30000")],
+            "2026-01-20T09:00:00Z",
+            Some(pre),
+        )
+        .await;
+        order(c.clone(), "2026-02-20T09:00:00Z").await;
+        order(c.clone(), "2026-03-20T09:00:00Z").await;
+        industrial.push(c);
+    }
+
+    // Q1 has no closed window yet (they close on 14 and 19 April)
+    let q1 = w.draft("sh", "2026-Q1").await;
+    assert!(lines_of(&q1, &kept).is_empty(), "{q1}");
+    // Q2 settles them, once each
+    let q2 = w.draft("sh", "2026-Q2").await;
+    let k = lines_of(&q2, &kept);
+    assert_eq!(k.len(), 1, "{q2}");
+    assert_eq!(amount(k[0]), "1000");
+    assert_eq!(k[0]["rule"], "new_customer");
+    assert_eq!(k[0]["subject_kind"], "customer");
+    assert_eq!(k[0]["subject_period"], "2026-Q2");
+    assert_eq!(k[0]["subject_day"], "2026-04-14");
+    let l = lines_of(&q2, &late);
+    assert_eq!(
+        amount(l[0]),
+        "0",
+        "the order on the day after the window does not count"
+    );
+    assert!(l[0]["explanation"].as_str().unwrap().contains("2 order(s)"));
+    assert!(
+        lines_of(&q2, &assigned).is_empty(),
+        "assigned customers earn nothing"
+    );
+    assert_eq!(
+        amount(lines_of(&q2, &industrial[0])[0]),
+        "0",
+        "49.99 % prepaid"
+    );
+    assert_eq!(
+        amount(lines_of(&q2, &industrial[1])[0]),
+        "1000",
+        "50 % prepaid"
+    );
+}
+
+#[tokio::test]
+async fn half_years_flag_and_the_year_deducts_reps_without_a_new_customer() {
+    // Given li developed a customer whose first order was in H1; zhao none
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "self_developed").await;
+    w.signed(
+        &c,
+        "li",
+        "CNY",
+        &[("bmw", "1000", "500")],
+        "2026-02-01T09:00:00Z",
+        None,
+    )
+    .await;
+
+    // Then H1 flags zhao only, without money
+    let h1 = w.draft("sh", "2026-H1").await;
+    let flags: Vec<&Value> = h1["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["rule"] == "territory_replan")
+        .collect();
+    assert_eq!(flags.len(), 1, "{h1}");
+    assert_eq!(flags[0]["rep"], "zhao");
+    assert_eq!(flags[0]["flag"], "territory_replan");
+    assert_eq!(amount(flags[0]), "0");
+    assert_eq!(flags[0]["subject_period"], "2026-H1");
+
+    // And the year deducts 1,000 CNY from zhao, flags both halves for him
+    // and H2 for li, who keeps his money
+    let y = w.draft("sh", "2026").await;
+    let of = |rep: &str, rule: &str| -> Vec<String> {
+        y["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["rep"] == rep && l["rule"] == rule)
+            .map(|l| format!("{}:{}", l["subject_period"].as_str().unwrap(), amount(l)))
+            .collect()
+    };
+    assert_eq!(of("zhao", "no_new_customer_deduction"), ["2026:-1000"]);
+    assert_eq!(of("zhao", "territory_replan"), ["2026-H1:0", "2026-H2:0"]);
+    assert_eq!(of("li", "territory_replan"), ["2026-H2:0"]);
+    assert!(of("li", "no_new_customer_deduction").is_empty());
+    let zhao = y["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["rep"] == "zhao")
+        .unwrap();
+    assert_eq!(zhao["total"], "-1000");
+    assert_eq!(zhao["flags"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn approval_is_final_and_no_subject_is_paid_twice() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "80000", "64000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    let app = &w.app;
+
+    // A quarter draft that overlaps March, made before March is approved
+    let q1 = w.draft("sh", "2026-Q1").await;
+    assert_eq!(amount(lines_of(&q1, &d)[0]), "800");
+    // Re-running March replaces its draft
+    let first = w.draft("sh", "2026-03").await;
+    let march = w.draft("sh", "2026-03").await;
+    let gone = app
+        .get(
+            &format!("/v1/settlements/{}", first["id"].as_str().unwrap()),
+            &w.mgr,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let id = march["id"].as_str().unwrap();
+
+    // A rep cannot approve; the manager can, which announces the awards
+    let r = app
+        .post(&format!("/v1/settlements/{id}/approve"), &w.li, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let approved = app
+        .post(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["status"], "approved");
+    assert_eq!(approved.body["approved_by"], "wang");
+    assert_eq!(
+        approved.body["lines"], march["lines"],
+        "approval changes no line"
+    );
+
+    // Approving again, or paying a draft, is refused
+    let again = app
+        .post(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "invalid_state");
+    // The older quarter draft would pay the deal again: refused
+    let q1_id = q1["id"].as_str().unwrap();
+    let stale = app
+        .post(
+            &format!("/v1/settlements/{q1_id}/approve"),
+            &w.mgr,
+            json!({}),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert_eq!(stale.code(), "stale_draft");
+    // Re-running it leaves the paid deal out
+    let q1 = w.draft("sh", "2026-Q1").await;
+    assert!(lines_of(&q1, &d).is_empty(), "{q1}");
+    assert_eq!(q1["already_settled"], 1);
+
+    // Pay; a paid settlement never changes
+    let paid = app
+        .post(&format!("/v1/settlements/{id}/pay"), &w.mgr, json!({}))
+        .await;
+    assert_eq!(paid.status, StatusCode::OK);
+    assert_eq!(paid.body["status"], "paid");
+    let repay = app
+        .post(&format!("/v1/settlements/{id}/pay"), &w.mgr, json!({}))
+        .await;
+    assert_eq!(repay.status, StatusCode::CONFLICT);
+    let now = app.get(&format!("/v1/settlements/{id}"), &w.li).await;
+    assert_eq!(now.body["status"], "paid");
+    assert_eq!(now.body["lines"], march["lines"]);
+    // A new March draft pays nothing new
+    let rerun = w.draft("sh", "2026-03").await;
+    assert!(rerun["lines"].as_array().unwrap().is_empty(), "{rerun}");
+    assert_eq!(rerun["already_settled"], 1);
+}
+
+#[tokio::test]
+async fn a_change_to_a_paid_contract_is_trued_up_in_the_next_settlement() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "80000", "64000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    let march = w.draft("sh", "2026-03").await;
+    let id = march["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+
+    // When the paid contract's lines shrink to 40,000 USD (a 500 CNY tier)
+    let r = w
+        .app
+        .patch(
+            &format!("/v1/deals/{d}"),
+            ADMIN,
+            json!({"lines": [{"brand": "volvo", "product": "p", "amount": "40000", "cost": "32000"}]}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Then the next settlement carries a reasoned -300 CNY adjustment
+    let april = w.draft("sh", "2026-04").await;
+    let adj = lines_of(&april, &d);
+    assert_eq!(adj.len(), 1, "{april}");
+    assert_eq!(amount(adj[0]), "-300");
+    assert_eq!(
+        adj[0]["subject_period"], "2026-03",
+        "it adjusts March's line"
+    );
+    assert_eq!(adj[0]["adjusts"]["paid"], "800");
+    assert_eq!(adj[0]["adjusts"]["now"], "500");
+    assert_eq!(adj[0]["adjusts"]["settlements"], json!([id]));
+    assert!(adj[0]["adjusts"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("true-up"));
+    // And March itself never changed
+    let m = w.app.get(&format!("/v1/settlements/{id}"), &w.mgr).await;
+    assert_eq!(m.body["lines"], march["lines"]);
+
+    // Once the adjustment is approved, nothing is left to true up
+    let aid = april["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{aid}/approve"), &w.mgr, json!({}))
+        .await;
+    let may = w.draft("sh", "2026-05").await;
+    assert!(may["lines"].as_array().unwrap().is_empty(), "{may}");
+    assert_eq!(may["already_settled"], 1);
+}
+
+/// A candidate new-brand rule: a flat 100 CNY per contract with new-brand lines.
+const FLAT_RULE: &str = r#"
+fn bonus(input) {
+    if input.subject_kind != "deal" { return #{ lines: [] }; }
+    let any = false;
+    for l in input.deal.lines { if l.brand_new { any = true; } }
+    if !any { return #{ lines: [] }; }
+    #{ lines: [#{ rule: "new_brand_sale", amount: dec(100), explanation: "flat 100" }] }
+}
+"#;
+
+async fn upload_flat(w: &World) -> u64 {
+    let up = w
+        .app
+        .ok(
+            "/v1/policies",
+            ADMIN,
+            json!({"name": "new-brand-bonus", "scope": "global", "runtime": "rhai", "source": FLAT_RULE}),
+        )
+        .await;
+    up["version"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_simulation_pays_exactly_what_the_settlement_pays_after_activation() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let big = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "80000", "64000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    w.signed(
+        &c,
+        "zhao",
+        "USD",
+        &[("polestar", "5000", "1000")],
+        "2026-03-03T10:00:00Z",
+        None,
+    )
+    .await;
+    let v = upload_flat(&w).await;
+    assert_eq!(v, 3, "v1 rhai and v2 wasm are the defaults");
+
+    // When the admin backtests the candidate on March
+    let r = w
+        .app
+        .post(
+            &format!("/v1/policies/new-brand-bonus/versions/{v}/simulate"),
+            ADMIN,
+            json!({"branch": "sh", "period": "2026-03"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let sim = r.body;
+    // Then per-rep totals show active against candidate, and every change
+    assert_eq!(sim["active_total"], "800");
+    assert_eq!(sim["candidate_total"], "200");
+    let li = &sim["reps"][0];
+    assert_eq!(
+        (
+            li["rep"].as_str(),
+            li["active"].as_str(),
+            li["candidate"].as_str()
+        ),
+        (Some("li"), Some("800"), Some("100"))
+    );
+    assert_eq!(li["difference"], "-700");
+    assert_eq!(sim["changes"].as_array().unwrap().len(), 2);
+    // And nothing was written: the live rules still pay 800
+    let still = w.draft("sh", "2026-03").await;
+    assert_eq!(amount(lines_of(&still, &big)[0]), "800");
+
+    // When it is activated, the settlement pays exactly what was simulated
+    w.app
+        .ok(
+            &format!("/v1/policies/new-brand-bonus/versions/{v}/activate"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    let settled = w.draft("sh", "2026-03").await;
+    assert_eq!(settled["lines"], sim["candidate_lines"]);
+    assert_eq!(settled["total"], sim["candidate_total"]);
+}
+
+#[tokio::test]
+async fn each_subject_uses_the_version_in_force_on_its_day() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let before = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "80000", "64000")],
+            "2026-03-14T23:59:00Z",
+            None,
+        )
+        .await;
+    let after = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("polestar", "80000", "64000")],
+            "2026-03-15T00:00:00Z",
+            None,
+        )
+        .await;
+    let v = upload_flat(&w).await;
+    // Activated from 15 March: contracts signed before keep v1
+    let r = w
+        .app
+        .post(
+            &format!("/v1/policies/new-brand-bonus/versions/{v}/activate"),
+            ADMIN,
+            json!({"effective_from": "2026-03-15"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let s = w.draft("sh", "2026-03").await;
+    let b = lines_of(&s, &before);
+    assert_eq!(
+        (amount(b[0]), b[0]["policy"]["version"].as_u64()),
+        ("800".into(), Some(1))
+    );
+    let a = lines_of(&s, &after);
+    assert_eq!(
+        (amount(a[0]), a[0]["policy"]["version"].as_u64()),
+        ("100".into(), Some(v))
+    );
+}
+
+#[tokio::test]
+async fn the_wasm_alternative_pays_what_the_script_pays() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    for (brand, usd, cost, at) in [
+        ("volvo", "80000", "40000", "2026-03-02T10:00:00Z"),
+        ("polestar", "30000.01", "15000", "2026-03-03T10:00:00Z"),
+        ("bmw", "10000", "5000", "2026-03-04T10:00:00Z"),
+    ] {
+        w.signed(&c, "li", "USD", &[(brand, usd, cost)], at, None)
+            .await;
+    }
+    // The defaults: v1 (rhai) live, v2 (wasm) stored as an alternative
+    let versions = w
+        .app
+        .get("/v1/policies/new-brand-bonus/versions", ADMIN)
+        .await;
+    let runtimes: Vec<&str> = versions.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["runtime"].as_str().unwrap())
+        .collect();
+    assert_eq!(runtimes, ["rhai", "wasm"]);
+    let rhai = w.draft("sh", "2026-03").await;
+    w.app
+        .ok(
+            "/v1/policies/new-brand-bonus/versions/2/activate",
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    let wasm = w.draft("sh", "2026-03").await;
+    let amounts = |s: &Value| -> Vec<(String, String)> {
+        s["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["subject"].as_str().unwrap().to_string(), amount(l)))
+            .collect()
+    };
+    assert_eq!(amounts(&rhai), amounts(&wasm));
+    assert_eq!(wasm["total"], "1300");
+    assert!(wasm["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["policy"]["version"] == 2));
+}
+
+#[tokio::test]
+async fn statements_per_rep_in_json_and_csv() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    w.signed(
+        &c,
+        "li",
+        "USD",
+        &[("volvo", "80000", "64000")],
+        "2026-03-02T10:00:00Z",
+        None,
+    )
+    .await;
+    w.signed(
+        &c,
+        "zhao",
+        "USD",
+        &[("polestar", "40000", "1000")],
+        "2026-03-02T10:00:00Z",
+        None,
+    )
+    .await;
+    let s = w.draft("sh", "2026-03").await;
+    let id = s["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+
+    let path = "/v1/statements?branch=sh&rep=li&period=2026-03";
+    let json = w.app.get(path, &w.li).await;
+    assert_eq!(json.status, StatusCode::OK, "{}", json.body);
+    assert_eq!(json.body["rep"], "li");
+    assert_eq!(json.body["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(json.body["lines"][0]["status"], "approved");
+    assert_eq!(json.body["lines"][0]["settlement"], id);
+    assert_eq!(json.body["totals"]["approved"], "800");
+
+    let csv = w.app.get(&format!("{path}&format=csv"), &w.li).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.body.as_str().unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[0].starts_with("settlement,status,rep,rule"));
+    assert!(
+        rows[1].starts_with(&format!("{id},approved,li,new_brand_sale,deal,")),
+        "{text}"
+    );
+    assert!(rows[1].contains(",800,CNY,"), "{text}");
+    assert_eq!(rows[2], "total,approved,li,,,,2026-03,800,CNY,,,,");
+
+    // A rep sees only their own statement
+    let other = w
+        .app
+        .get("/v1/statements?branch=sh&rep=zhao&period=2026-03", &w.li)
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let bad = w.app.get(&format!("{path}&format=xml"), &w.li).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_write_nothing() {
+    let w = world("sh", "UTC").await;
+    for period in ["2026-13", "2026-Q5", "26", "2026-03-01"] {
+        let r = w.settle("sh", period).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{period}");
+        assert_eq!(r.code(), "validation_failed");
+    }
+    assert_eq!(
+        w.settle("nowhere", "2026-03").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let admin = w
+        .app
+        .post(
+            "/v1/settlements",
+            ADMIN,
+            json!({"branch": "nowhere", "period": "2026-03"}),
+        )
+        .await;
+    assert_eq!(admin.status, StatusCode::NOT_FOUND);
+    let rep = w
+        .app
+        .post(
+            "/v1/settlements",
+            &w.li,
+            json!({"branch": "sh", "period": "2026-03"}),
+        )
+        .await;
+    assert_eq!(rep.status, StatusCode::FORBIDDEN);
+    let unknown = w
+        .app
+        .post(
+            "/v1/settlements",
+            &w.mgr,
+            json!({"branch": "sh", "period": "2026-03", "x": 1}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+
+    // A contract in a currency without a rate on its signing day: the rule
+    // fails, the settlement is refused and nothing is stored
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    w.signed(
+        &c,
+        "li",
+        "EUR",
+        &[("volvo", "80000", "1")],
+        "2026-03-02T10:00:00Z",
+        None,
+    )
+    .await;
+    let r = w.settle("sh", "2026-03").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.code(), "policy_failed");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("EUR per USD"),
+        "{}",
+        r.body
+    );
+    let list = w.app.get("/v1/settlements?branch=sh", &w.mgr).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 0);
+    let missing = w.app.get("/v1/settlements/stl_nope", &w.mgr).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
