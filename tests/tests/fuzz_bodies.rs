@@ -774,6 +774,7 @@ impl Route {
                 "ix.dl.own",
                 "ix.dl.st",
                 "ix.dl.sg",
+                "ix.dl.cs",
                 "cu",
                 "ix.cu.fo",
                 "bd",
@@ -2109,6 +2110,7 @@ impl Session {
                 expected_ix.insert(k("ix.dl.cu", &[&s("customer_id"), &id]));
                 if let Some(t) = time_key(&v["signed_at"]) {
                     expected_ix.insert(k("ix.dl.sg", &[&branch, &t, &id]));
+                    expected_ix.insert(k("ix.dl.cs", &[&s("customer_id"), &t, &id]));
                 }
             } else {
                 expected_ix.insert(k("ix.cu.br", &[&branch, &id]));

@@ -5,18 +5,65 @@
 //! the signing date, the customer's segment, source and orders in its
 //! window, the rep and the period.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
+use serde::Deserialize;
 
 use super::period::{local_day, window_last_day, Period};
 use crate::domain::customer::Customer;
-use crate::domain::deal::Deal;
+use crate::domain::deal::Line;
 use crate::domain::fx::FxRate;
-use crate::pipeline::hook_input::{customer_info, deal_info_with};
-use crate::policy::hooks::{BonusInput, BranchInfo, OrderInfo};
+use crate::pipeline::hook_input::{customer_info, ts};
+use crate::policy::hooks::{BonusInput, BranchInfo, CustomerInfo, DealInfo, LineInfo, OrderInfo};
+
+/// A stored deal as a settlement reads it: only the fields bonus rules see.
+/// Decoding a stored `Deal` into this skips the rest (history times,
+/// timestamps of the record itself) instead of parsing it, which is most of
+/// what reading a million deals costs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DealRecord {
+    /// Deal id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Owning rep.
+    pub owner: String,
+    /// Its customer.
+    pub customer_id: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Recorded needs.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Prepayment share, 0 to 1.
+    #[serde(default)]
+    pub prepayment_ratio: Option<Decimal>,
+    /// When opened.
+    pub opened_at: DateTime<Utc>,
+    /// Current stage.
+    pub stage: String,
+    /// Every stage so far.
+    #[serde(default)]
+    pub stages_passed: Vec<String>,
+    /// When signed.
+    #[serde(default)]
+    pub signed_at: Option<DateTime<Utc>>,
+    /// Lines.
+    pub lines: Vec<Line>,
+    /// Sum of line amounts.
+    pub amount_total: Decimal,
+    /// Sum of line costs.
+    pub cost_total: Decimal,
+    /// Brands that were new when it was signed.
+    #[serde(default)]
+    pub new_brands: Vec<String>,
+    /// Attributes set by after-hooks.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
 
 /// What a settlement line is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -139,31 +186,53 @@ fn base(
     }
 }
 
-/// The input for a signed deal, in the month of its signing. Lines count as
-/// new-brand lines when their brand was new when the deal was signed.
+/// The input for a signed deal, in the month of its signing (`day`: its
+/// signing day in the branch's calendar). Lines count as new-brand lines when
+/// their brand was new when the deal was signed.
 pub fn deal_input(
     branch: &BranchCalendar,
-    deal: &Deal,
-    customer: Option<&Customer>,
+    deal: DealRecord,
+    day: NaiveDate,
+    customer: Option<CustomerInfo>,
     fx: &FxTable,
 ) -> BonusInput {
-    let day = deal
-        .signed_at
-        .map(|t| local_day(t, branch.tz))
-        .unwrap_or_else(|| local_day(deal.opened_at, branch.tz));
     let month = Period::containing(super::PeriodKind::Month, day);
     let mut input = base(branch, &month, &deal.owner, SubjectKind::Deal, &deal.id);
-    input.deal = Some(deal_info_with(deal, |b| {
-        deal.new_brands.iter().any(|n| n == b)
-    }));
     input.per_usd = fx.per_usd(&deal.currency, day);
     input.cny_per_usd = fx.per_usd("CNY", day);
-    input.customer = customer.map(customer_info);
+    input.customer = customer;
+    let new_brands = deal.new_brands;
+    input.deal = Some(DealInfo {
+        id: deal.id,
+        title: deal.title,
+        owner: deal.owner,
+        currency: deal.currency,
+        needs: deal.needs,
+        prepayment_ratio: deal.prepayment_ratio,
+        opened_at: ts(&deal.opened_at),
+        stage: deal.stage,
+        stages_passed: deal.stages_passed,
+        signed_at: deal.signed_at.as_ref().map(ts),
+        lines: deal
+            .lines
+            .into_iter()
+            .map(|l| LineInfo {
+                brand_new: new_brands.contains(&l.brand),
+                brand: l.brand,
+                product: l.product,
+                amount: l.amount,
+                cost: l.cost,
+            })
+            .collect(),
+        amount_total: deal.amount_total,
+        cost_total: deal.cost_total,
+        attributes: deal.attributes,
+    });
     input
 }
 
 /// A signed deal as an order of a customer, in CNY at its signing date.
-pub fn order(deal: &Deal, tz: Tz, fx: &FxTable) -> Result<OrderInfo, String> {
+pub fn order(deal: &DealRecord, tz: Tz, fx: &FxTable) -> Result<OrderInfo, String> {
     let signed = deal
         .signed_at
         .ok_or_else(|| format!("deal {} is not signed", deal.id))?;
@@ -188,7 +257,7 @@ pub fn customer_input(
     branch: &BranchCalendar,
     quarter: &Period,
     customer: &Customer,
-    deals: &[Deal],
+    deals: &[DealRecord],
     fx: &FxTable,
 ) -> Result<BonusInput, String> {
     let first = customer
@@ -196,7 +265,7 @@ pub fn customer_input(
         .map(|t| local_day(t, branch.tz))
         .ok_or_else(|| format!("customer {} has no order", customer.id))?;
     let last = window_last_day(first);
-    let mut in_window: Vec<&Deal> = deals
+    let mut in_window: Vec<&DealRecord> = deals
         .iter()
         .filter(|d| {
             d.signed_at
@@ -218,7 +287,7 @@ pub fn customer_input(
 
 /// Who a customer subject belongs to: its account manager, or the owner of
 /// its first order when it has none.
-fn customer_rep(customer: &Customer, orders: &[&Deal]) -> String {
+fn customer_rep(customer: &Customer, orders: &[&DealRecord]) -> String {
     customer
         .owner
         .clone()

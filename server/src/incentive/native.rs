@@ -3,9 +3,15 @@
 //! limit the settlement benchmark measures them against, and the oracle the
 //! tests compare them with. Amounts and thresholds are exact decimals.
 
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 
-use crate::policy::hooks::{BonusInput, BonusLine, BonusOutput};
+use crate::policy::hooks::{
+    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusLine, BonusOutput, CadenceInput,
+    CadenceOutput, GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
+};
+use crate::policy::{Executable, Limits, PolicyError};
 
 /// Rule name of the new-brand sale bonus (§5.1).
 pub const NEW_BRAND_SALE: &str = "new_brand_sale";
@@ -161,4 +167,38 @@ pub fn all_rules(input: &BonusInput) -> Result<BonusOutput, String> {
     out.lines.extend(new_customer(input)?.lines);
     out.lines.extend(no_new_customer(input)?.lines);
     Ok(out)
+}
+
+/// A native rule as a policy implementing only `bonus`, so a settlement can
+/// run it where it runs rhai or wasm (e.g. `NativeRule(all_rules)`).
+pub struct NativeRule(pub fn(&BonusInput) -> Result<BonusOutput, String>);
+
+impl Executable for NativeRule {
+    fn hooks(&self) -> &[Hook] {
+        &[Hook::Bonus]
+    }
+
+    fn guard(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<GuardVerdict, PolicyError> {
+        Err(PolicyError::NotImplemented("guard"))
+    }
+
+    fn after(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<AfterOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("after"))
+    }
+
+    fn tier(&self, _: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("tier"))
+    }
+
+    fn cadence(&self, _: &Arc<CadenceInput>, _: &Limits) -> Result<CadenceOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("cadence"))
+    }
+
+    fn assign(&self, _: &Arc<AssignInput>, _: &Limits) -> Result<AssignOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("assign"))
+    }
+
+    fn bonus(&self, input: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
+        (self.0)(input).map_err(PolicyError::Failed)
+    }
 }

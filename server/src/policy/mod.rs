@@ -107,4 +107,14 @@ pub trait Executable: Send + Sync {
     ) -> Result<AssignOutput, PolicyError>;
     /// Bonus rules.
     fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError>;
+    /// Bonus rules over many subjects of one settlement, one answer per
+    /// input in order; each call keeps its own limits. By default one
+    /// `bonus` call each; a runtime may share set-up work between them.
+    fn bonus_many(
+        &self,
+        inputs: &[Arc<BonusInput>],
+        limits: &Limits,
+    ) -> Vec<Result<BonusOutput, PolicyError>> {
+        inputs.iter().map(|i| self.bonus(i, limits)).collect()
+    }
 }

@@ -503,4 +503,84 @@ impl Executable for WasmPolicy {
         convert::with_bonus_input(input, |i| self.call_hook(Hook::Bonus, i, limits))
             .and_then(convert::bonus_output)
     }
+
+    /// Serves up to [`BONUS_CALLS_PER_INSTANCE`] subjects from one instance
+    /// (instantiation is most of a short call's cost), each call with fresh
+    /// fuel and deadline. A call that traps (or runs out of memory the
+    /// earlier calls left allocated) is retried alone on a fresh instance,
+    /// so its answer is what a single call gives; the rest continue on a new
+    /// instance.
+    fn bonus_many(
+        &self,
+        inputs: &[Arc<BonusInput>],
+        limits: &Limits,
+    ) -> Vec<Result<BonusOutput, PolicyError>> {
+        let index = match (
+            self.require(Hook::Bonus),
+            self.exports.get(Hook::Bonus as usize),
+        ) {
+            (Ok(()), Some(Some(index))) => *index,
+            _ => return inputs.iter().map(|i| self.bonus(i, limits)).collect(),
+        };
+        let mut out = Vec::with_capacity(inputs.len());
+        while out.len() < inputs.len() {
+            self.bonus_on_one_instance(index, &inputs[out.len()..], limits, &mut out);
+        }
+        out
+    }
+}
+
+/// Most `bonus` calls one instance serves in a settlement: bounds what a
+/// plugin's bump allocator holds (it frees nothing until the instance
+/// ends) and how far state kept between calls could reach.
+pub const BONUS_CALLS_PER_INSTANCE: usize = 64;
+
+impl WasmPolicy {
+    /// Answers the first of `inputs` (at least one, at most
+    /// [`BONUS_CALLS_PER_INSTANCE`]) on one instance, pushing to `out`.
+    fn bonus_on_one_instance(
+        &self,
+        index: ComponentExportIndex,
+        inputs: &[Arc<BonusInput>],
+        limits: &Limits,
+        out: &mut Vec<Result<BonusOutput, PolicyError>>,
+    ) {
+        let alone = |out: &mut Vec<_>, input: &Arc<BonusInput>| out.push(self.bonus(input, limits));
+        let Ok(mut store) = self.store(limits) else {
+            return alone(out, &inputs[0]);
+        };
+        let func = self
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .ok()
+            .and_then(|instance| instance.get_func(&mut store, index));
+        let Some(func) = func else {
+            return alone(out, &inputs[0]);
+        };
+        for input in inputs.iter().take(BONUS_CALLS_PER_INSTANCE) {
+            if store.set_fuel(limits.fuel).is_err() {
+                return alone(out, input);
+            }
+            store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
+            let outcome = convert::with_bonus_input(input, |i| {
+                // SAFETY: `PolicyPre::new` type-checked the `bonus` export
+                // against the world at compile time; these are its types.
+                let typed = unsafe {
+                    TypedFunc::<
+                        (&bindings::types::BonusInput<'_>,),
+                        (Result<bindings::types::BonusOutput, String>,),
+                    >::new_unchecked(func)
+                };
+                typed.call(&mut store, (i,)).map(|(r,)| r)
+            });
+            match outcome {
+                Ok(Ok(o)) => out.push(convert::bonus_output(o)),
+                Ok(Err(msg)) => out.push(Err(PolicyError::Failed(clip(msg)))),
+                // The instance is unusable after a trap: this input gets
+                // one of its own, the rest a new shared one.
+                Err(_) => return alone(out, input),
+            }
+        }
+    }
 }

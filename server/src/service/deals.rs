@@ -83,15 +83,17 @@ pub(crate) fn stage_deal(
     }
     let old_signed = old.and_then(|o| o.value.signed_at);
     if old_signed != new.signed_at {
+        let c = &new.customer_id;
         if let Some(t) = old_signed {
-            batch.delete(keys::key(
-                keys::IX_DEAL_SIGNED,
-                &[b, &keys::time(&t), &new.id],
-            ));
+            let t = keys::time(&t);
+            batch.delete(keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]));
+            batch.delete(keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]));
         }
         if let Some(t) = &new.signed_at {
+            let t = keys::time(t);
+            batch.put(keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]), id);
             batch.put(
-                keys::key(keys::IX_DEAL_SIGNED, &[b, &keys::time(t), &new.id]),
+                keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]),
                 id,
             );
         }

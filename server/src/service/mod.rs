@@ -12,7 +12,7 @@ mod page;
 mod policies;
 mod records;
 pub(crate) mod repo;
-mod rule_book;
+pub mod rule_book;
 mod settlement_run;
 mod settlements;
 mod tasks;
@@ -33,6 +33,7 @@ pub use policies::{
 };
 pub(crate) use repo::encode;
 pub use repo::Repo;
+pub use rule_book::{RuleBook, RuleVersion};
 pub use settlements::{statement_csv, SettlementFilter};
 pub use tasks::TaskFilter;
 pub use tokens::AdminBootstrap;

@@ -85,6 +85,25 @@ impl RuleBook {
     }
 }
 
+impl RuleBook {
+    /// A book in which `rules` are in force on every day (benchmarks and
+    /// previews with rules that are not stored).
+    pub fn fixed(rules: Vec<RuleVersion>) -> RuleBook {
+        let mut policies = Vec::new();
+        let mut versions = HashMap::new();
+        for r in rules {
+            let (name, v) = (r.policy.name.clone(), r.policy.version);
+            policies.push((name.clone(), r.own, vec![(None, Some(v))]));
+            versions.insert((name, v), Arc::new(r));
+        }
+        RuleBook {
+            policies,
+            versions,
+            by_day: Mutex::default(),
+        }
+    }
+}
+
 /// A candidate version to simulate as if activated.
 pub struct Candidate<'a> {
     /// Policy name.

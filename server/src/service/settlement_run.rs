@@ -21,14 +21,14 @@ use super::rule_book::{RuleBook, RuleVersion};
 use super::{ServiceError, Services};
 use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Source};
-use crate::domain::deal::Deal;
 use crate::domain::fx::FxRate;
 use crate::domain::settlement::{Adjustment, SettlementLine};
 use crate::domain::token::{Grant, Role};
-use crate::incentive::inputs::{customer_input, deal_input, rep_input, BranchCalendar};
+use crate::incentive::inputs::{customer_input, deal_input, rep_input, BranchCalendar, DealRecord};
 use crate::incentive::period::{day_start, earliest_window_start, local_day, window_last_day};
 use crate::incentive::{FxTable, Period, PeriodKind, SubjectKind};
-use crate::policy::hooks::{BonusInput, BranchInfo};
+use crate::pipeline::hook_input::customer_info;
+use crate::policy::hooks::{BonusInput, BonusOutput, BranchInfo, CustomerInfo};
 use crate::policy::{Limits, PolicyError};
 use crate::store::keys;
 
@@ -102,6 +102,29 @@ struct Context<'a> {
 }
 
 impl Services {
+    /// Computes the lines a settlement of `period` (e.g. `2026-Q1`) of
+    /// `branch` would hold, writing nothing: with the stored rules in force
+    /// on each subject's day, or with `rules` in force every day. Runs the
+    /// rules on every core of the calling thread's machine: call it off the
+    /// async workers. (The settlement benchmark measures its runtimes with it.)
+    pub fn compute_period(
+        &self,
+        branch: &str,
+        period: &str,
+        rules: Option<Vec<RuleVersion>>,
+    ) -> Result<Vec<SettlementLine>, ServiceError> {
+        let branch: Branch = self.repo.fetch(keys::BRANCH, "branch", branch)?.value;
+        let period = Period::parse(period).map_err(|e| ServiceError::invalid("period", e))?;
+        let book = match rules {
+            Some(r) => RuleBook::fixed(r),
+            None => self.rule_book(&branch.id, None)?,
+        };
+        let limits = std::sync::Arc::clone(&self.policies.executor.limits);
+        Ok(self
+            .compute_settlement(&branch, period, &book, &limits)?
+            .lines)
+    }
+
     /// Computes what `book` pays for `period` of `branch`.
     pub(crate) fn compute_settlement(
         &self,
@@ -222,11 +245,12 @@ impl Services {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<String>, ServiceError> {
-        Ok(self
-            .time_range(tag, branch, from, to)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect())
+        let mut ids = Vec::new();
+        self.time_range(tag, branch, from, to, |id, _| {
+            ids.push(id);
+            Ok(())
+        })?;
+        Ok(ids)
     }
 
     /// Customers of `branch` whose first order falls in `[from, to)`.
@@ -236,46 +260,59 @@ impl Services {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(String, DateTime<Utc>)>, ServiceError> {
-        self.time_range(keys::IX_CUSTOMER_FIRST_ORDER, branch, from, to)
-    }
-
-    /// `(id, time)` of the entries of a time index in `[from, to)`.
-    fn time_range(
-        &self,
-        tag: &str,
-        branch: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, ServiceError> {
-        let prefix = keys::prefix(tag, &[branch]);
-        let (from, to) = (keys::time(&from), keys::time(&to));
-        // Keys are `prefix time NUL id`: everything after `prefix from` (a
-        // strict prefix of them) starts at `from`.
-        let mut after = [prefix.as_slice(), from.as_bytes()].concat();
         let mut out = Vec::new();
-        loop {
-            let page = self.repo.store().scan(&prefix, Some(&after), 4096)?;
-            let full = page.len() == 4096;
-            for (key, id) in page {
-                let rest = &key[prefix.len()..];
-                let time = rest.split(|b| *b == 0).next().unwrap_or_default();
-                if time >= to.as_bytes() {
-                    return Ok(out);
-                }
+        self.time_range(
+            keys::IX_CUSTOMER_FIRST_ORDER,
+            branch,
+            from,
+            to,
+            |id, time| {
                 let at = std::str::from_utf8(time)
                     .ok()
                     .and_then(|t| t.parse::<DateTime<Utc>>().ok())
                     .ok_or_else(|| {
                         ServiceError::Store(crate::store::StoreError::Corrupt {
-                            key: crate::store::printable(&key),
+                            key: format!("{}/{branch}/…/{id}", keys::IX_CUSTOMER_FIRST_ORDER),
                             reason: "not a time index key".into(),
                         })
                     })?;
-                out.push((String::from_utf8_lossy(&id).into_owned(), at));
+                out.push((id, at));
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Visits `(id, time)` of the entries of a time index under `owner`
+    /// (a branch or a customer) with times in `[from, to)`, in time order.
+    fn time_range(
+        &self,
+        tag: &str,
+        owner: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut visit: impl FnMut(String, &[u8]) -> Result<(), ServiceError>,
+    ) -> Result<(), ServiceError> {
+        const PAGE: usize = 4096;
+        let prefix = keys::prefix(tag, &[owner]);
+        let (from, to) = (keys::time(&from), keys::time(&to));
+        // Keys are `prefix time NUL id`: everything after `prefix from` (a
+        // strict prefix of them) starts at `from`.
+        let mut after = [prefix.as_slice(), from.as_bytes()].concat();
+        loop {
+            let page = self.repo.store().scan(&prefix, Some(&after), PAGE)?;
+            let full = page.len() == PAGE;
+            for (key, id) in page {
+                let rest = &key[prefix.len()..];
+                let time = rest.split(|b| *b == 0).next().unwrap_or_default();
+                if time >= to.as_bytes() {
+                    return Ok(());
+                }
+                visit(String::from_utf8_lossy(&id).into_owned(), time)?;
                 after = key;
             }
             if !full {
-                return Ok(out);
+                return Ok(());
             }
         }
     }
@@ -322,17 +359,11 @@ impl Context<'_> {
                         if i >= chunks.len() || failed.load(Ordering::Relaxed) {
                             return;
                         }
-                        let mut lines = Vec::new();
-                        let mut skipped = 0;
-                        let mut outcome = Ok(());
-                        for s in chunks[i] {
-                            outcome = self.subject(s, &mut customers, &mut lines, &mut skipped);
-                            if outcome.is_err() {
-                                failed.store(true, Ordering::Relaxed);
-                                break;
-                            }
+                        let outcome = self.chunk(chunks[i], &mut customers);
+                        if outcome.is_err() {
+                            failed.store(true, Ordering::Relaxed);
                         }
-                        results.lock().push((i, outcome.map(|()| (lines, skipped))));
+                        results.lock().push((i, outcome));
                     }
                 });
             }
@@ -368,50 +399,97 @@ impl Context<'_> {
         })
     }
 
-    /// Builds one subject's input, runs the rules in force on its day and
-    /// adds its lines (new ones, or true-ups of what was paid).
-    fn subject(
+    /// Evaluates a chunk of subjects: builds their inputs, lets each rule
+    /// version in force answer all the subjects it applies to at once, then
+    /// turns the answers into lines (new ones, or true-ups of what was paid).
+    fn chunk(
         &self,
-        subject: &Subject,
-        customers: &mut HashMap<String, Option<Customer>>,
-        lines: &mut Vec<SettlementLine>,
-        skipped: &mut usize,
-    ) -> Result<(), ServiceError> {
-        let Some((input, day, subject_period)) = self.input(subject, customers)? else {
-            return Ok(());
-        };
-        let input = Arc::new(input);
-        let mut fresh = Vec::new();
-        for rule in self.book.on(day).iter() {
-            let out = rule
-                .exec
-                .bonus(&input, self.limits)
-                .map_err(|e| failed(rule, &input, e))?;
-            for l in out.lines {
-                fresh.push(SettlementLine {
-                    rep: input.rep.clone(),
-                    rule: l.rule,
-                    amount: l.amount.normalize(),
-                    currency: "CNY".into(),
-                    subject: input.subject.clone(),
-                    subject_kind: input.subject_kind.clone(),
-                    subject_period: subject_period.to_string(),
-                    subject_day: day,
-                    explanation: l.explanation,
-                    flag: l.flag,
-                    policy: rule.policy.clone(),
-                    adjusts: None,
-                });
+        subjects: &[Subject],
+        customers: &mut HashMap<String, Option<CustomerInfo>>,
+    ) -> ChunkOutcome {
+        let mut items = Vec::with_capacity(subjects.len());
+        for s in subjects {
+            if let Some((input, day, period)) = self.input(s, customers)? {
+                items.push((Arc::new(input), day, period, self.book.on(day)));
             }
         }
-        let key = (
-            input.subject_kind.clone(),
-            input.subject.clone(),
-            subject_period.to_string(),
-        );
-        let Some(paid) = self.ledger.get(&key) else {
+        let mut answers: Vec<Vec<Option<Result<BonusOutput, PolicyError>>>> = items
+            .iter()
+            .map(|(.., rules)| rules.iter().map(|_| None).collect())
+            .collect();
+        let mut distinct: Vec<&Arc<RuleVersion>> = Vec::new();
+        for rule in items.iter().flat_map(|(.., rules)| rules.iter()) {
+            if !distinct.iter().any(|d| Arc::ptr_eq(d, rule)) {
+                distinct.push(rule);
+            }
+        }
+        for rule in distinct {
+            let (who, inputs): (Vec<(usize, usize)>, Vec<Arc<BonusInput>>) = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (input, .., rules))| {
+                    let at = rules.iter().position(|r| Arc::ptr_eq(r, rule))?;
+                    Some(((i, at), Arc::clone(input)))
+                })
+                .unzip();
+            let outs = rule.exec.bonus_many(&inputs, self.limits);
+            for ((i, at), out) in who.into_iter().zip(outs) {
+                answers[i][at] = Some(out);
+            }
+        }
+        let mut lines = Vec::new();
+        let mut skipped = 0;
+        for ((input, day, period, rules), answers) in items.iter().zip(answers) {
+            let mut fresh = Vec::new();
+            for (rule, answer) in rules.iter().zip(answers) {
+                let out = answer
+                    .unwrap_or(Err(PolicyError::Failed("the rule gave no answer".into())))
+                    .map_err(|e| failed(rule, input, e))?;
+                for l in out.lines {
+                    fresh.push(SettlementLine {
+                        rep: input.rep.clone(),
+                        rule: l.rule,
+                        amount: l.amount.normalize(),
+                        currency: "CNY".into(),
+                        subject: input.subject.clone(),
+                        subject_kind: input.subject_kind.clone(),
+                        subject_period: period.to_string(),
+                        subject_day: *day,
+                        explanation: l.explanation,
+                        flag: l.flag,
+                        policy: rule.policy.clone(),
+                        adjusts: None,
+                    });
+                }
+            }
+            self.against_ledger(input, *day, period, fresh, &mut lines, &mut skipped);
+        }
+        Ok((lines, skipped))
+    }
+
+    /// Adds a subject's `fresh` lines, or what differs from what approved
+    /// settlements already paid for it (true-ups), counting the unchanged.
+    fn against_ledger(
+        &self,
+        input: &BonusInput,
+        day: NaiveDate,
+        subject_period: &Period,
+        fresh: Vec<SettlementLine>,
+        lines: &mut Vec<SettlementLine>,
+        skipped: &mut usize,
+    ) {
+        let paid = if self.ledger.is_empty() {
+            None
+        } else {
+            self.ledger.get(&(
+                input.subject_kind.clone(),
+                input.subject.clone(),
+                subject_period.to_string(),
+            ))
+        };
+        let Some(paid) = paid else {
             lines.extend(fresh);
-            return Ok(());
+            return;
         };
         let mut seen = BTreeSet::new();
         for mut line in fresh {
@@ -459,7 +537,6 @@ impl Context<'_> {
             });
             lines.push(line);
         }
-        Ok(())
     }
 
     /// A subject's input, the day that picks its rule versions and its own
@@ -467,29 +544,30 @@ impl Context<'_> {
     fn input(
         &self,
         subject: &Subject,
-        customers: &mut HashMap<String, Option<Customer>>,
+        customers: &mut HashMap<String, Option<CustomerInfo>>,
     ) -> Result<Option<(BonusInput, NaiveDate, Period)>, ServiceError> {
         let services = self.services;
         let tz = self.calendar.tz;
         Ok(match subject {
             Subject::Deal(id) => {
-                let Some(deal) = services.repo.read::<Deal>(&keys::key(keys::DEAL, &[id]))? else {
+                let key = keys::key(keys::DEAL, &[id]);
+                let Some(raw) = services.repo.store().get(&key)? else {
                     return Ok(None);
                 };
-                let Some(signed) = deal.value.signed_at else {
+                let deal: DealRecord = decode(&key, &raw)?;
+                let Some(signed) = deal.signed_at else {
                     return Ok(None);
                 };
-                let cid = &deal.value.customer_id;
-                if !customers.contains_key(cid) {
+                if !customers.contains_key(&deal.customer_id) {
                     let c = services
                         .repo
-                        .read::<Customer>(&keys::key(keys::CUSTOMER, &[cid]))?
-                        .map(|s| s.value);
-                    customers.insert(cid.clone(), c);
+                        .read::<Customer>(&keys::key(keys::CUSTOMER, &[&deal.customer_id]))?
+                        .map(|s| customer_info(&s.value));
+                    customers.insert(deal.customer_id.clone(), c);
                 }
-                let customer = customers.get(cid).and_then(Option::as_ref);
+                let customer = customers.get(&deal.customer_id).cloned().flatten();
                 let day = local_day(signed, tz);
-                let input = deal_input(&self.calendar, &deal.value, customer, &self.fx);
+                let input = deal_input(&self.calendar, deal, day, customer, &self.fx);
                 Some((input, day, Period::containing(PeriodKind::Month, day)))
             }
             Subject::Customer(id) => {
@@ -502,9 +580,11 @@ impl Context<'_> {
                 let Some(first) = c.value.first_order_at else {
                     return Ok(None);
                 };
-                let last = window_last_day(local_day(first, tz));
+                let first_day = local_day(first, tz);
+                let last = window_last_day(first_day);
                 let quarter = Period::containing(PeriodKind::Quarter, last);
-                let deals = self.signed_deals_of(id)?;
+                let deals =
+                    self.signed_deals_of(id, day_start(first_day, tz), day_after(last, tz))?;
                 let input = customer_input(&self.calendar, &quarter, &c.value, &deals, &self.fx)
                     .map_err(|e| ServiceError::invalid("period", e))?;
                 Some((input, last, quarter))
@@ -520,22 +600,28 @@ impl Context<'_> {
         })
     }
 
-    /// A customer's signed deals.
-    fn signed_deals_of(&self, customer: &str) -> Result<Vec<Deal>, ServiceError> {
-        let repo = &self.services.repo;
+    /// A customer's deals signed in `[from, to)`.
+    fn signed_deals_of(
+        &self,
+        customer: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DealRecord>, ServiceError> {
+        let services = self.services;
         let mut out = Vec::new();
-        for (_, id) in repo.store().scan(
-            &keys::prefix(keys::IX_DEAL_CUSTOMER, &[customer]),
-            None,
-            usize::MAX,
-        )? {
-            let id = String::from_utf8_lossy(&id);
-            if let Some(d) = repo.read::<Deal>(&keys::key(keys::DEAL, &[&id]))? {
-                if d.value.signed_at.is_some() {
-                    out.push(d.value);
+        services.time_range(
+            keys::IX_DEAL_CUSTOMER_SIGNED,
+            customer,
+            from,
+            to,
+            |id, _| {
+                let key = keys::key(keys::DEAL, &[&id]);
+                if let Some(raw) = services.repo.store().get(&key)? {
+                    out.push(decode::<DealRecord>(&key, &raw)?);
                 }
-            }
-        }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 }

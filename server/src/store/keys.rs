@@ -26,7 +26,30 @@ pub fn prefix(tag: &str, parts: &[&str]) -> Vec<u8> {
 /// A time as a key part: fixed-width RFC 3339 UTC with milliseconds, so
 /// byte order is time order.
 pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    }
+    // By hand: chrono's `format` interprets its pattern on every call, and a
+    // settlement renders millions of these.
+    let fields = [
+        (year as u32, 4, b'-'),
+        (t.month(), 2, b'-'),
+        (t.day(), 2, b'T'),
+        (t.hour(), 2, b':'),
+        (t.minute(), 2, b':'),
+        (t.second(), 2, b'.'),
+        (t.nanosecond() / 1_000_000 % 1000, 3, b'Z'),
+    ];
+    let mut out = Vec::with_capacity(24);
+    for (value, width, sep) in fields {
+        for i in (0..width).rev() {
+            out.push(b'0' + (value / 10u32.pow(i) % 10) as u8);
+        }
+        out.push(sep);
+    }
+    String::from_utf8(out).expect("ASCII digits and separators")
 }
 
 /// Server metadata (admin token hash, schema version).
@@ -68,6 +91,8 @@ pub const IX_DEAL_STAGE: &str = "ix.dl.st";
 pub const IX_DEAL_SIGNED: &str = "ix.dl.sg";
 /// Index: customers by branch and the time of their first order ([`time`]).
 pub const IX_CUSTOMER_FIRST_ORDER: &str = "ix.cu.fo";
+/// Index: signed deals by customer and signing time ([`time`]).
+pub const IX_DEAL_CUSTOMER_SIGNED: &str = "ix.dl.cs";
 /// Index: deals by customer.
 pub const IX_DEAL_CUSTOMER: &str = "ix.dl.cu";
 /// Follow-up tasks by id.
@@ -91,3 +116,25 @@ pub const POLICY: &str = "po";
 pub const POLICY_VERSION: &str = "pv";
 /// Policy version bodies (script text or module bytes), like versions.
 pub const POLICY_BODY: &str = "pb";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_render_fixed_width_and_sort_by_time() {
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        for (t, want) in [
+            ("2026-03-02T10:00:00Z", "2026-03-02T10:00:00.000Z"),
+            ("2026-12-31T23:59:59.999Z", "2026-12-31T23:59:59.999Z"),
+            ("1970-01-01T00:00:00.0071Z", "1970-01-01T00:00:00.007Z"),
+        ] {
+            assert_eq!(time(&at(t)), want);
+            assert_eq!(
+                time(&at(t)),
+                at(t).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+        }
+        assert!(time(&at("2026-03-02T10:00:00Z")) < time(&at("2026-03-02T10:00:00.001Z")));
+    }
+}
