@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// own flush (per-write), or without flushing (none: not durable).
     #[arg(long, env = "DEALFLOW_DURABILITY", value_enum, default_value = "group")]
     pub durability: Durability,
+    /// Memory for the store's page cache, in MiB. Settling large periods
+    /// reads every signed deal of the period: a cache that holds them is
+    /// roughly twice as fast (BENCHMARKS.md).
+    #[arg(long, env = "DEALFLOW_CACHE_MB", default_value_t = 1024)]
+    pub cache_mb: u64,
     /// Log format.
     #[arg(long, env = "DEALFLOW_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,

@@ -37,8 +37,8 @@ pub enum ServeError {
 /// Opens the store and returns the services over it, with the admin token
 /// set up (printed once when generated).
 pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
-    let store =
-        SledStore::open(&args.data_dir, args.durability).map_err(|source| ServeError::Store {
+    let store = SledStore::open_with_cache(&args.data_dir, args.durability, args.cache_mb << 20)
+        .map_err(|source| ServeError::Store {
             path: args.data_dir.display().to_string(),
             source,
         })?;

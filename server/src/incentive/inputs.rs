@@ -10,20 +10,21 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::period::{local_day, window_last_day, Period};
 use crate::domain::customer::Customer;
-use crate::domain::deal::Line;
+use crate::domain::deal::{Deal, Line};
 use crate::domain::fx::FxRate;
 use crate::pipeline::hook_input::{customer_info, ts};
 use crate::policy::hooks::{BonusInput, BranchInfo, CustomerInfo, DealInfo, LineInfo, OrderInfo};
 
-/// A stored deal as a settlement reads it: only the fields bonus rules see.
-/// Decoding a stored `Deal` into this skips the rest (history times,
-/// timestamps of the record itself) instead of parsing it, which is most of
-/// what reading a million deals costs.
-#[derive(Debug, Clone, Deserialize)]
+/// A signed deal as a settlement reads it: only the fields bonus rules see.
+/// The signing indexes carry it as their value (written with the deal in
+/// one batch), so a settlement streams a period's deals from one range scan
+/// instead of fetching and decoding each full record; a stored `Deal` also
+/// decodes into it (its other fields are skipped, not parsed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DealRecord {
     /// Deal id.
     pub id: String,
@@ -183,6 +184,29 @@ fn base(
         customer: None,
         orders: Vec::new(),
         new_customers: 0,
+    }
+}
+
+impl From<&Deal> for DealRecord {
+    fn from(d: &Deal) -> Self {
+        DealRecord {
+            id: d.id.clone(),
+            title: d.title.clone(),
+            owner: d.owner.clone(),
+            customer_id: d.customer_id.clone(),
+            currency: d.currency.clone(),
+            needs: d.needs.clone(),
+            prepayment_ratio: d.prepayment_ratio,
+            opened_at: d.opened_at,
+            stage: d.stage.clone(),
+            stages_passed: d.stages_passed.clone(),
+            signed_at: d.signed_at,
+            lines: d.lines.clone(),
+            amount_total: d.amount_total,
+            cost_total: d.cost_total,
+            new_brands: d.new_brands.clone(),
+            attributes: d.attributes.clone(),
+        }
     }
 }
 

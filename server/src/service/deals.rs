@@ -16,6 +16,7 @@ use crate::domain::history::{HistoryAction, HistoryEntry};
 use crate::domain::money::check_amount;
 use crate::domain::token::Role;
 use crate::domain::validate;
+use crate::incentive::inputs::DealRecord;
 use crate::store::{keys, Batch, StoreError};
 
 /// Most lines a deal may have.
@@ -81,22 +82,26 @@ pub(crate) fn stage_deal(
             }
         }
     }
+    // The signing indexes carry the deal as settlements read it, so they
+    // are rewritten with every change of a signed deal.
     let old_signed = old.and_then(|o| o.value.signed_at);
-    if old_signed != new.signed_at {
-        let c = &new.customer_id;
-        if let Some(t) = old_signed {
-            let t = keys::time(&t);
-            batch.delete(keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]));
-            batch.delete(keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]));
-        }
-        if let Some(t) = &new.signed_at {
-            let t = keys::time(t);
-            batch.put(keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]), id);
-            batch.put(
-                keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]),
-                id,
-            );
-        }
+    let c = &new.customer_id;
+    if let Some(t) = old_signed.filter(|t| Some(*t) != new.signed_at) {
+        let t = keys::time(&t);
+        batch.delete(keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]));
+        batch.delete(keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]));
+    }
+    if let Some(t) = &new.signed_at {
+        let t = keys::time(t);
+        let record = encode(&DealRecord::from(new));
+        batch.put(
+            keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]),
+            record.clone(),
+        );
+        batch.put(
+            keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]),
+            record,
+        );
     }
 }
 

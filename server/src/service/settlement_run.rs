@@ -30,7 +30,7 @@ use crate::incentive::{FxTable, Period, PeriodKind, SubjectKind};
 use crate::pipeline::hook_input::customer_info;
 use crate::policy::hooks::{BonusInput, BonusOutput, BranchInfo, CustomerInfo};
 use crate::policy::{Limits, PolicyError};
-use crate::store::keys;
+use crate::store::{keys, Entry, Store};
 
 /// Subjects per unit of work handed to a worker thread.
 const CHUNK: usize = 512;
@@ -65,6 +65,15 @@ type SubjectKey = (String, String, String);
 
 /// What approved settlements paid, by subject then rule.
 type Ledger = HashMap<SubjectKey, BTreeMap<String, Settled>>;
+
+/// A subject ready for the rules: its input, day, own period and the rules
+/// in force on that day.
+type Prepared = (
+    Arc<BonusInput>,
+    NaiveDate,
+    Period,
+    Arc<Vec<Arc<RuleVersion>>>,
+);
 
 /// One chunk's lines and skipped count, or why it failed.
 type ChunkOutcome = Result<(Vec<SettlementLine>, usize), ServiceError>;
@@ -145,14 +154,16 @@ impl Services {
         let ledger = self.ledger(&branch.id)?;
         let mut subjects: BTreeSet<Subject> = BTreeSet::new();
 
-        // Monthly: deals signed in the period.
-        let (start, end) = (
-            day_start(period.first_day(), tz),
-            day_after(period.last_day(), tz),
-        );
-        for id in self.ids_in_range(keys::IX_DEAL_SIGNED, &branch.id, start, end)? {
-            subjects.insert(Subject::Deal(id));
-        }
+        // Monthly: deals signed in the period, streamed from the signing
+        // index (its entries carry what bonus rules see of each deal).
+        let end = day_after(period.last_day(), tz);
+        // One range per local day, so workers scan in parallel.
+        let deals: Vec<DealPages> = period
+            .first_day()
+            .iter_days()
+            .take_while(|d| *d <= period.last_day())
+            .map(|d| DealPages::new(&branch.id, day_start(d, tz), day_after(d, tz)))
+            .collect();
         // Quarterly: customers whose window closed in the period.
         if period.kind >= PeriodKind::Quarter {
             let from = day_start(earliest_window_start(&period), tz);
@@ -183,8 +194,14 @@ impl Services {
                 }
             }
         }
-        // True-ups: everything settled before is looked at again.
+        // True-ups: everything settled before is looked at again (subjects
+        // of this period are in already).
         for (kind, subject, subject_period) in ledger.keys() {
+            if Period::parse(subject_period)
+                .is_ok_and(|p| period.contains(p.first_day()) && period.contains(p.last_day()))
+            {
+                continue;
+            }
             let again = match (SubjectKind::parse(kind), Period::parse(subject_period)) {
                 (Some(SubjectKind::Deal), _) => Subject::Deal(subject.clone()),
                 (Some(SubjectKind::Customer), _) => Subject::Customer(subject.clone()),
@@ -203,7 +220,7 @@ impl Services {
             ledger,
             new_customers,
         };
-        cx.run(subjects.into_iter().collect())
+        cx.run(deals, subjects.into_iter().collect())
     }
 
     /// Every FX rate (they are few: one per currency and change).
@@ -237,22 +254,6 @@ impl Services {
         Ok(out)
     }
 
-    /// Ids under a time index of `branch` with times in `[from, to)`.
-    fn ids_in_range(
-        &self,
-        tag: &str,
-        branch: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<String>, ServiceError> {
-        let mut ids = Vec::new();
-        self.time_range(tag, branch, from, to, |id, _| {
-            ids.push(id);
-            Ok(())
-        })?;
-        Ok(ids)
-    }
-
     /// Customers of `branch` whose first order falls in `[from, to)`.
     fn first_orders(
         &self,
@@ -266,7 +267,8 @@ impl Services {
             branch,
             from,
             to,
-            |id, time| {
+            |time, _, id| {
+                let id = String::from_utf8_lossy(&id).into_owned();
                 let at = std::str::from_utf8(time)
                     .ok()
                     .and_then(|t| t.parse::<DateTime<Utc>>().ok())
@@ -283,15 +285,16 @@ impl Services {
         Ok(out)
     }
 
-    /// Visits `(id, time)` of the entries of a time index under `owner`
-    /// (a branch or a customer) with times in `[from, to)`, in time order.
+    /// Visits `(time, key, value)` of the entries of a time index under
+    /// `owner` (a branch or a customer) with times in `[from, to)`, in time
+    /// order.
     fn time_range(
         &self,
         tag: &str,
         owner: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        mut visit: impl FnMut(String, &[u8]) -> Result<(), ServiceError>,
+        mut visit: impl FnMut(&[u8], &[u8], Vec<u8>) -> Result<(), ServiceError>,
     ) -> Result<(), ServiceError> {
         const PAGE: usize = 4096;
         let prefix = keys::prefix(tag, &[owner]);
@@ -302,13 +305,13 @@ impl Services {
         loop {
             let page = self.repo.store().scan(&prefix, Some(&after), PAGE)?;
             let full = page.len() == PAGE;
-            for (key, id) in page {
+            for (key, value) in page {
                 let rest = &key[prefix.len()..];
                 let time = rest.split(|b| *b == 0).next().unwrap_or_default();
                 if time >= to.as_bytes() {
                     return Ok(());
                 }
-                visit(String::from_utf8_lossy(&id).into_owned(), time)?;
+                visit(time, &key, value)?;
                 after = key;
             }
             if !full {
@@ -340,30 +343,105 @@ fn day_after(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
         .map_or(DateTime::<Utc>::MAX_UTC, |d| day_start(d, tz))
 }
 
+/// The signing index of a branch over a time range, read page by page by
+/// whichever worker is free.
+struct DealPages {
+    prefix: Vec<u8>,
+    after: Vec<u8>,
+    to: String,
+    done: bool,
+    pages: usize,
+}
+
+impl DealPages {
+    /// Entries read per page.
+    const PAGE: usize = 1024;
+
+    fn new(branch: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        let prefix = keys::prefix(keys::IX_DEAL_SIGNED, &[branch]);
+        // Keys are `prefix time NUL id`: everything after `prefix from` (a
+        // strict prefix of them) starts at `from`.
+        let after = [prefix.as_slice(), keys::time(&from).as_bytes()].concat();
+        DealPages {
+            prefix,
+            after,
+            to: keys::time(&to),
+            done: false,
+            pages: 0,
+        }
+    }
+
+    /// The next page (its number and entries), or `None` at the end.
+    fn next(&mut self, store: &dyn Store) -> Result<Option<(usize, Vec<Entry>)>, ServiceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut page = store.scan(&self.prefix, Some(&self.after), Self::PAGE)?;
+        self.done = page.len() < Self::PAGE;
+        let at = self.prefix.len();
+        let to = self.to.as_bytes();
+        if let Some(end) = page
+            .iter()
+            .position(|(k, _)| k[at..].split(|b| *b == 0).next().unwrap_or_default() >= to)
+        {
+            page.truncate(end);
+            self.done = true;
+        }
+        if let Some((k, _)) = page.last() {
+            self.after = k.clone();
+        }
+        self.pages += 1;
+        Ok(Some((self.pages - 1, page)))
+    }
+}
+
+/// Where other chunks sort among units of work (after every deal page,
+/// which sort by day, then page).
+const OTHER_CHUNKS: usize = 1 << 48;
+
 impl Context<'_> {
     /// Evaluates every subject on all cores, then merges in subject order.
-    fn run(&self, subjects: Vec<Subject>) -> Result<Computed, ServiceError> {
+    fn run(&self, days: Vec<DealPages>, subjects: Vec<Subject>) -> Result<Computed, ServiceError> {
+        let days: Vec<Mutex<DealPages>> = days.into_iter().map(Mutex::new).collect();
         let chunks: Vec<&[Subject]> = subjects.chunks(CHUNK).collect();
-        let next = AtomicUsize::new(0);
+        let (next_day, next) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<(usize, ChunkOutcome)>> = Mutex::default();
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(chunks.len().max(1));
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
                     let mut customers = HashMap::new();
+                    let mut day = next_day.fetch_add(1, Ordering::Relaxed);
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= chunks.len() || failed.load(Ordering::Relaxed) {
+                        if failed.load(Ordering::Relaxed) {
                             return;
                         }
-                        let outcome = self.chunk(chunks[i], &mut customers);
+                        let page = match days.get(day) {
+                            Some(pages) => pages.lock().next(self.services.repo.store()),
+                            None => Ok(None),
+                        };
+                        let (order, outcome) = match page {
+                            Ok(Some((n, entries))) => {
+                                (day << 24 | n, self.deal_page(entries, &mut customers))
+                            }
+                            Err(e) => (day << 24, Err(e)),
+                            Ok(None) if day < days.len() => {
+                                day = next_day.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            Ok(None) => {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                if i >= chunks.len() {
+                                    return;
+                                }
+                                (OTHER_CHUNKS + i, self.chunk(chunks[i], &mut customers))
+                            }
+                        };
                         if outcome.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }
-                        results.lock().push((i, outcome));
+                        results.lock().push((order, outcome));
                     }
                 });
             }
@@ -413,6 +491,28 @@ impl Context<'_> {
                 items.push((Arc::new(input), day, period, self.book.on(day)));
             }
         }
+        self.evaluate(items)
+    }
+
+    /// Evaluates a page of the signing index: each entry is a deal subject.
+    fn deal_page(
+        &self,
+        entries: Vec<Entry>,
+        customers: &mut HashMap<String, Option<CustomerInfo>>,
+    ) -> ChunkOutcome {
+        let mut items = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let deal: DealRecord = decode(&key, &value)?;
+            if let Some((input, day, period)) = self.deal_subject(deal, customers)? {
+                items.push((Arc::new(input), day, period, self.book.on(day)));
+            }
+        }
+        self.evaluate(items)
+    }
+
+    /// Lets each rule version in force answer all the prepared subjects it
+    /// applies to at once, then turns the answers into lines.
+    fn evaluate(&self, items: Vec<Prepared>) -> ChunkOutcome {
         let mut answers: Vec<Vec<Option<Result<BonusOutput, PolicyError>>>> = items
             .iter()
             .map(|(.., rules)| rules.iter().map(|_| None).collect())
@@ -539,6 +639,33 @@ impl Context<'_> {
         }
     }
 
+    /// A signed deal's input, its signing day and month.
+    fn deal_subject(
+        &self,
+        deal: DealRecord,
+        customers: &mut HashMap<String, Option<CustomerInfo>>,
+    ) -> Result<Option<(BonusInput, NaiveDate, Period)>, ServiceError> {
+        let Some(signed) = deal.signed_at else {
+            return Ok(None);
+        };
+        if !customers.contains_key(&deal.customer_id) {
+            let c = self
+                .services
+                .repo
+                .read::<Customer>(&keys::key(keys::CUSTOMER, &[&deal.customer_id]))?
+                .map(|s| customer_info(&s.value));
+            customers.insert(deal.customer_id.clone(), c);
+        }
+        let customer = customers.get(&deal.customer_id).cloned().flatten();
+        let day = local_day(signed, self.calendar.tz);
+        let input = deal_input(&self.calendar, deal, day, customer, &self.fx);
+        Ok(Some((
+            input,
+            day,
+            Period::containing(PeriodKind::Month, day),
+        )))
+    }
+
     /// A subject's input, the day that picks its rule versions and its own
     /// period; `None` when the subject no longer exists.
     fn input(
@@ -554,21 +681,7 @@ impl Context<'_> {
                 let Some(raw) = services.repo.store().get(&key)? else {
                     return Ok(None);
                 };
-                let deal: DealRecord = decode(&key, &raw)?;
-                let Some(signed) = deal.signed_at else {
-                    return Ok(None);
-                };
-                if !customers.contains_key(&deal.customer_id) {
-                    let c = services
-                        .repo
-                        .read::<Customer>(&keys::key(keys::CUSTOMER, &[&deal.customer_id]))?
-                        .map(|s| customer_info(&s.value));
-                    customers.insert(deal.customer_id.clone(), c);
-                }
-                let customer = customers.get(&deal.customer_id).cloned().flatten();
-                let day = local_day(signed, tz);
-                let input = deal_input(&self.calendar, deal, day, customer, &self.fx);
-                Some((input, day, Period::containing(PeriodKind::Month, day)))
+                return self.deal_subject(decode(&key, &raw)?, customers);
             }
             Subject::Customer(id) => {
                 let Some(c) = services
@@ -614,11 +727,8 @@ impl Context<'_> {
             customer,
             from,
             to,
-            |id, _| {
-                let key = keys::key(keys::DEAL, &[&id]);
-                if let Some(raw) = services.repo.store().get(&key)? {
-                    out.push(decode::<DealRecord>(&key, &raw)?);
-                }
+            |_, key, value| {
+                out.push(decode::<DealRecord>(key, &value)?);
                 Ok(())
             },
         )?;

@@ -18,6 +18,9 @@ use super::{printable, Batch, Durability, Entry, Store, StoreError, StoreFuture}
 /// Number of lock stripes guarding conditional writes.
 const STRIPES: usize = 256;
 
+/// sled's page cache unless configured otherwise (its own default, 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
 /// A sled database behind the [`Store`] trait.
 pub struct SledStore {
     /// The open database (also the tree all data lives in).
@@ -47,10 +50,20 @@ fn stripe_of(key: &[u8]) -> usize {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir` with the default cache.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, durability, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`SledStore::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(
+        dir: &Path,
+        durability: Durability,
+        cache_bytes: u64,
+    ) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             // Our flusher decides when to flush; sled's own periodic flush
             // would only compete with it.
             .flush_every_ms(if durability == Durability::None {
