@@ -43,6 +43,7 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
             source,
         })?;
     let services = Services::new(Arc::new(store));
+    services.upgrade_store().await?;
     services.init_policies().await?;
 
     match services

@@ -243,6 +243,7 @@ pub async fn open_app(dir: &Path) -> (Router, Services) {
         .bootstrap_admin(Some(ADMIN))
         .await
         .expect("admin token");
+    services.upgrade_store().await.expect("store upgrade");
     services.init_policies().await.expect("default policies");
     (dealflow::router(services.clone()), services)
 }

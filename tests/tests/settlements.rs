@@ -4,7 +4,8 @@
 //! effective dating, statements, and simulate == settle.
 
 use axum::http::StatusCode;
-use dealflow_tests::{Reply, TestApp, ADMIN};
+use dealflow::store::{keys, Batch, Durability, SledStore, Store};
+use dealflow_tests::{open_app, Reply, TestApp, ADMIN};
 use serde_json::{json, Value};
 
 /// A branch whose pipeline signs in one move, reps `li` and `zhao`, manager
@@ -855,4 +856,90 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
     assert_eq!(list.body["items"].as_array().unwrap().len(), 0);
     let missing = w.app.get("/v1/settlements/stl_nope", &w.mgr).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+/// Rewrites the store in `dir` as a server before settlements (schema 1)
+/// left it: no signing indexes, no first orders, no new brands on deals.
+async fn downgrade_to_schema_1(dir: &std::path::Path) {
+    let store = SledStore::open(dir, Durability::Group).unwrap();
+    let mut batch = Batch::new();
+    batch.delete(keys::key(keys::META, &["schema"]));
+    for tag in [
+        keys::IX_DEAL_SIGNED,
+        keys::IX_DEAL_CUSTOMER_SIGNED,
+        keys::IX_CUSTOMER_FIRST_ORDER,
+    ] {
+        for (k, _) in store
+            .scan(&keys::prefix(tag, &[]), None, usize::MAX)
+            .unwrap()
+        {
+            batch.delete(k);
+        }
+    }
+    for (tag, field) in [
+        (keys::DEAL, "new_brands"),
+        (keys::CUSTOMER, "first_order_at"),
+    ] {
+        for (k, v) in store
+            .scan(&keys::prefix(tag, &[]), None, usize::MAX)
+            .unwrap()
+        {
+            let mut record: Value = serde_json::from_slice(&v).unwrap();
+            record.as_object_mut().unwrap().remove(field);
+            batch.put(k, serde_json::to_vec(&record).unwrap());
+        }
+    }
+    store.commit(batch).await.unwrap();
+    store.flush().unwrap();
+}
+
+#[tokio::test]
+async fn deals_signed_before_an_upgrade_are_settled_after_it() {
+    // Given a new-brand contract and a self-developed customer's three
+    // orders, written by a server that kept none of what settlements read
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "self_developed").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "80000", "64000")],
+            "2026-01-15T10:00:00Z",
+            None,
+        )
+        .await;
+    for at in ["2026-02-01T10:00:00Z", "2026-03-01T10:00:00Z"] {
+        w.signed(&c, "li", "USD", &[("volvo", "20000", "10000")], at, None)
+            .await;
+    }
+    let World { app, mgr, li } = w;
+    let TestApp {
+        router,
+        services,
+        dir,
+    } = app;
+    drop(router);
+    drop(services);
+    downgrade_to_schema_1(dir.path()).await;
+
+    // When the current server opens it
+    let (router, services) = open_app(dir.path()).await;
+    let w = World {
+        app: TestApp {
+            router,
+            services,
+            dir,
+        },
+        mgr,
+        li,
+    };
+
+    // Then the contract and the customer settle as if written today
+    let jan = w.draft("sh", "2026-01").await;
+    assert_eq!(amount(lines_of(&jan, &d)[0]), "800", "{jan}");
+    let q2 = w.draft("sh", "2026-Q2").await;
+    assert_eq!(amount(lines_of(&q2, &c)[0]), "2500", "{q2}");
+    let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
+    assert_eq!(customer.body["first_order_at"], "2026-01-15T10:00:00Z");
 }

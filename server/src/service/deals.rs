@@ -82,11 +82,18 @@ pub(crate) fn stage_deal(
             }
         }
     }
-    // The signing indexes carry the deal as settlements read it, so they
-    // are rewritten with every change of a signed deal.
-    let old_signed = old.and_then(|o| o.value.signed_at);
-    let c = &new.customer_id;
-    if let Some(t) = old_signed.filter(|t| Some(*t) != new.signed_at) {
+    stage_signing_indexes(batch, old.map(|o| &o.value), new);
+}
+
+/// Writes a deal's entries in the signing indexes (by branch and by
+/// customer). They carry the deal as settlements read it, so they are
+/// rewritten with every change of a signed deal.
+pub(crate) fn stage_signing_indexes(batch: &mut Batch, old: Option<&Deal>, new: &Deal) {
+    let (b, c) = (&new.branch, &new.customer_id);
+    if let Some(t) = old
+        .and_then(|o| o.signed_at)
+        .filter(|t| Some(*t) != new.signed_at)
+    {
         let t = keys::time(&t);
         batch.delete(keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]));
         batch.delete(keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]));

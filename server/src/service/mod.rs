@@ -17,13 +17,14 @@ mod settlement_run;
 mod settlements;
 mod tasks;
 mod tokens;
+mod upgrade;
 
 use std::sync::Arc;
 
 pub use customers::CustomerFilter;
 pub(crate) use customers::{check_version, stage_customer};
-pub(crate) use deals::stage_deal;
 pub use deals::DealFilter;
+pub(crate) use deals::{stage_deal, stage_signing_indexes};
 pub use error::ServiceError;
 pub use events::{Event, EventBus};
 pub use page::{Page, PageRequest};
