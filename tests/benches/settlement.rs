@@ -145,6 +145,8 @@ fn deal(
         signed_at: Some(signed),
         lost_at: None,
         new_brands: new_brand.into_iter().collect(),
+        cancelled_at: None,
+        cancel_reason: None,
         attributes: Default::default(),
         created_at: opened,
         updated_at: signed,

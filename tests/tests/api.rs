@@ -349,6 +349,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/deals/{id}", &["get", "patch"]),
         ("/v1/deals/{id}/transitions", &["post"]),
         ("/v1/deals/{id}/history", &["get"]),
+        ("/v1/deals/{id}/cancel", &["post"]),
         ("/v1/settlements", &["get", "post"]),
         ("/v1/settlements/{id}", &["get"]),
         ("/v1/settlements/{id}/approve", &["post"]),

@@ -144,6 +144,18 @@ async fn matrix(f: &Fixture, who: Who) -> Vec<Case> {
     let move_zhao = f.fresh_deal(cus_a_zhao, "zhao").await;
     let move_b = f.fresh_deal(cus_b, "chen").await;
     let give_away = f.fresh_deal(cus_a, "li").await;
+    // Settlements of periods of each role's own, so rows do not collide.
+    let month = match who {
+        Who::Admin => "01",
+        Who::Manager => "02",
+        Who::Rep => "03",
+    };
+    let (draft_a, draft_b) = (
+        settlement(f, "a", &format!("2025-{month}"), false).await,
+        settlement(f, "b", &format!("2025-{month}"), false).await,
+    );
+    let approved_a = settlement(f, "a", &format!("2023-{month}"), true).await;
+    let approved_b = settlement(f, "b", &format!("2023-{month}"), true).await;
     let customer = |branch: &str, owner: Option<&str>| {
         let mut b = json!({"name": "New Co", "branch": branch, "segment": "enterprise",
                            "source": "self_developed"});
@@ -590,7 +602,115 @@ async fn matrix(f: &Fixture, who: Who) -> Vec<Case> {
             None,
             [200, 403, 403],
         ),
+        // --- settlements: the branch's manager (and admins); statements
+        // for a rep's own lines
+        case(
+            "draft settlement in a",
+            M::POST,
+            "/v1/settlements".into(),
+            Some(json!({"branch": "a", "period": format!("2024-{month}")})),
+            [201, 201, 403],
+        ),
+        case(
+            "draft settlement in b",
+            M::POST,
+            "/v1/settlements".into(),
+            Some(json!({"branch": "b", "period": format!("2024-{month}")})),
+            [201, 403, 403],
+        ),
+        case(
+            "approve a draft of a",
+            M::POST,
+            format!("/v1/settlements/{draft_a}/approve"),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "approve a draft of b",
+            M::POST,
+            format!("/v1/settlements/{draft_b}/approve"),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "pay a settlement of b",
+            M::POST,
+            format!("/v1/settlements/{approved_b}/pay"),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "read a settlement of a",
+            M::GET,
+            format!("/v1/settlements/{approved_a}"),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "list settlements of b",
+            M::GET,
+            "/v1/settlements?branch=b".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "own statement",
+            M::GET,
+            "/v1/statements?branch=a&rep=li&period=2024-01".into(),
+            None,
+            [200, 200, 200],
+        ),
+        case(
+            "another rep's statement",
+            M::GET,
+            "/v1/statements?branch=a&rep=zhao&period=2024-01".into(),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "statement in b",
+            M::GET,
+            "/v1/statements?branch=b&rep=chen&period=2024-01".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "simulate a bonus rule on a",
+            M::POST,
+            "/v1/policies/new-brand-bonus/versions/1/simulate".into(),
+            Some(json!({"branch": "a", "period": "2024-01"})),
+            [200, 200, 403],
+        ),
+        case(
+            "simulate a bonus rule on b",
+            M::POST,
+            "/v1/policies/new-brand-bonus/versions/1/simulate".into(),
+            Some(json!({"branch": "b", "period": "2024-01"})),
+            [200, 403, 403],
+        ),
     ]
+}
+
+/// A settlement of `branch` for `period`, drafted by the admin, approved
+/// when `approve`; returns its id.
+async fn settlement(f: &Fixture, branch: &str, period: &str, approve: bool) -> String {
+    let id = f
+        .app
+        .ok(
+            "/v1/settlements",
+            ADMIN,
+            json!({"branch": branch, "period": period}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    if approve {
+        f.app
+            .ok(&format!("/v1/settlements/{id}/approve"), ADMIN, json!({}))
+            .await;
+    }
+    id
 }
 
 /// Asserts a 403 carries the documented error body.
@@ -664,6 +784,7 @@ async fn snapshot(f: &Fixture) -> Vec<(String, Value)> {
         "/v1/branches".to_string(),
         "/v1/brands".to_string(),
         "/v1/fx-rates".to_string(),
+        "/v1/settlements?branch=b".to_string(),
     ];
     let mut out = Vec::new();
     for p in paths {

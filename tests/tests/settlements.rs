@@ -466,7 +466,13 @@ async fn approval_is_final_and_no_subject_is_paid_twice() {
         .post(&format!("/v1/settlements/{id}/pay"), &w.mgr, json!({}))
         .await;
     assert_eq!(repay.status, StatusCode::CONFLICT);
-    let now = app.get(&format!("/v1/settlements/{id}"), &w.li).await;
+    let now = app.get(&format!("/v1/settlements/{id}"), &w.mgr).await;
+    let rep_view = app.get(&format!("/v1/settlements/{id}"), &w.li).await;
+    assert_eq!(
+        rep_view.status,
+        StatusCode::FORBIDDEN,
+        "reps read their statement"
+    );
     assert_eq!(now.body["status"], "paid");
     assert_eq!(now.body["lines"], march["lines"]);
     // A new March draft pays nothing new
@@ -535,6 +541,86 @@ async fn a_change_to_a_paid_contract_is_trued_up_in_the_next_settlement() {
     let may = w.draft("sh", "2026-05").await;
     assert!(may["lines"].as_array().unwrap().is_empty(), "{may}");
     assert_eq!(may["already_settled"], 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_paid_contract_is_reversed_in_the_next_settlement() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("volvo", "80000", "64000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    let march = w.draft("sh", "2026-03").await;
+    let id = march["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+    let cancel = format!("/v1/deals/{d}/cancel");
+    let body = json!({"reason": "customer withdrew", "at": "2026-04-03T09:00:00Z"});
+
+    // A rep cannot cancel a contract; an open deal cannot be cancelled
+    let r = w.app.post(&cancel, &w.li, body.clone()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let open = w.app.deal(ADMIN, &c, "li", "volvo").await;
+    let r = w
+        .app
+        .post(&format!("/v1/deals/{open}/cancel"), &w.mgr, body.clone())
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "invalid_state")
+    );
+
+    // When the manager cancels the paid contract
+    let r = w.app.post(&cancel, &w.mgr, body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["cancel_reason"], "customer withdrew");
+    assert_eq!(r.body["stage"], "sign", "it stays signed");
+    let again = w.app.post(&cancel, &w.mgr, body).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let history = w.app.get(&format!("/v1/deals/{d}/history"), &w.mgr).await;
+    assert_eq!(
+        history.body["items"].as_array().unwrap().last().unwrap()["action"],
+        "cancelled"
+    );
+
+    // Then the next settlement reverses the 800 CNY with the reason
+    let april = w.draft("sh", "2026-04").await;
+    let rev = lines_of(&april, &d);
+    assert_eq!(rev.len(), 1, "{april}");
+    assert_eq!(amount(rev[0]), "-800");
+    assert_eq!(rev[0]["adjusts"]["now"], "0");
+    let e = rev[0]["explanation"].as_str().unwrap();
+    assert!(
+        e.contains("cancelled on 2026-04-03 (customer withdrew)"),
+        "{e}"
+    );
+    // And an unsettled cancelled contract pays nothing at all
+    let q = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("polestar", "80000", "64000")],
+            "2026-03-05T10:00:00Z",
+            None,
+        )
+        .await;
+    w.app
+        .ok(
+            &format!("/v1/deals/{q}/cancel"),
+            &w.mgr,
+            json!({"reason": "duplicate"}),
+        )
+        .await;
+    assert!(lines_of(&w.draft("sh", "2026-03").await, &q).is_empty());
 }
 
 /// A candidate new-brand rule: a flat 100 CNY per contract with new-brand lines.

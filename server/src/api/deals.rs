@@ -10,7 +10,9 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Caller, IfMatch, Path, Query, Versioned};
 use super::AppState;
-use crate::domain::deal::{Deal, DealPatch, NewDeal, TransitionCheck, TransitionRequest};
+use crate::domain::deal::{
+    CancelRequest, Deal, DealPatch, NewDeal, TransitionCheck, TransitionRequest,
+};
 use crate::domain::history::HistoryEntry;
 use crate::domain::task::Task;
 use crate::pipeline::TransitionOutcome;
@@ -21,6 +23,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_deal, list_deals))
         .routes(routes!(get_deal, patch_deal))
         .routes(routes!(transition))
+        .routes(routes!(cancel))
         .routes(routes!(history))
         .routes(routes!(list_tasks))
 }
@@ -82,6 +85,23 @@ async fn patch_deal(
     Body(patch): Body<DealPatch>,
 ) -> Result<Versioned<Deal>, ApiError> {
     let d = s.services.patch_deal(&caller, &id, patch, if_match).await?;
+    Ok(Versioned(StatusCode::OK, d.version, d))
+}
+
+/// Cancels a signed contract (the branch's manager or an admin): it keeps
+/// its stage, gains `cancelled_at` and the reason, and the next settlement
+/// reverses what was paid for it. 409 `invalid_state` unless signed and not
+/// cancelled yet.
+#[utoipa::path(post, path = "/v1/deals/{id}/cancel", tag = "deals", request_body = CancelRequest,
+    responses((status = 200, body = Deal), (status = "4XX", body = ErrorBody)))]
+async fn cancel(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    Body(req): Body<CancelRequest>,
+) -> Result<Versioned<Deal>, ApiError> {
+    let d = s.services.cancel_deal(&caller, &id, req, if_match).await?;
     Ok(Versioned(StatusCode::OK, d.version, d))
 }
 

@@ -79,6 +79,13 @@ pub struct Deal {
     /// signed: what the new-brand bonus (DOMAIN.md §5.1) pays on.
     #[serde(default)]
     pub new_brands: Vec<String>,
+    /// When a signed contract was cancelled (settlements reverse what it
+    /// was paid).
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
     /// Attributes set by after-transition policies and by managers (e.g. an
     /// approval a guard asks for).
     #[serde(default)]
@@ -206,6 +213,17 @@ fn de_opt_opt_decimal<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<Decimal>>, D::Error> {
     de_opt_decimal(d).map(Some)
+}
+
+/// Body of `POST /v1/deals/{id}/cancel`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why the signed contract is cancelled (kept in its history).
+    pub reason: String,
+    /// Business time of the cancellation (defaults to now).
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// Body of `POST /v1/deals/{id}/transitions`.

@@ -14,6 +14,8 @@ pub enum HistoryAction {
     Updated,
     /// The stage moved.
     Transition,
+    /// A signed contract was cancelled.
+    Cancelled,
 }
 
 /// One entry of a deal's history; `seq` equals the deal version it produced.

@@ -64,6 +64,12 @@ pub struct DealRecord {
     /// Attributes set by after-hooks.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// When the signed contract was cancelled.
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why.
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
 }
 
 /// What a settlement line is about.
@@ -206,6 +212,8 @@ impl From<&Deal> for DealRecord {
             cost_total: d.cost_total,
             new_brands: d.new_brands.clone(),
             attributes: d.attributes.clone(),
+            cancelled_at: d.cancelled_at,
+            cancel_reason: d.cancel_reason.clone(),
         }
     }
 }
@@ -289,8 +297,10 @@ pub fn customer_input(
         .map(|t| local_day(t, branch.tz))
         .ok_or_else(|| format!("customer {} has no order", customer.id))?;
     let last = window_last_day(first);
+    // A cancelled contract is no order.
     let mut in_window: Vec<&DealRecord> = deals
         .iter()
+        .filter(|d| d.cancelled_at.is_none())
         .filter(|d| {
             d.signed_at
                 .map(|t| local_day(t, branch.tz))

@@ -11,7 +11,9 @@ use super::repo::{encode, Source, Stored};
 use super::{check_business_time, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
 use crate::auth::{Denied, Principal};
 use crate::domain::currency::is_iso_currency;
-use crate::domain::deal::{check_attribute, Deal, DealPatch, Line, NewDeal, MAX_ATTRIBUTES};
+use crate::domain::deal::{
+    check_attribute, CancelRequest, Deal, DealPatch, Line, NewDeal, MAX_ATTRIBUTES,
+};
 use crate::domain::history::{HistoryAction, HistoryEntry};
 use crate::domain::money::check_amount;
 use crate::domain::token::Role;
@@ -231,6 +233,8 @@ impl Services {
             signed_at: None,
             lost_at: None,
             new_brands: Vec::new(),
+            cancelled_at: None,
+            cancel_reason: None,
             attributes: Default::default(),
             created_at: now,
             updated_at: now,
@@ -420,6 +424,79 @@ impl Services {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => return other.map(|_| d).map_err(Into::into),
             }
+        }
+        Err(ServiceError::Contended)
+    }
+
+    /// Cancels a signed contract (its branch's manager, or an admin). The
+    /// deal stays signed, with `cancelled_at` and the reason; the next
+    /// settlement reverses what approved settlements paid for it.
+    pub async fn cancel_deal(
+        &self,
+        caller: &Principal,
+        id: &str,
+        req: CancelRequest,
+        if_match: Option<u64>,
+    ) -> Result<Deal, ServiceError> {
+        let deal = self.visible_deal(caller, id)?;
+        caller.require_manager_of(&deal.value.branch)?;
+        let reason = validate::name("reason", &req.reason)?;
+        let at = check_business_time("at", req.at)?;
+        for _ in 0..MAX_RETRIES {
+            let old = self.visible_deal(caller, id)?;
+            check_version(if_match, old.value.version)?;
+            let Some(signed) = old.value.signed_at else {
+                return Err(ServiceError::WrongState {
+                    code: "invalid_state",
+                    message: format!(
+                        "deal {id} is not signed; only a signed contract can be cancelled"
+                    ),
+                });
+            };
+            if old.value.cancelled_at.is_some() {
+                return Err(ServiceError::WrongState {
+                    code: "invalid_state",
+                    message: format!("deal {id} is already cancelled"),
+                });
+            }
+            if at < signed {
+                return Err(ServiceError::invalid(
+                    "at",
+                    "must not be before the signing",
+                ));
+            }
+            let now = now();
+            let mut d = old.value.clone();
+            d.cancelled_at = Some(at);
+            d.cancel_reason = Some(reason.clone());
+            d.version += 1;
+            d.updated_at = now;
+            let entry = HistoryEntry {
+                seq: d.version,
+                action: HistoryAction::Cancelled,
+                at,
+                recorded_at: now,
+                by: caller.user.clone(),
+                from: None,
+                to: None,
+                note: Some(reason.clone()),
+                override_reason: None,
+                decisions: Vec::new(),
+                changes: None,
+            };
+            let mut batch = Batch::new();
+            stage_deal(&mut batch, Some(&old), &d, &entry);
+            match self.repo.commit(batch).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => other?,
+            }
+            self.publish(
+                "deal_cancelled",
+                Some(&d.branch),
+                Some(&d.owner),
+                json!({"deal": d.id, "reason": reason, "at": at, "by": caller.user}),
+            );
+            return Ok(d);
         }
         Err(ServiceError::Contended)
     }

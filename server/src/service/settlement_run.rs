@@ -73,7 +73,17 @@ type Prepared = (
     NaiveDate,
     Period,
     Arc<Vec<Arc<RuleVersion>>>,
+    Option<String>,
 );
+
+/// A subject's input, the day that picks its rule versions, its own
+/// period, and for a cancelled contract why no rule pays it any more.
+struct SubjectInput {
+    input: BonusInput,
+    day: NaiveDate,
+    period: Period,
+    cancelled: Option<String>,
+}
 
 /// One chunk's lines and skipped count, or why it failed.
 type ChunkOutcome = Result<(Vec<SettlementLine>, usize), ServiceError>;
@@ -487,8 +497,8 @@ impl Context<'_> {
     ) -> ChunkOutcome {
         let mut items = Vec::with_capacity(subjects.len());
         for s in subjects {
-            if let Some((input, day, period)) = self.input(s, customers)? {
-                items.push((Arc::new(input), day, period, self.book.on(day)));
+            if let Some(subject) = self.input(s, customers)? {
+                items.push(self.prepare(subject));
             }
         }
         self.evaluate(items)
@@ -503,11 +513,21 @@ impl Context<'_> {
         let mut items = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let deal: DealRecord = decode(&key, &value)?;
-            if let Some((input, day, period)) = self.deal_subject(deal, customers)? {
-                items.push((Arc::new(input), day, period, self.book.on(day)));
+            if let Some(subject) = self.deal_subject(deal, customers)? {
+                items.push(self.prepare(subject));
             }
         }
         self.evaluate(items)
+    }
+
+    /// A subject with the rules in force on its day (none for a cancelled
+    /// contract).
+    fn prepare(&self, s: SubjectInput) -> Prepared {
+        let rules = match s.cancelled {
+            Some(_) => Arc::default(),
+            None => self.book.on(s.day),
+        };
+        (Arc::new(s.input), s.day, s.period, rules, s.cancelled)
     }
 
     /// Lets each rule version in force answer all the prepared subjects it
@@ -515,10 +535,10 @@ impl Context<'_> {
     fn evaluate(&self, items: Vec<Prepared>) -> ChunkOutcome {
         let mut answers: Vec<Vec<Option<Result<BonusOutput, PolicyError>>>> = items
             .iter()
-            .map(|(.., rules)| rules.iter().map(|_| None).collect())
+            .map(|(.., rules, _)| rules.iter().map(|_| None).collect())
             .collect();
         let mut distinct: Vec<&Arc<RuleVersion>> = Vec::new();
-        for rule in items.iter().flat_map(|(.., rules)| rules.iter()) {
+        for rule in items.iter().flat_map(|(.., rules, _)| rules.iter()) {
             if !distinct.iter().any(|d| Arc::ptr_eq(d, rule)) {
                 distinct.push(rule);
             }
@@ -527,7 +547,7 @@ impl Context<'_> {
             let (who, inputs): (Vec<(usize, usize)>, Vec<Arc<BonusInput>>) = items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, (input, .., rules))| {
+                .filter_map(|(i, (input, .., rules, _))| {
                     let at = rules.iter().position(|r| Arc::ptr_eq(r, rule))?;
                     Some(((i, at), Arc::clone(input)))
                 })
@@ -539,7 +559,7 @@ impl Context<'_> {
         }
         let mut lines = Vec::new();
         let mut skipped = 0;
-        for ((input, day, period, rules), answers) in items.iter().zip(answers) {
+        for ((input, day, period, rules, cancelled), answers) in items.iter().zip(answers) {
             let mut fresh = Vec::new();
             for (rule, answer) in rules.iter().zip(answers) {
                 let out = answer
@@ -562,81 +582,29 @@ impl Context<'_> {
                     });
                 }
             }
-            self.against_ledger(input, *day, period, fresh, &mut lines, &mut skipped);
+            let paid = self.paid_for(input, period);
+            against_ledger(
+                paid,
+                *day,
+                cancelled.as_deref(),
+                fresh,
+                &mut lines,
+                &mut skipped,
+            );
         }
         Ok((lines, skipped))
     }
 
-    /// Adds a subject's `fresh` lines, or what differs from what approved
-    /// settlements already paid for it (true-ups), counting the unchanged.
-    fn against_ledger(
-        &self,
-        input: &BonusInput,
-        day: NaiveDate,
-        subject_period: &Period,
-        fresh: Vec<SettlementLine>,
-        lines: &mut Vec<SettlementLine>,
-        skipped: &mut usize,
-    ) {
-        let paid = if self.ledger.is_empty() {
-            None
-        } else {
-            self.ledger.get(&(
-                input.subject_kind.clone(),
-                input.subject.clone(),
-                subject_period.to_string(),
-            ))
-        };
-        let Some(paid) = paid else {
-            lines.extend(fresh);
-            return;
-        };
-        let mut seen = BTreeSet::new();
-        for mut line in fresh {
-            seen.insert(line.rule.clone());
-            match paid.get(&line.rule) {
-                None => lines.push(line),
-                Some(s) if s.paid == line.amount => *skipped += 1,
-                Some(s) => {
-                    let now = line.amount;
-                    line.amount = (now - s.paid).normalize();
-                    line.adjusts = Some(Adjustment {
-                        settlements: s.settlements.clone(),
-                        paid: s.paid,
-                        now,
-                        reason: format!(
-                            "true-up: settled at {} CNY, the rule now pays {} CNY (the inputs changed since); settled as: {}",
-                            s.paid, now, s.line.explanation
-                        ),
-                    });
-                    lines.push(line);
-                }
-            }
+    /// What approved settlements paid for a subject, by rule.
+    fn paid_for(&self, input: &BonusInput, period: &Period) -> Option<&BTreeMap<String, Settled>> {
+        if self.ledger.is_empty() {
+            return None;
         }
-        for (rule, s) in paid.iter().filter(|(r, _)| !seen.contains(*r)) {
-            if s.paid.is_zero() {
-                *skipped += 1;
-                continue;
-            }
-            let mut line = s.line.clone();
-            line.amount = -s.paid;
-            line.subject_day = day;
-            line.flag = None;
-            line.explanation = format!(
-                "true-up: the rule `{rule}` no longer pays {} {} ({} CNY reversed)",
-                line.subject_kind, line.subject, s.paid
-            );
-            line.adjusts = Some(Adjustment {
-                settlements: s.settlements.clone(),
-                paid: s.paid,
-                now: Decimal::ZERO,
-                reason: format!(
-                    "true-up: settled at {} CNY, the rule now pays nothing; settled as: {}",
-                    s.paid, s.line.explanation
-                ),
-            });
-            lines.push(line);
-        }
+        self.ledger.get(&(
+            input.subject_kind.clone(),
+            input.subject.clone(),
+            period.to_string(),
+        ))
     }
 
     /// A signed deal's input, its signing day and month.
@@ -644,7 +612,7 @@ impl Context<'_> {
         &self,
         deal: DealRecord,
         customers: &mut HashMap<String, Option<CustomerInfo>>,
-    ) -> Result<Option<(BonusInput, NaiveDate, Period)>, ServiceError> {
+    ) -> Result<Option<SubjectInput>, ServiceError> {
         let Some(signed) = deal.signed_at else {
             return Ok(None);
         };
@@ -657,13 +625,22 @@ impl Context<'_> {
             customers.insert(deal.customer_id.clone(), c);
         }
         let customer = customers.get(&deal.customer_id).cloned().flatten();
-        let day = local_day(signed, self.calendar.tz);
+        let tz = self.calendar.tz;
+        let day = local_day(signed, tz);
+        let cancelled = deal.cancelled_at.map(|t| {
+            format!(
+                "the contract was cancelled on {} ({})",
+                local_day(t, tz),
+                deal.cancel_reason.as_deref().unwrap_or("no reason given")
+            )
+        });
         let input = deal_input(&self.calendar, deal, day, customer, &self.fx);
-        Ok(Some((
+        Ok(Some(SubjectInput {
             input,
             day,
-            Period::containing(PeriodKind::Month, day),
-        )))
+            period: Period::containing(PeriodKind::Month, day),
+            cancelled,
+        }))
     }
 
     /// A subject's input, the day that picks its rule versions and its own
@@ -672,7 +649,7 @@ impl Context<'_> {
         &self,
         subject: &Subject,
         customers: &mut HashMap<String, Option<CustomerInfo>>,
-    ) -> Result<Option<(BonusInput, NaiveDate, Period)>, ServiceError> {
+    ) -> Result<Option<SubjectInput>, ServiceError> {
         let services = self.services;
         let tz = self.calendar.tz;
         Ok(match subject {
@@ -700,7 +677,12 @@ impl Context<'_> {
                     self.signed_deals_of(id, day_start(first_day, tz), day_after(last, tz))?;
                 let input = customer_input(&self.calendar, &quarter, &c.value, &deals, &self.fx)
                     .map_err(|e| ServiceError::invalid("period", e))?;
-                Some((input, last, quarter))
+                Some(SubjectInput {
+                    input,
+                    day: last,
+                    period: quarter,
+                    cancelled: None,
+                })
             }
             Subject::Rep(name, p) => {
                 let n = self
@@ -708,7 +690,12 @@ impl Context<'_> {
                     .get(&(name.clone(), *p))
                     .copied()
                     .unwrap_or(0);
-                Some((rep_input(&self.calendar, p, name, n), p.last_day(), *p))
+                Some(SubjectInput {
+                    input: rep_input(&self.calendar, p, name, n),
+                    day: p.last_day(),
+                    period: *p,
+                    cancelled: None,
+                })
             }
         })
     }
@@ -733,6 +720,72 @@ impl Context<'_> {
             },
         )?;
         Ok(out)
+    }
+}
+
+/// Adds a subject's `fresh` lines, or, when approved settlements already
+/// paid it (`paid`, by rule), only what differs: true-ups.
+fn against_ledger(
+    paid: Option<&BTreeMap<String, Settled>>,
+    day: NaiveDate,
+    cancelled: Option<&str>,
+    fresh: Vec<SettlementLine>,
+    lines: &mut Vec<SettlementLine>,
+    skipped: &mut usize,
+) {
+    let Some(paid) = paid else {
+        lines.extend(fresh);
+        return;
+    };
+    let mut seen = BTreeSet::new();
+    for mut line in fresh {
+        seen.insert(line.rule.clone());
+        match paid.get(&line.rule) {
+            None => lines.push(line),
+            Some(s) if s.paid == line.amount => *skipped += 1,
+            Some(s) => {
+                let now = line.amount;
+                line.amount = (now - s.paid).normalize();
+                line.adjusts = Some(Adjustment {
+                    settlements: s.settlements.clone(),
+                    paid: s.paid,
+                    now,
+                    reason: format!(
+                        "true-up: settled at {} CNY, the rule now pays {} CNY (the inputs changed since); settled as: {}",
+                        s.paid, now, s.line.explanation
+                    ),
+                });
+                lines.push(line);
+            }
+        }
+    }
+    for (rule, s) in paid.iter().filter(|(r, _)| !seen.contains(*r)) {
+        if s.paid.is_zero() {
+            *skipped += 1;
+            continue;
+        }
+        let mut line = s.line.clone();
+        line.amount = -s.paid;
+        line.subject_day = day;
+        line.flag = None;
+        let why = cancelled.map_or_else(
+            || format!("the rule `{rule}` no longer pays it"),
+            str::to_string,
+        );
+        line.explanation = format!(
+            "true-up: {why}: the {} CNY paid for {} {} is reversed",
+            s.paid, line.subject_kind, line.subject
+        );
+        line.adjusts = Some(Adjustment {
+            settlements: s.settlements.clone(),
+            paid: s.paid,
+            now: Decimal::ZERO,
+            reason: format!(
+                "true-up: settled at {} CNY, now nothing ({why}); settled as: {}",
+                s.paid, s.line.explanation
+            ),
+        });
+        lines.push(line);
     }
 }
 

@@ -171,7 +171,9 @@ impl Services {
         id: &str,
     ) -> Result<Stored<Settlement>, ServiceError> {
         let s: Stored<Settlement> = self.repo.fetch(keys::SETTLEMENT, "settlement", id)?;
-        caller.require_branch(&s.value.branch)?;
+        // Every rep's pay is on it: the branch's manager's to see (a rep
+        // reads their own lines in their statement).
+        caller.require_manager_of(&s.value.branch)?;
         Ok(s)
     }
 
@@ -191,26 +193,26 @@ impl Services {
         Ok(old)
     }
 
-    /// One settlement (reps see their branch's settlements; their own
-    /// lines are in their statement).
+    /// One settlement (managers of its branch; reps read their own lines
+    /// in their statement).
     pub fn settlement(&self, caller: &Principal, id: &str) -> Result<Settlement, ServiceError> {
         Ok(self.visible_settlement(caller, id)?.value)
     }
 
-    /// Settlements of the caller's branches, newest period last.
+    /// Settlements of the caller's branch (managers) or of any (admins).
     pub fn list_settlements(
         &self,
         caller: &Principal,
         filter: &SettlementFilter,
     ) -> Result<Page<Settlement>, ServiceError> {
         let branch = match (&filter.branch, &caller.branch) {
-            (Some(b), _) => {
-                caller.require_branch(b)?;
-                Some(b.clone())
-            }
+            (Some(b), _) => Some(b.clone()),
             (None, Some(own)) if !caller.is_admin() => Some(own.clone()),
             (None, _) => None,
         };
+        if let Some(b) = &branch {
+            caller.require_manager_of(b)?;
+        }
         let period = filter
             .period
             .as_deref()
