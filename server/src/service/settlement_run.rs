@@ -118,6 +118,8 @@ struct Context<'a> {
     ledger: Ledger,
     /// Self-developed customers with a first order, by (rep, period).
     new_customers: HashMap<(String, Period), i64>,
+    /// Customers whose window closes in the period: its first and last day.
+    windows: HashMap<String, (NaiveDate, NaiveDate)>,
 }
 
 impl Services {
@@ -164,25 +166,38 @@ impl Services {
         let ledger = self.ledger(&branch.id)?;
         let mut subjects: BTreeSet<Subject> = BTreeSet::new();
 
-        // Monthly: deals signed in the period, streamed from the signing
-        // index (its entries carry what bonus rules see of each deal).
         let end = day_after(period.last_day(), tz);
-        // One range per local day, so workers scan in parallel.
-        let deals: Vec<DealPages> = period
-            .first_day()
-            .iter_days()
-            .take_while(|d| *d <= period.last_day())
-            .map(|d| DealPages::new(&branch.id, day_start(d, tz), day_after(d, tz)))
-            .collect();
-        // Quarterly: customers whose window closed in the period.
+        // Quarterly: customers whose window closed in the period; their
+        // orders are collected from the same stream as the deal subjects.
+        let mut windows = HashMap::new();
         if period.kind >= PeriodKind::Quarter {
             let from = day_start(earliest_window_start(&period), tz);
             for (id, first) in self.first_orders(&branch.id, from, end)? {
-                if period.contains(window_last_day(local_day(first, tz))) {
-                    subjects.insert(Subject::Customer(id));
+                let first = local_day(first, tz);
+                let last = window_last_day(first);
+                if period.contains(last) {
+                    windows.insert(id, (first, last));
                 }
             }
         }
+        // Monthly: deals signed in the period, streamed from the signing
+        // index (its entries carry what bonus rules see of each deal), one
+        // range per local day so workers scan in parallel; days before the
+        // period only feed the windows.
+        let stream_from = windows
+            .values()
+            .map(|(first, _)| *first)
+            .min()
+            .map_or(period.first_day(), |f| f.min(period.first_day()));
+        let deals: Vec<DealPages> = stream_from
+            .iter_days()
+            .take_while(|d| *d <= period.last_day())
+            .map(|d| {
+                let mut pages = DealPages::new(&branch.id, day_start(d, tz), day_after(d, tz));
+                pages.subjects = period.contains(d);
+                pages
+            })
+            .collect();
         // Half-yearly and yearly: every rep of the branch.
         let mut new_customers = HashMap::new();
         let rep_periods: Vec<Period> = [PeriodKind::Half, PeriodKind::Year]
@@ -229,6 +244,7 @@ impl Services {
             limits,
             ledger,
             new_customers,
+            windows,
         };
         cx.run(deals, subjects.into_iter().collect())
     }
@@ -361,6 +377,8 @@ struct DealPages {
     to: String,
     done: bool,
     pages: usize,
+    /// Whether its deals are subjects (else they only feed windows).
+    subjects: bool,
 }
 
 impl DealPages {
@@ -378,6 +396,7 @@ impl DealPages {
             to: keys::time(&to),
             done: false,
             pages: 0,
+            subjects: true,
         }
     }
 
@@ -408,6 +427,11 @@ impl DealPages {
 /// Where other chunks sort among units of work (after every deal page,
 /// which sort by day, then page).
 const OTHER_CHUNKS: usize = 1 << 48;
+/// Where customer-window chunks sort (last).
+const WINDOW_CHUNKS: usize = 1 << 49;
+
+/// Orders of window customers collected from the deal stream.
+type Orders = HashMap<String, Vec<DealRecord>>;
 
 impl Context<'_> {
     /// Evaluates every subject on all cores, then merges in subject order.
@@ -417,24 +441,30 @@ impl Context<'_> {
         let (next_day, next) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<(usize, ChunkOutcome)>> = Mutex::default();
+        let collected: Mutex<Vec<Orders>> = Mutex::default();
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
                     let mut customers = HashMap::new();
+                    let mut orders: Orders = HashMap::new();
                     let mut day = next_day.fetch_add(1, Ordering::Relaxed);
                     loop {
                         if failed.load(Ordering::Relaxed) {
                             return;
                         }
-                        let page = match days.get(day) {
-                            Some(pages) => pages.lock().next(self.services.repo.store()),
-                            None => Ok(None),
+                        let (page, subjects) = match days.get(day) {
+                            Some(pages) => {
+                                let mut pages = pages.lock();
+                                (pages.next(self.services.repo.store()), pages.subjects)
+                            }
+                            None => (Ok(None), false),
                         };
                         let (order, outcome) = match page {
-                            Ok(Some((n, entries))) => {
-                                (day << 24 | n, self.deal_page(entries, &mut customers))
-                            }
+                            Ok(Some((n, entries))) => (
+                                day << 24 | n,
+                                self.deal_page(entries, subjects, &mut customers, &mut orders),
+                            ),
                             Err(e) => (day << 24, Err(e)),
                             Ok(None) if day < days.len() => {
                                 day = next_day.fetch_add(1, Ordering::Relaxed);
@@ -443,6 +473,7 @@ impl Context<'_> {
                             Ok(None) => {
                                 let i = next.fetch_add(1, Ordering::Relaxed);
                                 if i >= chunks.len() {
+                                    collected.lock().push(std::mem::take(&mut orders));
                                     return;
                                 }
                                 (OTHER_CHUNKS + i, self.chunk(chunks[i], &mut customers))
@@ -457,6 +488,9 @@ impl Context<'_> {
             }
         });
         let mut results = results.into_inner();
+        if !failed.load(Ordering::Relaxed) && !self.windows.is_empty() {
+            results.extend(self.windows_phase(collected.into_inner()));
+        }
         results.sort_by_key(|(i, _)| *i);
         let mut lines = Vec::new();
         let mut already_settled = 0;
@@ -508,14 +542,84 @@ impl Context<'_> {
     fn deal_page(
         &self,
         entries: Vec<Entry>,
+        subjects: bool,
         customers: &mut HashMap<String, Option<CustomerInfo>>,
+        orders: &mut Orders,
     ) -> ChunkOutcome {
         let mut items = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let deal: DealRecord = decode(&key, &value)?;
+            if let (Some((first, last)), Some(signed)) =
+                (self.windows.get(&deal.customer_id), deal.signed_at)
+            {
+                let day = local_day(signed, self.calendar.tz);
+                if *first <= day && day <= *last {
+                    orders
+                        .entry(deal.customer_id.clone())
+                        .or_default()
+                        .push(deal.clone());
+                }
+            }
+            if !subjects {
+                continue;
+            }
             if let Some(subject) = self.deal_subject(deal, customers)? {
                 items.push(self.prepare(subject));
             }
+        }
+        self.evaluate(items)
+    }
+
+    /// Settles the customers whose window closed in the period from the
+    /// orders the deal stream collected, on all cores.
+    fn windows_phase(&self, collected: Vec<Orders>) -> Vec<(usize, ChunkOutcome)> {
+        let mut orders: Orders = HashMap::new();
+        for part in collected {
+            for (customer, deals) in part {
+                orders.entry(customer).or_default().extend(deals);
+            }
+        }
+        let mut windows: Vec<(&String, Vec<DealRecord>)> = self
+            .windows
+            .keys()
+            .map(|c| (c, orders.remove(c).unwrap_or_default()))
+            .collect();
+        windows.sort_by(|a, b| a.0.cmp(b.0));
+        let chunks: Vec<_> = windows.chunks(CHUNK).collect();
+        let next = AtomicUsize::new(0);
+        let results = Mutex::new(Vec::new());
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(i) else { return };
+                    let outcome = self.window_chunk(chunk);
+                    results.lock().push((WINDOW_CHUNKS + i, outcome));
+                });
+            }
+        });
+        results.into_inner()
+    }
+
+    /// Customer subjects of one chunk of windows.
+    fn window_chunk(&self, windows: &[(&String, Vec<DealRecord>)]) -> ChunkOutcome {
+        let mut items = Vec::with_capacity(windows.len());
+        for (id, deals) in windows {
+            let key = keys::key(keys::CUSTOMER, &[id]);
+            let Some(c) = self.services.repo.read::<Customer>(&key)? else {
+                continue;
+            };
+            let (_, last) = self.windows[*id];
+            let quarter = Period::containing(PeriodKind::Quarter, last);
+            let input = customer_input(&self.calendar, &quarter, &c.value, deals, &self.fx)
+                .map_err(|e| ServiceError::invalid("period", e))?;
+            items.push(self.prepare(SubjectInput {
+                input,
+                day: last,
+                period: quarter,
+                cancelled: None,
+            }));
         }
         self.evaluate(items)
     }
