@@ -228,6 +228,48 @@ async fn a_month_pays_new_brand_contracts_by_tier_with_receipts() {
 }
 
 #[tokio::test]
+async fn each_contract_converts_at_the_rate_in_force_on_its_signing_day() {
+    // Given CNY at 7.1 per USD, then 7.2 from 10 March
+    let w = world("sh", "UTC").await;
+    w.app
+        .ok(
+            "/v1/fx-rates",
+            ADMIN,
+            json!({"currency": "CNY", "date": "2026-03-10", "per_usd": "7.2"}),
+        )
+        .await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    // The same 71,000.07 CNY of a new brand: 10,000.0098 USD at 7.1, 9,861 at 7.2
+    let before = w
+        .signed(
+            &c,
+            "li",
+            "CNY",
+            &[("volvo", "71000.07", "60000")],
+            "2026-03-09T23:59:59Z",
+            None,
+        )
+        .await;
+    let after = w
+        .signed(
+            &c,
+            "li",
+            "CNY",
+            &[("polestar", "71000.07", "60000")],
+            "2026-03-10T00:00:00Z",
+            None,
+        )
+        .await;
+    let s = w.draft("sh", "2026-03").await;
+    assert_eq!(amount(lines_of(&s, &before)[0]), "300", "{s}");
+    assert_eq!(amount(lines_of(&s, &after)[0]), "0", "{s}");
+    assert!(lines_of(&s, &after)[0]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("7.2 CNY per USD"));
+}
+
+#[tokio::test]
 async fn months_follow_the_branch_calendar() {
     // Given a Beijing branch and a contract signed at 20:00 UTC on 31 March
     let w = world("bj", "Asia/Shanghai").await;
