@@ -665,6 +665,168 @@ async fn a_cancelled_paid_contract_is_reversed_in_the_next_settlement() {
     assert!(lines_of(&w.draft("sh", "2026-03").await, &q).is_empty());
 }
 
+#[tokio::test]
+async fn a_customer_is_paid_once_when_an_earlier_order_moves_its_window() {
+    // Given a customer paid 1,000 CNY in Q2 (first order 10 Feb)
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "self_developed").await;
+    for at in [
+        "2026-02-10T09:00:00Z",
+        "2026-02-20T09:00:00Z",
+        "2026-03-01T09:00:00Z",
+    ] {
+        w.signed(&c, "li", "CNY", &[("bmw", "40000", "30000")], at, None)
+            .await;
+    }
+    let q2 = w.draft("sh", "2026-Q2").await;
+    assert_eq!(amount(lines_of(&q2, &c)[0]), "1000");
+    let id = q2["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+    // When an earlier order is imported, so its window now closes in Q1
+    w.signed(
+        &c,
+        "li",
+        "CNY",
+        &[("bmw", "10000", "5000")],
+        "2025-12-20T09:00:00Z",
+        None,
+    )
+    .await;
+    // Then Q1 does not pay it again (the rule still pays 1,000)
+    let q1 = w.draft("sh", "2026-Q1").await;
+    assert!(lines_of(&q1, &c).is_empty(), "{q1}");
+    assert_eq!(q1["already_settled"], 1);
+}
+
+#[tokio::test]
+async fn a_deduction_is_reversed_when_a_new_customer_turns_up_later() {
+    // Given zhao's 1,000 CNY deduction for 2026, approved
+    let w = world("sh", "UTC").await;
+    let year = w.draft("sh", "2026").await;
+    let id = year["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+    // When a self-developed customer of his with a first order in May is imported
+    let c = w
+        .customer("sh", "zhao", "enterprise", "self_developed")
+        .await;
+    w.signed(
+        &c,
+        "zhao",
+        "CNY",
+        &[("bmw", "1000", "500")],
+        "2026-05-01T09:00:00Z",
+        None,
+    )
+    .await;
+    // Then the next settlement gives the 1,000 CNY back, with the reason
+    let nov = w.draft("sh", "2026-11").await;
+    let back: Vec<&Value> = nov["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["rep"] == "zhao" && l["rule"] == "no_new_customer_deduction")
+        .collect();
+    assert_eq!(back.len(), 1, "{nov}");
+    assert_eq!(amount(back[0]), "1000");
+    assert_eq!(back[0]["adjusts"]["paid"], "-1000");
+}
+
+#[tokio::test]
+async fn a_cancelled_first_order_no_longer_starts_the_window() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "self_developed").await;
+    let first = w
+        .signed(
+            &c,
+            "li",
+            "CNY",
+            &[("bmw", "40000", "30000")],
+            "2026-01-15T09:00:00Z",
+            None,
+        )
+        .await;
+    w.signed(
+        &c,
+        "li",
+        "CNY",
+        &[("bmw", "40000", "30000")],
+        "2026-02-01T09:00:00Z",
+        None,
+    )
+    .await;
+    w.app
+        .ok(
+            &format!("/v1/deals/{first}/cancel"),
+            &w.mgr,
+            json!({"reason": "void"}),
+        )
+        .await;
+    let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
+    assert_eq!(customer.body["first_order_at"], "2026-02-01T09:00:00Z");
+}
+
+#[tokio::test]
+async fn a_rule_paying_one_subject_twice_or_absurdly_is_refused() {
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    w.signed(
+        &c,
+        "li",
+        "USD",
+        &[("volvo", "80000", "64000")],
+        "2026-03-02T10:00:00Z",
+        None,
+    )
+    .await;
+    for (name, line) in [
+        (
+            "twice",
+            r#"#{ rule: "x", amount: dec(1), explanation: "e" }, #{ rule: "x", amount: dec(2), explanation: "e" }"#,
+        ),
+        (
+            "absurd",
+            r#"#{ rule: "y", amount: dec("10000000000000"), explanation: "e" }"#,
+        ),
+    ] {
+        let source = format!(
+            "fn bonus(input) {{ if input.subject_kind != \"deal\" {{ return #{{ lines: [] }}; }} #{{ lines: [{line}] }} }}"
+        );
+        let up = w
+            .app
+            .ok(
+                "/v1/policies",
+                ADMIN,
+                json!({"name": name, "scope": "global", "runtime": "rhai", "source": source}),
+            )
+            .await;
+        let v = up["version"].as_u64().unwrap();
+        w.app
+            .ok(
+                &format!("/v1/policies/{name}/versions/{v}/activate"),
+                ADMIN,
+                json!({}),
+            )
+            .await;
+        let r = w.settle("sh", "2026-03").await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            r.body
+        );
+        assert_eq!(r.code(), "policy_failed");
+        assert_eq!(r.body["error"]["details"]["policy"], name);
+        w.app
+            .ok(&format!("/v1/policies/{name}/deactivate"), ADMIN, json!({}))
+            .await;
+    }
+    assert_eq!(w.settle("sh", "2026-03").await.status, StatusCode::CREATED);
+}
+
 /// A candidate new-brand rule: a flat 100 CNY per contract with new-brand lines.
 const FLAT_RULE: &str = r#"
 fn bonus(input) {

@@ -11,6 +11,7 @@ use super::repo::{encode, Source, Stored};
 use super::{check_business_time, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
 use crate::auth::{Denied, Principal};
 use crate::domain::currency::is_iso_currency;
+use crate::domain::customer::Customer;
 use crate::domain::deal::{
     check_attribute, CancelRequest, Deal, DealPatch, Line, NewDeal, MAX_ATTRIBUTES,
 };
@@ -486,6 +487,7 @@ impl Services {
             };
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);
+            self.stage_first_order_without(&mut batch, &d)?;
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => other?,
@@ -499,6 +501,38 @@ impl Services {
             return Ok(d);
         }
         Err(ServiceError::Contended)
+    }
+
+    /// A cancelled contract is no order: when `cancelled` was its
+    /// customer's first, the first order becomes the earliest signed
+    /// contract not cancelled (none: no first order).
+    fn stage_first_order_without(
+        &self,
+        batch: &mut Batch,
+        cancelled: &Deal,
+    ) -> Result<(), ServiceError> {
+        let key = keys::key(keys::CUSTOMER, &[&cancelled.customer_id]);
+        let Some(old) = self.repo.read::<Customer>(&key)? else {
+            return Ok(());
+        };
+        if old.value.first_order_at != cancelled.signed_at {
+            return Ok(());
+        }
+        let prefix = keys::prefix(keys::IX_DEAL_CUSTOMER_SIGNED, &[&cancelled.customer_id]);
+        let mut first = None;
+        for (k, v) in self.repo.store().scan(&prefix, None, usize::MAX)? {
+            let d: DealRecord = super::repo::decode(&k, &v)?;
+            if d.id != cancelled.id && d.cancelled_at.is_none() {
+                first = d.signed_at;
+                break;
+            }
+        }
+        let mut c = old.value.clone();
+        c.first_order_at = first;
+        c.version += 1;
+        c.updated_at = now();
+        super::stage_customer(batch, Some(&old), &c);
+        Ok(())
     }
 
     /// A deal's history, oldest first.

@@ -54,10 +54,22 @@ pub(crate) fn settled_key(branch: &str, line: &SettlementLine) -> Vec<u8> {
             branch,
             &line.subject_kind,
             &line.subject,
-            &line.subject_period,
+            ledger_period(&line.subject_kind, &line.subject_period),
             &line.rule,
         ],
     )
+}
+
+/// The period part of a subject's ledger identity. A customer is paid once
+/// whatever quarter its window closes in (an imported earlier order can
+/// move it), so its identity has none; a deal's month never changes; a
+/// rep's half-year or year is what is settled.
+fn ledger_period<'a>(kind: &str, period: &'a str) -> &'a str {
+    if kind == SubjectKind::Customer.name() {
+        ""
+    } else {
+        period
+    }
 }
 
 /// A subject's identity in the ledger: (kind, subject, subject period).
@@ -204,16 +216,26 @@ impl Services {
             .iter()
             .flat_map(|k| period.parts(*k))
             .collect();
+        // Rep periods settled before are looked at again (true-ups), with
+        // their counts as they stand now.
+        let mut counted: BTreeSet<Period> = rep_periods.iter().copied().collect();
+        for (kind, _, p) in ledger.keys() {
+            if let (Some(SubjectKind::Rep), Ok(p)) = (SubjectKind::parse(kind), Period::parse(p)) {
+                counted.insert(p);
+            }
+        }
+        for p in &counted {
+            let (s, e) = (day_start(p.first_day(), tz), day_after(p.last_day(), tz));
+            for (id, _) in self.first_orders(&branch.id, s, e)? {
+                let c: Customer = self.repo.fetch(keys::CUSTOMER, "customer", &id)?.value;
+                if let (Source::SelfDeveloped, Some(owner)) = (c.source, c.owner) {
+                    *new_customers.entry((owner, *p)).or_insert(0) += 1;
+                }
+            }
+        }
         if !rep_periods.is_empty() {
             let reps = self.branch_reps(&branch.id)?;
             for p in &rep_periods {
-                let (s, e) = (day_start(p.first_day(), tz), day_after(p.last_day(), tz));
-                for (id, _) in self.first_orders(&branch.id, s, e)? {
-                    let c: Customer = self.repo.fetch(keys::CUSTOMER, "customer", &id)?.value;
-                    if let (Source::SelfDeveloped, Some(owner)) = (c.source, c.owner) {
-                        *new_customers.entry((owner, *p)).or_insert(0) += 1;
-                    }
-                }
                 for rep in &reps {
                     subjects.insert(Subject::Rep(rep.clone(), *p));
                 }
@@ -222,9 +244,12 @@ impl Services {
         // True-ups: everything settled before is looked at again (subjects
         // of this period are in already).
         for (kind, subject, subject_period) in ledger.keys() {
-            if Period::parse(subject_period)
-                .is_ok_and(|p| period.contains(p.first_day()) && period.contains(p.last_day()))
-            {
+            let covered = match SubjectKind::parse(kind) {
+                Some(SubjectKind::Customer) => windows.contains_key(subject),
+                _ => Period::parse(subject_period)
+                    .is_ok_and(|p| period.contains(p.first_day()) && period.contains(p.last_day())),
+            };
+            if covered {
                 continue;
             }
             let again = match (SubjectKind::parse(kind), Period::parse(subject_period)) {
@@ -272,7 +297,7 @@ impl Services {
             out.entry((
                 l.subject_kind.clone(),
                 l.subject.clone(),
-                l.subject_period.clone(),
+                ledger_period(&l.subject_kind, &l.subject_period).to_string(),
             ))
             .or_default()
             .insert(l.rule.clone(), s);
@@ -670,6 +695,7 @@ impl Context<'_> {
                     .unwrap_or(Err(PolicyError::Failed("the rule gave no answer".into())))
                     .map_err(|e| failed(rule, input, e))?;
                 for l in out.lines {
+                    check_line(&l, &fresh).map_err(|e| failed(rule, input, e))?;
                     fresh.push(SettlementLine {
                         rep: input.rep.clone(),
                         rule: l.rule,
@@ -704,10 +730,11 @@ impl Context<'_> {
         if self.ledger.is_empty() {
             return None;
         }
+        let period = period.to_string();
         self.ledger.get(&(
             input.subject_kind.clone(),
             input.subject.clone(),
-            period.to_string(),
+            ledger_period(&input.subject_kind, &period).to_string(),
         ))
     }
 
@@ -891,6 +918,32 @@ fn against_ledger(
         });
         lines.push(line);
     }
+}
+
+/// Most a bonus line may pay or deduct (as any amount the API accepts).
+const MAX_LINE_AMOUNT: i64 = 1_000_000_000_000;
+
+/// Refuses a rule's line that would make the ledger ambiguous or its sums
+/// overflow: a second line of the same rule for one subject, a rule name
+/// that is empty or holds a NUL (the key separator), an absurd amount.
+fn check_line(
+    line: &crate::policy::hooks::BonusLine,
+    so_far: &[SettlementLine],
+) -> Result<(), PolicyError> {
+    let bad = |m: String| Err(PolicyError::BadOutput(m));
+    if line.rule.is_empty() || line.rule.len() > 100 || line.rule.contains('\0') {
+        return bad("a line's `rule` must be 1 to 100 characters without NUL".into());
+    }
+    if line.amount.abs() > Decimal::from(MAX_LINE_AMOUNT) {
+        return bad(format!("line amount {} is beyond ±10^12 CNY", line.amount));
+    }
+    if so_far.iter().any(|l| l.rule == line.rule) {
+        return bad(format!(
+            "two lines of rule `{}` for one subject (one line per rule and subject)",
+            line.rule
+        ));
+    }
+    Ok(())
 }
 
 /// A rule that failed on a subject: the settlement is refused (422).
