@@ -39,6 +39,7 @@ use dealflow::policy::{Executable, Limits};
 use dealflow::service::RuleVersion;
 use dealflow::store::{keys, Batch, Durability, SledStore, Store};
 use dealflow::Services;
+use dealflow_tests::Gen;
 use rust_decimal::Decimal;
 
 const BRANCH: &str = "bench";
@@ -47,20 +48,6 @@ const REPS: usize = 20;
 const OLD_BRANDS: u64 = 1000;
 /// Brands first sold in the quarter (their first contract earns §5.1).
 const NEW_BRANDS: u64 = 200;
-
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)

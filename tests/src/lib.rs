@@ -336,3 +336,33 @@ pub fn wasm_upload_body(path: &str, name: &str, scope: &str) -> Value {
     json!({"name": name, "scope": scope, "runtime": "wasm",
            "module": base64::engine::general_purpose::STANDARD.encode(bytes)})
 }
+
+/// A small deterministic generator (xorshift64*), so a failure reproduces.
+pub struct Gen(pub u64);
+
+impl Gen {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// A decimal with `places` decimals below `max`.
+    pub fn decimal(&mut self, max: u64, places: u32) -> rust_decimal::Decimal {
+        let scale = 10u64.pow(places);
+        rust_decimal::Decimal::new((self.below(max * scale)) as i64, places)
+    }
+}

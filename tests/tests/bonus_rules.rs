@@ -19,41 +19,11 @@ use dealflow::policy::hooks::{
 };
 use dealflow::policy::live::Runtime;
 use dealflow::policy::{Executable, Limits};
-use dealflow_tests::PLUGIN_NEW_BRAND_BONUS;
+use dealflow_tests::{Gen, PLUGIN_NEW_BRAND_BONUS};
 use rust_decimal::Decimal;
 
 /// Generated cases per property.
 const CASES: usize = 4000;
-
-/// A small deterministic generator (xorshift64*), so a failure reproduces.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// A decimal with `places` decimals below `max`.
-    fn decimal(&mut self, max: u64, places: u32) -> Decimal {
-        let scale = 10u64.pow(places);
-        Decimal::new((self.below(max * scale)) as i64, places)
-    }
-}
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()

@@ -50,12 +50,7 @@ pub fn deal_info(services: &Services, d: &Deal) -> Result<DealInfo, ServiceError
             new.insert(l.brand.as_str());
         }
     }
-    Ok(deal_info_with(d, |brand| new.contains(brand)))
-}
-
-/// A deal, with `brand_new` telling which lines' brands count as new.
-pub fn deal_info_with(d: &Deal, brand_new: impl Fn(&str) -> bool) -> DealInfo {
-    DealInfo {
+    Ok(DealInfo {
         id: d.id.clone(),
         title: d.title.clone(),
         owner: d.owner.clone(),
@@ -71,7 +66,7 @@ pub fn deal_info_with(d: &Deal, brand_new: impl Fn(&str) -> bool) -> DealInfo {
             .iter()
             .map(|l| LineInfo {
                 brand: l.brand.clone(),
-                brand_new: brand_new(&l.brand),
+                brand_new: new.contains(l.brand.as_str()),
                 product: l.product.clone(),
                 amount: l.amount,
                 cost: l.cost,
@@ -80,7 +75,7 @@ pub fn deal_info_with(d: &Deal, brand_new: impl Fn(&str) -> bool) -> DealInfo {
         amount_total: d.amount_total,
         cost_total: d.cost_total,
         attributes: d.attributes.clone(),
-    }
+    })
 }
 
 /// A customer, for hooks.
