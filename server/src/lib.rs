@@ -13,12 +13,14 @@
 //! - [`auth`]: tokens and the one authorization matrix.
 
 //! - [`incentive`]: settlement periods, bonus-hook inputs, the native rules.
+//! - [`accounts`]: key accounts: native Pareto tiering, contact due dates.
 //! - [`domain`]: types and rules without I/O (money, ids, stages, records).
 //! - [`store`]: the `Store` trait, its sled backend and group commit.
 //! - [`metrics`]: Prometheus counters and histograms.
 //!
 //! Layers depend one way: `api` → `service`/`pipeline` → `store`.
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -45,6 +45,7 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
     let services = Services::new(Arc::new(store));
     services.upgrade_store().await?;
     services.init_policies().await?;
+    services.resume_tiering().await?;
 
     match services
         .bootstrap_admin(args.admin_token.as_deref())

@@ -39,6 +39,7 @@ use dealflow::policy::{Executable, Limits};
 use dealflow::service::RuleVersion;
 use dealflow::store::{keys, Batch, Durability, SledStore, Store};
 use dealflow::Services;
+use dealflow_tests::bench::{admin, env_num, peak_mib, reset_peak};
 use dealflow_tests::Gen;
 use rust_decimal::Decimal;
 
@@ -48,39 +49,6 @@ const REPS: usize = 20;
 const OLD_BRANDS: u64 = 1000;
 /// Brands first sold in the quarter (their first contract earns §5.1).
 const NEW_BRANDS: u64 = 200;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn admin() -> Principal {
-    Principal {
-        role: Role::Admin,
-        branch: None,
-        user: "bench".into(),
-    }
-}
-
-/// Peak resident memory since the last reset, in MiB.
-fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn reset_peak() {
-    // `5` resets VmHWM to the current RSS (Linux).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
 
 fn deal(
     id: u64,

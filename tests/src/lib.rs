@@ -217,6 +217,23 @@ impl TestApp {
             .to_string()
     }
 
+    /// Gives `branch` a pipeline that signs in one move (`open` → `sign`,
+    /// or `lost`), for tests about what follows a signing.
+    pub async fn one_move_pipeline(&self, branch: &str) {
+        let r = self
+            .send(
+                Method::PUT,
+                &format!("/v1/branches/{branch}/pipeline"),
+                Some(ADMIN),
+                Some(json!({
+                    "stages": [{"id": "open"}, {"id": "sign", "kind": "won"}, {"id": "lost", "kind": "lost"}],
+                    "moves": [{"from": "open", "to": "sign"}, {"from": "open", "to": "lost"}]
+                })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+
     /// Moves a deal; returns the reply.
     pub async fn move_to(&self, token: &str, deal: &str, to: &str) -> Reply {
         self.post(
@@ -245,6 +262,7 @@ pub async fn open_app(dir: &Path) -> (Router, Services) {
         .expect("admin token");
     services.upgrade_store().await.expect("store upgrade");
     services.init_policies().await.expect("default policies");
+    services.resume_tiering().await.expect("tiering resumes");
     (dealflow::router(services.clone()), services)
 }
 
@@ -364,5 +382,47 @@ impl Gen {
     pub fn decimal(&mut self, max: u64, places: u32) -> rust_decimal::Decimal {
         let scale = 10u64.pow(places);
         rust_decimal::Decimal::new((self.below(max * scale)) as i64, places)
+    }
+}
+
+/// What the benchmarks share: knobs from the environment, an admin
+/// principal, the process's peak memory.
+pub mod bench {
+    use dealflow::auth::Principal;
+    use dealflow::domain::token::Role;
+
+    /// A number from the environment, or `default`.
+    pub fn env_num(name: &str, default: u64) -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// An admin acting in a benchmark's set-up.
+    pub fn admin() -> Principal {
+        Principal {
+            role: Role::Admin,
+            branch: None,
+            user: "bench".into(),
+        }
+    }
+
+    /// Peak resident memory since the last [`reset_peak`], in MiB.
+    pub fn peak_mib() -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Resets the peak to the current resident memory (Linux).
+    pub fn reset_peak() {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
     }
 }

@@ -31,6 +31,8 @@ struct Fixture {
     deal_li: String,
     deal_zhao: String,
     deal_b: String,
+    /// Records by li and zhao on `cus_a`, by chen on `cus_b`.
+    records: Vec<String>,
 }
 
 impl Fixture {
@@ -47,13 +49,16 @@ impl Fixture {
         let deal_li = app.deal(ADMIN, &cus_a, "li", "volvo").await;
         let deal_zhao = app.deal(ADMIN, &cus_a_zhao, "zhao", "volvo").await;
         let deal_b = app.deal(ADMIN, &cus_b, "chen", "volvo").await;
+        let mut records = Vec::new();
         for (c, by) in [(&cus_a, "li"), (&cus_a, "zhao"), (&cus_b, "chen")] {
-            app.ok(
-                &format!("/v1/customers/{c}/records"),
-                ADMIN,
-                json!({"by": by, "kind": "call", "summary": format!("call by {by}")}),
-            )
-            .await;
+            let r = app
+                .ok(
+                    &format!("/v1/customers/{c}/records"),
+                    ADMIN,
+                    json!({"by": by, "kind": "call", "summary": format!("call by {by}")}),
+                )
+                .await;
+            records.push(r["id"].as_str().expect("id").to_string());
         }
         Self {
             app,
@@ -65,7 +70,32 @@ impl Fixture {
             deal_li,
             deal_zhao,
             deal_b,
+            records,
         }
+    }
+
+    /// The follow-up tasks of a fresh deal signed by the admin (past the
+    /// quote-late guard with an override).
+    async fn signed_tasks(&self, customer: &str, owner: &str) -> Vec<String> {
+        let deal = self.fresh_deal(customer, owner).await;
+        for to in ["qualify", "visit", "quote", "sign"] {
+            self.app
+                .ok(
+                    &format!("/v1/deals/{deal}/transitions"),
+                    ADMIN,
+                    json!({"to": to, "override_reason": "authorization matrix set-up"}),
+                )
+                .await;
+        }
+        let r = self
+            .get(Who::Admin, &format!("/v1/tasks?deal_id={deal}"))
+            .await;
+        r.body["items"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| t["id"].as_str().expect("id").to_string())
+            .collect()
     }
 
     fn token(&self, who: Who) -> &str {
@@ -164,6 +194,14 @@ async fn matrix(f: &Fixture, who: Who) -> Vec<Case> {
         }
         Some(b)
     };
+    let (task_li, task_zhao, task_b) = (
+        f.signed_tasks(cus_a, "li").await,
+        f.signed_tasks(cus_a_zhao, "zhao").await,
+        f.signed_tasks(cus_b, "chen").await,
+    );
+    let (rec_li, rec_zhao, rec_b) = (&f.records[0], &f.records[1], &f.records[2]);
+    let note = Some(json!({"note": format!("closed by {tag}")}));
+    let correction = Some(json!({"next_steps": format!("corrected by {tag}")}));
     let call = Some(json!({"kind": "call", "summary": "follow-up"}));
     let to_qualify = Some(json!({"to": "qualify"}));
     let dry = Some(json!({"to": "qualify", "dry_run": true}));
@@ -600,6 +638,189 @@ async fn matrix(f: &Fixture, who: Who) -> Vec<Case> {
             M::GET,
             format!("/v1/deals/{deal_b}/history"),
             None,
+            [200, 403, 403],
+        ),
+        // --- key accounts: tiers, follow-ups, records, reports
+        case(
+            "retier a",
+            M::POST,
+            "/v1/branches/a/retier".into(),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "retier b",
+            M::POST,
+            "/v1/branches/b/retier".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "customer history in a",
+            M::GET,
+            format!("/v1/customers/{cus_a}/history"),
+            None,
+            [200, 200, 200],
+        ),
+        case(
+            "customer history in b",
+            M::GET,
+            format!("/v1/customers/{cus_b}/history"),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "follow-ups of a",
+            M::GET,
+            "/v1/followups?branch=a".into(),
+            None,
+            [200, 200, 200],
+        ),
+        case(
+            "follow-ups of b",
+            M::GET,
+            "/v1/followups?branch=b".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "another rep's follow-ups",
+            M::GET,
+            "/v1/followups?branch=a&owner=zhao".into(),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "team report of a",
+            M::GET,
+            "/v1/reports/team?branch=a".into(),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "team report of b",
+            M::GET,
+            "/v1/reports/team?branch=b".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "referral report of a",
+            M::GET,
+            "/v1/reports/referrals?branch=a".into(),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "referral report of b",
+            M::GET,
+            "/v1/reports/referrals?branch=b".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "records of a",
+            M::GET,
+            "/v1/records?branch=a".into(),
+            None,
+            [200, 200, 200],
+        ),
+        case(
+            "another rep's records",
+            M::GET,
+            "/v1/records?branch=a&by=zhao".into(),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "records of b",
+            M::GET,
+            "/v1/records?branch=b".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "correct own record",
+            M::PATCH,
+            format!("/v1/customers/{cus_a}/records/{rec_li}"),
+            correction.clone(),
+            [200, 200, 200],
+        ),
+        case(
+            "correct another rep's record",
+            M::PATCH,
+            format!("/v1/customers/{cus_a}/records/{rec_zhao}"),
+            correction.clone(),
+            [200, 200, 403],
+        ),
+        case(
+            "correct a record of b",
+            M::PATCH,
+            format!("/v1/customers/{cus_b}/records/{rec_b}"),
+            correction,
+            [200, 403, 403],
+        ),
+        case(
+            "own record's revisions",
+            M::GET,
+            format!("/v1/customers/{cus_a}/records/{rec_li}/revisions"),
+            None,
+            [200, 200, 200],
+        ),
+        case(
+            "another rep's record's revisions",
+            M::GET,
+            format!("/v1/customers/{cus_a}/records/{rec_zhao}/revisions"),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "revisions of a record of b",
+            M::GET,
+            format!("/v1/customers/{cus_b}/records/{rec_b}/revisions"),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "complete own task",
+            M::POST,
+            format!("/v1/tasks/{}/complete", task_li[0]),
+            note.clone(),
+            [200, 200, 200],
+        ),
+        case(
+            "complete another rep's task",
+            M::POST,
+            format!("/v1/tasks/{}/complete", task_zhao[0]),
+            note.clone(),
+            [200, 200, 403],
+        ),
+        case(
+            "complete a task of b",
+            M::POST,
+            format!("/v1/tasks/{}/complete", task_b[0]),
+            note.clone(),
+            [200, 403, 403],
+        ),
+        case(
+            "dismiss own task",
+            M::POST,
+            format!("/v1/tasks/{}/dismiss", task_li[1]),
+            note.clone(),
+            [200, 200, 200],
+        ),
+        case(
+            "dismiss another rep's task",
+            M::POST,
+            format!("/v1/tasks/{}/dismiss", task_zhao[1]),
+            note.clone(),
+            [200, 200, 403],
+        ),
+        case(
+            "dismiss a task of b",
+            M::POST,
+            format!("/v1/tasks/{}/dismiss", task_b[1]),
+            note,
             [200, 403, 403],
         ),
         // --- settlements: the branch's manager (and admins); statements

@@ -134,6 +134,9 @@ impl App {
             .bootstrap_admin(Some(ADMIN))
             .await
             .expect("admin token");
+        // Each request is checked for exactly its own writes: the re-tier
+        // a signing queues (its durable mark is checked) stays queued.
+        services.pause_tiering();
         Self {
             router: dealflow::router(services),
             store,
@@ -763,11 +766,26 @@ impl Route {
     /// Namespaces an accepted request of this route may write.
     fn may_write(self) -> &'static [&'static str] {
         match self {
-            Route::CreateCustomer | Route::PatchCustomer => &["cu", "ix.cu.br", "ix.cu.own"],
-            Route::CreateRecord => &["rc", "ix.rc.cu", "ix.rc.by", "cu"],
-            Route::CreateDeal | Route::PatchDeal => {
-                &["dl", "dh", "ix.dl.br", "ix.dl.own", "ix.dl.st", "ix.dl.cu"]
+            // (an assignment by policy is kept in the customer's history)
+            Route::CreateCustomer | Route::PatchCustomer => {
+                &["cu", "ix.cu.br", "ix.cu.own", "ix.cu.tier", "ch"]
             }
+            Route::CreateRecord => &["rc", "ix.rc.cu", "ix.rc.by", "cu"],
+            // (a signed deal's new amount changes its signing index entries
+            // and marks its branch for a re-tier)
+            Route::CreateDeal | Route::PatchDeal => &[
+                "dl",
+                "dh",
+                "ix.dl.br",
+                "ix.dl.own",
+                "ix.dl.st",
+                "ix.dl.cu",
+                "ix.dl.open",
+                "ix.dl.sg",
+                "ix.dl.cs",
+                "tier.dirty",
+            ],
+            // (a signing marks its branch for a re-tier)
             Route::Transition => &[
                 "dl",
                 "dh",
@@ -775,8 +793,10 @@ impl Route {
                 "ix.dl.st",
                 "ix.dl.sg",
                 "ix.dl.cs",
+                "ix.dl.open",
                 "cu",
                 "ix.cu.fo",
+                "tier.dirty",
                 "bd",
                 "task",
                 "ix.task.br",
@@ -2108,12 +2128,16 @@ impl Session {
                 expected_ix.insert(k("ix.dl.own", &[&branch, &s("owner"), &id]));
                 expected_ix.insert(k("ix.dl.st", &[&branch, &s("stage"), &id]));
                 expected_ix.insert(k("ix.dl.cu", &[&s("customer_id"), &id]));
+                if s("stage_kind") == "open" {
+                    expected_ix.insert(k("ix.dl.open", &[&branch, &s("owner"), &id]));
+                }
                 if let Some(t) = time_key(&v["signed_at"]) {
                     expected_ix.insert(k("ix.dl.sg", &[&branch, &t, &id]));
                     expected_ix.insert(k("ix.dl.cs", &[&s("customer_id"), &t, &id]));
                 }
             } else {
                 expected_ix.insert(k("ix.cu.br", &[&branch, &id]));
+                expected_ix.insert(k("ix.cu.tier", &[&branch, &s("tier"), &id]));
                 if let Some(t) = time_key(&v["first_order_at"]) {
                     expected_ix.insert(k("ix.cu.fo", &[&branch, &t, &id]));
                 }

@@ -116,6 +116,7 @@ async fn a_fresh_server_runs_the_default_policies() {
         names,
         BTreeSet::from([
             "after-sign",
+            "fair-assignment",
             "new-brand-bonus",
             "new-customer-bonus",
             "no-new-customer",

@@ -33,18 +33,7 @@ async fn world(branch: &str, timezone: &str) -> World {
         json!({"currency": "CNY", "date": "2026-01-01", "per_usd": "7.1"}),
     )
     .await;
-    let r = app
-        .send(
-            axum::http::Method::PUT,
-            &format!("/v1/branches/{branch}/pipeline"),
-            Some(ADMIN),
-            Some(json!({
-                "stages": [{"id": "open"}, {"id": "sign", "kind": "won"}, {"id": "lost", "kind": "lost"}],
-                "moves": [{"from": "open", "to": "sign"}, {"from": "open", "to": "lost"}]
-            })),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.one_move_pipeline(branch).await;
     let mgr = app.token("manager", Some(branch), "wang").await;
     let li = app.token("rep", Some(branch), "li").await;
     app.token("rep", Some(branch), "zhao").await;
@@ -1158,6 +1147,8 @@ async fn downgrade_to_schema_1(dir: &std::path::Path) {
         keys::IX_DEAL_SIGNED,
         keys::IX_DEAL_CUSTOMER_SIGNED,
         keys::IX_CUSTOMER_FIRST_ORDER,
+        keys::IX_CUSTOMER_TIER,
+        keys::IX_DEAL_OPEN,
     ] {
         for (k, _) in store
             .scan(&keys::prefix(tag, &[]), None, usize::MAX)
@@ -1203,12 +1194,16 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
         w.signed(&c, "li", "USD", &[("volvo", "20000", "10000")], at, None)
             .await;
     }
+    // (and, for the key-account indexes of schema 3, an open deal; the
+    // customer is A-tier since its signings)
+    w.app.deal(ADMIN, &c, "li", "volvo").await;
     let World { app, mgr, li } = w;
     let TestApp {
         router,
         services,
         dir,
     } = app;
+    services.tiering_idle().await;
     drop(router);
     drop(services);
     downgrade_to_schema_1(dir.path()).await;
@@ -1232,4 +1227,21 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
     assert_eq!(amount(lines_of(&q2, &c)[0]), "2500", "{q2}");
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
     assert_eq!(customer.body["first_order_at"], "2026-01-15T10:00:00Z");
+    // And the team report and tiering find the customer's tier and the open deal
+    let team = w.app.get("/v1/reports/team?branch=sh", &w.mgr).await;
+    let li_line = team.body["reps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rep"] == "li")
+        .cloned()
+        .unwrap();
+    assert_eq!(li_line["a"], 1, "{}", team.body);
+    assert_eq!(li_line["open_deals"], 1, "{}", team.body);
+    let retier = w
+        .app
+        .post("/v1/branches/sh/retier", &w.mgr, json!({}))
+        .await;
+    assert_eq!(retier.body["customers"], 1, "{}", retier.body);
+    assert_eq!(retier.body["changes"], json!([]));
 }

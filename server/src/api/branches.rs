@@ -12,13 +12,26 @@ use super::AppState;
 use crate::domain::branch::{Branch, NewBranch};
 use crate::domain::pipeline::{Pipeline, PipelineDefinition};
 use crate::pipeline::PipelineChange;
-use crate::service::{Page, PageRequest};
+use crate::service::{Page, PageRequest, RetierReport};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_branch, list_branches))
         .routes(routes!(get_branch))
         .routes(routes!(get_pipeline, put_pipeline))
+        .routes(routes!(retier))
+}
+
+/// Recomputes the branch's customer tiers now (its manager or an admin);
+/// lists every change.
+#[utoipa::path(post, path = "/v1/branches/{id}/retier", tag = "branches",
+    responses((status = 200, body = RetierReport), (status = "4XX", body = ErrorBody)))]
+async fn retier(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RetierReport>, ApiError> {
+    Ok(Json(s.services.retier_branch(&caller, &id).await?))
 }
 
 /// Creates a branch (admin).

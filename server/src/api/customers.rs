@@ -10,14 +10,75 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Caller, IfMatch, Path, Query, Versioned};
 use super::AppState;
 use crate::domain::customer::{Customer, CustomerPatch, NewCustomer};
-use crate::domain::record::{NewRecord, Record};
-use crate::service::{CustomerFilter, Page, PageRequest};
+use crate::domain::customer_history::CustomerEvent;
+use crate::domain::record::{NewRecord, Record, RecordPatch};
+use crate::service::{CustomerFilter, Page, PageRequest, RecordFilter};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_customer, list_customers))
         .routes(routes!(get_customer, patch_customer))
         .routes(routes!(create_record, list_records))
+        .routes(routes!(customer_history))
+        .routes(routes!(patch_record))
+        .routes(routes!(record_revisions))
+        .routes(routes!(records_by_author))
+}
+
+/// The branch's communication records by author (a rep: their own).
+#[utoipa::path(get, path = "/v1/records", tag = "customers", params(RecordFilter),
+    responses((status = 200, body = Page<Record>), (status = "4XX", body = ErrorBody)))]
+async fn records_by_author(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(f): Query<RecordFilter>,
+) -> Result<Json<Page<Record>>, ApiError> {
+    Ok(Json(s.services.records_by_author(&caller, &f)?))
+}
+
+/// Corrects a communication record (its author or a manager); the version
+/// replaced is kept as a revision. Send `If-Match: <version>`.
+#[utoipa::path(patch, path = "/v1/customers/{id}/records/{record}", tag = "customers", request_body = RecordPatch,
+    responses((status = 200, body = Record), (status = "4XX", body = ErrorBody)))]
+async fn patch_record(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, record)): Path<(String, String)>,
+    IfMatch(if_match): IfMatch,
+    Body(patch): Body<RecordPatch>,
+) -> Result<Versioned<Record>, ApiError> {
+    let r = s
+        .services
+        .patch_record(&caller, &id, &record, patch, if_match)
+        .await?;
+    Ok(Versioned(StatusCode::OK, r.version, r))
+}
+
+/// The versions a record had before its corrections, oldest first.
+#[utoipa::path(get, path = "/v1/customers/{id}/records/{record}/revisions", tag = "customers", params(PageRequest),
+    responses((status = 200, body = Page<Record>), (status = "4XX", body = ErrorBody)))]
+async fn record_revisions(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, record)): Path<(String, String)>,
+    Query(page): Query<PageRequest>,
+) -> Result<Json<Page<Record>>, ApiError> {
+    Ok(Json(
+        s.services.record_revisions(&caller, &id, &record, &page)?,
+    ))
+}
+
+/// The customer's history: every tier change with its reason and policy
+/// version, oldest first.
+#[utoipa::path(get, path = "/v1/customers/{id}/history", tag = "customers", params(PageRequest),
+    responses((status = 200, body = Page<CustomerEvent>), (status = "4XX", body = ErrorBody)))]
+async fn customer_history(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(page): Query<PageRequest>,
+) -> Result<Json<Page<CustomerEvent>>, ApiError> {
+    Ok(Json(s.services.customer_history(&caller, &id, &page)?))
 }
 
 /// Creates a customer in the caller's branch.

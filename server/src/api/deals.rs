@@ -14,9 +14,8 @@ use crate::domain::deal::{
     CancelRequest, Deal, DealPatch, NewDeal, TransitionCheck, TransitionRequest,
 };
 use crate::domain::history::HistoryEntry;
-use crate::domain::task::Task;
 use crate::pipeline::TransitionOutcome;
-use crate::service::{DealFilter, Page, PageRequest, TaskFilter};
+use crate::service::{DealFilter, Page, PageRequest};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -25,18 +24,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transition))
         .routes(routes!(cancel))
         .routes(routes!(history))
-        .routes(routes!(list_tasks))
-}
-
-/// Follow-up tasks created by after-transition policies.
-#[utoipa::path(get, path = "/v1/tasks", tag = "deals", params(TaskFilter),
-    responses((status = 200, body = Page<Task>), (status = "4XX", body = ErrorBody)))]
-async fn list_tasks(
-    State(s): State<AppState>,
-    Caller(caller): Caller,
-    Query(f): Query<TaskFilter>,
-) -> Result<Json<Page<Task>>, ApiError> {
-    Ok(Json(s.services.list_tasks(&caller, &f)?))
 }
 
 /// Opens a deal in the branch pipeline's first stage.

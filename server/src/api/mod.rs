@@ -9,8 +9,10 @@ mod deals;
 pub mod error;
 mod events;
 mod extract;
+mod followups;
 mod ops;
 mod policies;
+mod reports;
 mod settlements;
 mod tokens;
 
@@ -88,7 +90,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(customers::router())
         .merge(deals::router())
+        .merge(followups::router())
         .merge(policies::router())
+        .merge(reports::router())
         .merge(settlements::router())
         .merge(events::router())
 }

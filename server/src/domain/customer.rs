@@ -31,7 +31,9 @@ pub enum Source {
 }
 
 /// The 80/20 tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 pub enum Tier {
     /// Key customer (top revenue to 80 %).
     A,
@@ -39,6 +41,27 @@ pub enum Tier {
     B,
     /// Everyone else.
     C,
+}
+
+impl Tier {
+    /// `A`, `B` or `C`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::A => "A",
+            Tier::B => "B",
+            Tier::C => "C",
+        }
+    }
+
+    /// Parses [`Tier::name`].
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s {
+            "A" => Some(Tier::A),
+            "B" => Some(Tier::B),
+            "C" => Some(Tier::C),
+            _ => None,
+        }
+    }
 }
 
 /// A customer.

@@ -5,6 +5,7 @@ pub mod branch;
 pub mod brand;
 pub mod currency;
 pub mod customer;
+pub mod customer_history;
 pub mod deal;
 pub mod fx;
 pub mod history;

@@ -48,6 +48,12 @@ pub struct Record {
     pub created_by: String,
     /// When it was entered.
     pub created_at: DateTime<Utc>,
+    /// Who corrected it last (earlier versions are kept as revisions).
+    #[serde(default)]
+    pub edited_by: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub edited_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version.
     pub version: u64,
 }
@@ -78,4 +84,36 @@ pub struct NewRecord {
     /// Agreed next steps.
     #[serde(default)]
     pub next_steps: Option<String>,
+}
+
+/// Body of `PATCH /v1/customers/{id}/records/{record}`: a correction by the
+/// author or a manager. Absent fields stay, `null` clears an optional one;
+/// when and by whom the contact happened are the record's identity and stay
+/// (a contact at another time is a new record). The version replaced is
+/// kept as a revision.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPatch {
+    /// Who was met on the customer's side.
+    #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub contact: Option<Option<String>>,
+    /// How.
+    #[serde(default)]
+    pub kind: Option<RecordKind>,
+    /// What happened.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// What the customer said.
+    #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub feedback: Option<Option<String>>,
+    /// Problems found.
+    #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub problems: Option<Option<String>>,
+    /// Agreed next steps.
+    #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub next_steps: Option<Option<String>>,
 }

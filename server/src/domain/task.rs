@@ -41,8 +41,23 @@ pub struct Task {
     pub note: Option<String>,
     /// The policy that created it (`name@version`).
     pub created_by_policy: Option<String>,
+    /// Who completed or dismissed it.
+    #[serde(default)]
+    pub closed_by: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
     /// Created at.
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,
+}
+
+/// Body of `POST /v1/tasks/{id}/complete` and `POST /v1/tasks/{id}/dismiss`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseTask {
+    /// What was done, or why it is dismissed (required to dismiss).
+    #[serde(default)]
+    pub note: Option<String>,
 }

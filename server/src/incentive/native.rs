@@ -7,10 +7,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::policy::hooks::{
-    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusLine, BonusOutput, CadenceInput,
-    CadenceOutput, GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
-};
+use crate::policy::hooks::{BonusInput, BonusLine, BonusOutput, Hook};
 use crate::policy::{Executable, Limits, PolicyError};
 
 /// Rule name of the new-brand sale bonus (§5.1).
@@ -176,26 +173,6 @@ pub struct NativeRule(pub fn(&BonusInput) -> Result<BonusOutput, String>);
 impl Executable for NativeRule {
     fn hooks(&self) -> &[Hook] {
         &[Hook::Bonus]
-    }
-
-    fn guard(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<GuardVerdict, PolicyError> {
-        Err(PolicyError::NotImplemented("guard"))
-    }
-
-    fn after(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<AfterOutput, PolicyError> {
-        Err(PolicyError::NotImplemented("after"))
-    }
-
-    fn tier(&self, _: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
-        Err(PolicyError::NotImplemented("tier"))
-    }
-
-    fn cadence(&self, _: &Arc<CadenceInput>, _: &Limits) -> Result<CadenceOutput, PolicyError> {
-        Err(PolicyError::NotImplemented("cadence"))
-    }
-
-    fn assign(&self, _: &Arc<AssignInput>, _: &Limits) -> Result<AssignOutput, PolicyError> {
-        Err(PolicyError::NotImplemented("assign"))
     }
 
     fn bonus(&self, input: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {

@@ -6,4 +6,5 @@ pub mod hook_input;
 mod transition;
 
 pub use definition::{OrphanedStage, PipelineCache, PipelineChange};
+pub(crate) use transition::policy_failed;
 pub use transition::TransitionOutcome;

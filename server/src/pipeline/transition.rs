@@ -143,7 +143,7 @@ fn decision(hook: &str, p: &LivePolicy) -> Decision {
     }
 }
 
-fn policy_failed(p: &LivePolicy, hook: &str, error: PolicyError) -> ServiceError {
+pub(crate) fn policy_failed(p: &LivePolicy, hook: &str, error: PolicyError) -> ServiceError {
     ServiceError::PolicyFailed {
         policy: p.name.clone(),
         version: p.version,
@@ -358,12 +358,17 @@ impl Services {
             if kind == StageKind::Won {
                 moved.new_brands = self.stage_brands_sold(&mut batch, &moved)?;
                 self.stage_first_order(&mut batch, &moved)?;
+                let signing = format!("{}@{}", moved.id, moved.version);
+                crate::service::stage_tier_mark(&mut batch, &moved.branch, &signing);
             }
             crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => {
                     other?;
+                    if kind == StageKind::Won {
+                        self.tiers_changed(&moved.branch);
+                    }
                     let (b, o) = (Some(moved.branch.as_str()), Some(moved.owner.as_str()));
                     self.publish(
                         "transition",
@@ -438,6 +443,8 @@ impl Services {
                 status: TaskStatus::Open,
                 note: None,
                 created_by_policy: Some(format!("{}@{}", policy.name, policy.version)),
+                closed_by: None,
+                closed_at: None,
                 created_at: now(),
                 version: 1,
             };

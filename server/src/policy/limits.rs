@@ -44,3 +44,22 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// The limits of a whole-branch hook (`tier`): one call sees every
+    /// customer of a branch at once (100,000 and more), so it gets the
+    /// budget of that many small calls, still bounded: 30 s, 10^9
+    /// operations, arrays and maps of 5,000,000, 100 × the fuel, 8 × the
+    /// memory (with the defaults).
+    pub fn bulk(&self) -> Limits {
+        Limits {
+            deadline: self.deadline.saturating_mul(150),
+            max_operations: self.max_operations.saturating_mul(500),
+            max_array_size: self.max_array_size.saturating_mul(50),
+            max_map_size: self.max_map_size.saturating_mul(50),
+            fuel: self.fuel.saturating_mul(500),
+            memory_bytes: self.memory_bytes.saturating_mul(8),
+            ..self.clone()
+        }
+    }
+}

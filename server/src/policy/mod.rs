@@ -79,34 +79,33 @@ pub trait Executable: Send + Sync {
         Vec::new()
     }
 
+    // A hook the policy does not implement answers `NotImplemented`: native
+    // policies (benchmarks' limits, tests' oracles) implement one hook each.
+
     /// Before a transition.
-    fn guard(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<GuardVerdict, PolicyError>;
+    fn guard(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<GuardVerdict, PolicyError> {
+        Err(PolicyError::NotImplemented("guard"))
+    }
     /// After a transition.
-    fn after(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<AfterOutput, PolicyError>;
-    /// Customer tiering.
-    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError>;
+    fn after(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<AfterOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("after"))
+    }
+    /// Customer tiering (a whole branch: runs under [`Limits::bulk`]).
+    fn tier(&self, _: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("tier"))
+    }
     /// Visit cadence.
-    fn cadence(
-        &self,
-        input: &Arc<CadenceInput>,
-        limits: &Limits,
-    ) -> Result<CadenceOutput, PolicyError>;
+    fn cadence(&self, _: &Arc<CadenceInput>, _: &Limits) -> Result<CadenceOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("cadence"))
+    }
     /// Assignment of a new customer.
-    fn assign(
-        &self,
-        input: &Arc<AssignInput>,
-        limits: &Limits,
-    ) -> Result<AssignOutput, PolicyError>;
+    fn assign(&self, _: &Arc<AssignInput>, _: &Limits) -> Result<AssignOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("assign"))
+    }
     /// Bonus rules.
-    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError>;
+    fn bonus(&self, _: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
+        Err(PolicyError::NotImplemented("bonus"))
+    }
     /// Bonus rules over many subjects of one settlement, one answer per
     /// input in order; each call keeps its own limits. By default one
     /// `bonus` call each; a runtime may share set-up work between them.

@@ -48,6 +48,9 @@ const DEADLINE_CHECK_EVERY: u64 = 1024;
 pub struct RhaiHost {
     /// The engine (immutable after construction, shared by every call).
     engine: Arc<Engine>,
+    /// The same engine under [`Limits::bulk`], for whole-branch hooks
+    /// (rhai's size and operation caps are the engine's, not the call's).
+    bulk: Arc<Engine>,
     /// The limits it was built with.
     limits: Limits,
 }
@@ -178,8 +181,16 @@ fn register_helpers(engine: &mut Engine) {
 }
 
 impl RhaiHost {
-    /// Builds the sandboxed engine with `limits`.
+    /// Builds the sandboxed engines with `limits` (and their bulk form).
     pub fn new(limits: Limits) -> Self {
+        Self {
+            engine: Arc::new(Self::engine(&limits)),
+            bulk: Arc::new(Self::engine(&limits.bulk())),
+            limits,
+        }
+    }
+
+    fn engine(limits: &Limits) -> Engine {
         let mut engine = Engine::new_raw();
         // One module holding every package: a call resolves its function
         // with one lookup instead of one per package (resolution is redone
@@ -221,10 +232,7 @@ impl RhaiHost {
                 _ => None,
             }
         });
-        Self {
-            engine: Arc::new(engine),
-            limits,
-        }
+        engine
     }
 
     /// Compiles a script; checks its hooks and runs its example tests
@@ -309,7 +317,7 @@ impl RhaiPolicy {
     pub fn run_tests(&self) -> Result<(), PolicyError> {
         for name in &self.tests {
             let _ = self
-                .call_raw(name, Vec::new(), &self.host.limits)
+                .call_raw(&self.host.engine, name, Vec::new(), &self.host.limits)
                 .map_err(|e| PolicyError::TestFailed {
                     name: name.clone(),
                     message: e.to_string(),
@@ -320,6 +328,7 @@ impl RhaiPolicy {
 
     fn call_raw(
         &self,
+        engine: &Engine,
         name: &str,
         args: Vec<Dynamic>,
         limits: &Limits,
@@ -328,8 +337,7 @@ impl RhaiPolicy {
         DEADLINE.with(|d| d.set(Some(Instant::now() + limits.deadline)));
         let mut scope = Scope::new();
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        self.host
-            .engine
+        engine
             .call_fn_with_options::<Dynamic>(options, &mut scope, &self.ast, name, args)
             .map_err(|e| map_error(*e, limits))
     }
@@ -344,7 +352,15 @@ impl RhaiPolicy {
         if !self.hooks.contains(&hook) {
             return Err(PolicyError::NotImplemented(hook.name()));
         }
+        // Whole-branch hooks run under the bulk limits (the caller passes
+        // `limits.bulk()` for them).
+        let engine = if hook == Hook::Tier {
+            &self.host.bulk
+        } else {
+            &self.host.engine
+        };
         self.call_raw(
+            engine,
             hook.name(),
             vec![script_input::view(Arc::clone(input))],
             limits,

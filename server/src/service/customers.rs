@@ -49,6 +49,16 @@ pub(crate) fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, 
             );
         }
     }
+    let old_tier = old.map(|o| (o.value.tier, o.value.owner.as_deref()));
+    if old_tier != Some((new.tier, new.owner.as_deref())) {
+        if let Some((t, _)) = old_tier {
+            batch.delete(tier_key(&new.branch, t, &new.id));
+        }
+        batch.put(
+            tier_key(&new.branch, new.tier, &new.id),
+            new.owner.as_deref().unwrap_or_default().as_bytes(),
+        );
+    }
     let old_first = old.and_then(|o| o.value.first_order_at);
     if old_first != new.first_order_at {
         if let Some(t) = old_first {
@@ -69,6 +79,16 @@ pub(crate) fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, 
     }
 }
 
+/// The key of a customer's history entry `seq`.
+pub(crate) fn history_key(customer: &str, seq: u64) -> Vec<u8> {
+    keys::key(keys::CUSTOMER_HISTORY, &[customer, &format!("{seq:020}")])
+}
+
+/// The customer's entry in the tier index.
+pub(crate) fn tier_key(branch: &str, tier: Tier, id: &str) -> Vec<u8> {
+    keys::key(keys::IX_CUSTOMER_TIER, &[branch, tier.name(), id])
+}
+
 impl Services {
     /// Creates a customer in the caller's branch.
     pub async fn create_customer(
@@ -83,8 +103,8 @@ impl Services {
                 return Err(Denied("a rep cannot give a customer to someone else".into()).into())
             }
             (Some(o), _) => Some(validate::user("owner", &o)?),
-            // The branch's assignment rule arrives with policies; until then
-            // a rep keeps what they bring in and others leave it unassigned.
+            // A rep keeps what they bring in; for anyone else the branch's
+            // assignment policy picks the owner (below).
             (None, Role::Rep) => Some(caller.user.clone()),
             (None, _) => None,
         };
@@ -92,7 +112,7 @@ impl Services {
             self.require_customer_in(&req.branch, "referred_by", r)?;
         }
         let now = now();
-        let customer = Customer {
+        let mut customer = Customer {
             id: self.repo.new_id("cus")?,
             name: validate::name("name", &req.name)?,
             branch: req.branch,
@@ -107,8 +127,15 @@ impl Services {
             updated_at: now,
             version: 1,
         };
+        let assigned = match customer.owner {
+            Some(_) => None,
+            None => self.assign_owner(&mut customer).await?,
+        };
         let mut batch = Batch::new();
         stage_customer(&mut batch, None, &customer);
+        if let Some(event) = assigned {
+            batch.put(history_key(&customer.id, event.seq), encode(&event));
+        }
         self.repo.commit(batch).await?;
         Ok(customer)
     }

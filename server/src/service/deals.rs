@@ -8,7 +8,10 @@ use serde_json::json;
 
 use super::customers::check_version;
 use super::repo::{encode, Source, Stored};
-use super::{check_business_time, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
+use super::{
+    check_business_time, now, stage_tier_mark, Page, PageRequest, ServiceError, Services,
+    MAX_RETRIES,
+};
 use crate::auth::{Denied, Principal};
 use crate::domain::currency::is_iso_currency;
 use crate::domain::customer::Customer;
@@ -17,6 +20,7 @@ use crate::domain::deal::{
 };
 use crate::domain::history::{HistoryAction, HistoryEntry};
 use crate::domain::money::check_amount;
+use crate::domain::pipeline::StageKind;
 use crate::domain::token::Role;
 use crate::domain::validate;
 use crate::incentive::inputs::DealRecord;
@@ -83,6 +87,16 @@ pub(crate) fn stage_deal(
                 batch.delete(keys::key(keys::IX_DEAL_STAGE, &[b, &prev.stage, &new.id]));
                 batch.put(keys::key(keys::IX_DEAL_STAGE, &[b, s, &new.id]), id);
             }
+        }
+    }
+    let open = |d: &Deal| (d.stage_kind == StageKind::Open).then(|| d.owner.clone());
+    let (was, is) = (old.and_then(|o| open(&o.value)), open(new));
+    if was != is {
+        if let Some(o) = was {
+            batch.delete(keys::key(keys::IX_DEAL_OPEN, &[b, &o, &new.id]));
+        }
+        if let Some(o) = is {
+            batch.put(keys::key(keys::IX_DEAL_OPEN, &[b, &o, &new.id]), id);
         }
     }
     stage_signing_indexes(batch, old.map(|o| &o.value), new);
@@ -421,9 +435,22 @@ impl Services {
             };
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);
+            // A signed contract's amount or currency counts in its
+            // customer's revenue, hence in the branch's tiers.
+            let revenue_moved = d.signed_at.is_some()
+                && (d.amount_total != old.value.amount_total || d.currency != old.value.currency);
+            if revenue_moved {
+                stage_tier_mark(&mut batch, &d.branch, &format!("{}@{}", d.id, d.version));
+            }
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
-                other => return other.map(|_| d).map_err(Into::into),
+                other => {
+                    other?;
+                    if revenue_moved {
+                        self.tiers_changed(&d.branch);
+                    }
+                    return Ok(d);
+                }
             }
         }
         Err(ServiceError::Contended)
@@ -488,10 +515,12 @@ impl Services {
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);
             self.stage_first_order_without(&mut batch, &d)?;
+            stage_tier_mark(&mut batch, &d.branch, &format!("{}@{}", d.id, d.version));
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => other?,
             }
+            self.tiers_changed(&d.branch);
             self.publish(
                 "deal_cancelled",
                 Some(&d.branch),

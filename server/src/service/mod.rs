@@ -1,21 +1,25 @@
 //! Use cases over the store, one file per resource: validate, authorize,
 //! read, write one atomic batch. Handlers call exactly one function here.
 
+mod assignment;
 mod branches;
 mod brands;
 mod customers;
 mod deals;
 mod error;
 mod events;
+mod followups;
 mod fx;
 mod page;
 mod policies;
 mod records;
 pub(crate) mod repo;
+mod reports;
 pub mod rule_book;
 mod settlement_run;
 mod settlements;
 mod tasks;
+mod tiering;
 mod tokens;
 mod upgrade;
 
@@ -27,16 +31,23 @@ pub use deals::DealFilter;
 pub(crate) use deals::{stage_deal, stage_signing_indexes};
 pub use error::ServiceError;
 pub use events::{Event, EventBus};
+pub use followups::{DueCustomer, FollowupFilter, Followups};
 pub use page::{Page, PageRequest};
 pub use policies::{
     ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyRegistry,
     PolicyVersion, UploadedPolicy,
 };
+pub use records::RecordFilter;
 pub(crate) use repo::encode;
 pub use repo::Repo;
+pub use reports::{
+    ReferralQuery, ReferralReport, Referred, Referrer, RepSpread, TeamQuery, TeamReport,
+};
 pub use rule_book::{RuleBook, RuleVersion};
 pub use settlements::{statement_csv, SettlementFilter};
 pub use tasks::TaskFilter;
+pub(crate) use tiering::stage_tier_mark;
+pub use tiering::{RetierReport, TierChange, TierQueue, TieringPolicy};
 pub use tokens::AdminBootstrap;
 
 use crate::policy::executor::Executor;
@@ -60,6 +71,8 @@ pub struct Services {
     pub(crate) policies: Arc<PolicyRegistry>,
     /// Event fan-out.
     pub(crate) events: Arc<EventBus>,
+    /// Branches waiting for a re-tier.
+    pub(crate) tiering: Arc<TierQueue>,
 }
 
 /// Most policy executions running at once, by default.
@@ -81,6 +94,7 @@ impl Services {
             pipelines: Arc::default(),
             policies: Arc::new(PolicyRegistry::new(executor)),
             events: Arc::default(),
+            tiering: Arc::default(),
 
             repo,
         }

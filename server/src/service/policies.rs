@@ -173,7 +173,7 @@ impl PolicyRegistry {
 
 /// The default policies of DOMAIN.md, installed as version 1 of global
 /// policies (and made live) on a server that does not have them yet.
-const DEFAULTS: [(&str, &str); 7] = [
+const DEFAULTS: [(&str, &str); 8] = [
     (
         "quote-late",
         include_str!("../../../policies/quote-late.rhai"),
@@ -189,6 +189,10 @@ const DEFAULTS: [(&str, &str); 7] = [
     (
         "visit-cadence",
         include_str!("../../../policies/visit-cadence.rhai"),
+    ),
+    (
+        "fair-assignment",
+        include_str!("../../../policies/fair-assignment.rhai"),
     ),
     (
         "new-brand-bonus",

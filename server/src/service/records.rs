@@ -1,13 +1,29 @@
 //! Communication records: written by the branch, indexed by customer (in
 //! time order) and by author; a record moves its customer's last contact.
 
-use super::repo::{encode, Source};
-use super::{check_business_time, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
+use super::repo::{encode, Source, Stored};
+use super::{
+    check_business_time, check_version, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES,
+};
 use crate::auth::{Denied, Principal};
-use crate::domain::record::{NewRecord, Record};
+use crate::domain::record::{NewRecord, Record, RecordPatch};
 use crate::domain::token::Role;
 use crate::domain::validate;
 use crate::store::{keys, Batch, StoreError};
+
+/// Filters of `GET /v1/records`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordFilter {
+    /// The branch (non-admins: their own).
+    pub branch: String,
+    /// Only this author's records (reps: always themselves).
+    pub by: Option<String>,
+    /// Page size.
+    pub limit: Option<usize>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
 
 /// Sortable text of a time for index keys (fixed width, UTC).
 pub(crate) fn time_key(t: &chrono::DateTime<chrono::Utc>) -> String {
@@ -49,6 +65,8 @@ impl Services {
                 next_steps: validate::opt_text("next_steps", req.next_steps.as_deref())?,
                 created_by: caller.user.clone(),
                 created_at: now(),
+                edited_by: None,
+                edited_at: None,
                 version: 1,
             };
             let mut batch = Batch::new();
@@ -104,5 +122,121 @@ impl Services {
             page,
             move |r: &Record| author.as_ref().is_none_or(|a| &r.by == a),
         )
+    }
+}
+
+impl Services {
+    /// The branch's records by author (a rep: their own), newest id last.
+    pub fn records_by_author(
+        &self,
+        caller: &Principal,
+        f: &RecordFilter,
+    ) -> Result<Page<Record>, ServiceError> {
+        caller.require_branch(&f.branch)?;
+        let by = caller.owner_scope(f.by.as_deref())?;
+        let prefix = match &by {
+            Some(b) => keys::prefix(keys::IX_RECORD_AUTHOR, &[&f.branch, b]),
+            None => keys::prefix(keys::IX_RECORD_AUTHOR, &[&f.branch]),
+        };
+        let page = PageRequest {
+            limit: f.limit,
+            cursor: f.cursor.clone(),
+        };
+        self.repo.list(
+            Source::Index {
+                prefix,
+                tag: keys::RECORD,
+            },
+            &page,
+            |_: &Record| true,
+        )
+    }
+
+    /// Corrects a record: its author or a manager of its branch. The
+    /// version replaced is kept as a revision (records are never erased).
+    pub async fn patch_record(
+        &self,
+        caller: &Principal,
+        customer_id: &str,
+        record_id: &str,
+        patch: RecordPatch,
+        if_match: Option<u64>,
+    ) -> Result<Record, ServiceError> {
+        for _ in 0..MAX_RETRIES {
+            let old = self.visible_record(caller, customer_id, record_id)?;
+            check_version(if_match, old.value.version)?;
+            let mut r = old.value.clone();
+            let set = |field: &str, v: &Option<Option<String>>, into: &mut Option<String>| {
+                if let Some(v) = v {
+                    *into = validate::opt_text(field, v.as_deref())?;
+                }
+                Ok::<_, ServiceError>(())
+            };
+            set("contact", &patch.contact, &mut r.contact)?;
+            set("feedback", &patch.feedback, &mut r.feedback)?;
+            set("problems", &patch.problems, &mut r.problems)?;
+            set("next_steps", &patch.next_steps, &mut r.next_steps)?;
+            if let Some(k) = patch.kind {
+                r.kind = k;
+            }
+            if let Some(summary) = &patch.summary {
+                r.summary = validate::text("summary", summary, validate::MAX_TEXT)?;
+            }
+            r.version += 1;
+            r.edited_by = Some(caller.user.clone());
+            r.edited_at = Some(now());
+            let key = keys::key(keys::RECORD, &[record_id]);
+            let mut batch = Batch::new();
+            batch
+                .expect(key.clone(), Some(&old.raw))
+                .put(key, encode(&r));
+            batch.put(
+                keys::key(
+                    keys::RECORD_REVISION,
+                    &[record_id, &format!("{:020}", old.value.version)],
+                ),
+                old.raw.clone(),
+            );
+            match self.repo.commit(batch).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map(|_| r).map_err(Into::into),
+            }
+        }
+        Err(ServiceError::Contended)
+    }
+
+    /// The versions a record had before its corrections, oldest first.
+    pub fn record_revisions(
+        &self,
+        caller: &Principal,
+        customer_id: &str,
+        record_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Record>, ServiceError> {
+        self.visible_record(caller, customer_id, record_id)?;
+        self.repo.list(
+            Source::Primary(keys::prefix(keys::RECORD_REVISION, &[record_id])),
+            page,
+            |_: &Record| true,
+        )
+    }
+
+    /// A record of `customer_id` the caller may read and correct: anyone of
+    /// its branch but a rep who is not its author.
+    fn visible_record(
+        &self,
+        caller: &Principal,
+        customer_id: &str,
+        record_id: &str,
+    ) -> Result<Stored<Record>, ServiceError> {
+        let r: Stored<Record> = self.repo.fetch(keys::RECORD, "record", record_id)?;
+        if r.value.customer_id != customer_id {
+            return Err(ServiceError::not_found("record", record_id));
+        }
+        caller.require_branch(&r.value.branch)?;
+        if caller.role == Role::Rep && r.value.by != caller.user {
+            return Err(Denied("a rep reads and corrects only their own records".into()).into());
+        }
+        Ok(r)
     }
 }

@@ -275,7 +275,7 @@ impl Services {
     }
 
     /// Every FX rate (they are few: one per currency and change).
-    fn all_fx_rates(&self) -> Result<Vec<FxRate>, ServiceError> {
+    pub(crate) fn all_fx_rates(&self) -> Result<Vec<FxRate>, ServiceError> {
         self.repo
             .store()
             .scan(&keys::prefix(keys::FX, &[]), None, usize::MAX)?
@@ -339,7 +339,7 @@ impl Services {
     /// Visits `(time, key, value)` of the entries of a time index under
     /// `owner` (a branch or a customer) with times in `[from, to)`, in time
     /// order.
-    fn time_range(
+    pub(crate) fn time_range(
         &self,
         tag: &str,
         owner: &str,
@@ -372,7 +372,7 @@ impl Services {
     }
 
     /// The branch's reps: users holding a rep token for it.
-    fn branch_reps(&self, branch: &str) -> Result<BTreeSet<String>, ServiceError> {
+    pub(crate) fn branch_reps(&self, branch: &str) -> Result<BTreeSet<String>, ServiceError> {
         let mut reps = BTreeSet::new();
         for (k, v) in self
             .repo

@@ -1,10 +1,12 @@
 //! Follow-up tasks created by after-hooks: listed by branch or deal.
 
-use super::repo::Source;
-use super::{Page, PageRequest, ServiceError, Services};
-use crate::auth::Principal;
-use crate::domain::task::{Task, TaskStatus};
-use crate::store::keys;
+use super::repo::{encode, Source, Stored};
+use super::{check_version, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
+use crate::auth::{Denied, Principal};
+use crate::domain::task::{CloseTask, Task, TaskStatus};
+use crate::domain::token::Role;
+use crate::domain::validate;
+use crate::store::{keys, Batch, StoreError};
 
 /// Filters of `GET /v1/tasks`.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -58,5 +60,56 @@ impl Services {
                 && assignee.as_ref().is_none_or(|a| &t.assignee == a)
                 && status.is_none_or(|s| t.status == s)
         })
+    }
+}
+
+impl Services {
+    /// Completes or dismisses an open task: its assignee, or a manager of
+    /// its branch. Dismissing needs a note.
+    pub async fn close_task(
+        &self,
+        caller: &Principal,
+        id: &str,
+        to: TaskStatus,
+        req: CloseTask,
+        if_match: Option<u64>,
+    ) -> Result<Task, ServiceError> {
+        let note = validate::opt_text("note", req.note.as_deref())?;
+        if to == TaskStatus::Dismissed && note.is_none() {
+            return Err(ServiceError::invalid(
+                "note",
+                "say why the task is dismissed",
+            ));
+        }
+        for _ in 0..MAX_RETRIES {
+            let old: Stored<Task> = self.repo.fetch(keys::TASK, "task", id)?;
+            caller.require_branch(&old.value.branch)?;
+            if caller.role == Role::Rep && old.value.assignee != caller.user {
+                return Err(Denied("a rep closes only their own tasks".into()).into());
+            }
+            check_version(if_match, old.value.version)?;
+            if old.value.status != TaskStatus::Open {
+                return Err(ServiceError::WrongState {
+                    code: "invalid_state",
+                    message: format!("task {id} is already closed"),
+                });
+            }
+            let mut t = old.value.clone();
+            t.status = to;
+            t.note = note.clone();
+            t.closed_by = Some(caller.user.clone());
+            t.closed_at = Some(now());
+            t.version += 1;
+            let key = keys::key(keys::TASK, &[id]);
+            let mut batch = Batch::new();
+            batch
+                .expect(key.clone(), Some(&old.raw))
+                .put(key, encode(&t));
+            match self.repo.commit(batch).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map(|_| t).map_err(Into::into),
+            }
+        }
+        Err(ServiceError::Contended)
     }
 }

@@ -5,20 +5,25 @@
 //! their signing and the signing indexes (by branch and by customer), and to
 //! customers the time of their first order with its index. A store without
 //! them would settle as if those deals did not exist.
+//!
+//! Schema 3 (key accounts) added the tier index of customers and the index
+//! of open deals by owner, which tiering, assignment and team reports read.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::repo::{decode, encode, Stored};
+use super::customers::tier_key;
+use super::repo::{decode, encode};
 use super::{stage_customer, stage_signing_indexes, ServiceError, Services};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
 use crate::domain::deal::Deal;
+use crate::domain::pipeline::StageKind;
 use crate::store::{keys, Batch};
 
 /// The schema this server writes.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 const SCHEMA_KEY: &str = "schema";
 /// Deals rewritten per batch.
 const PER_BATCH: usize = 500;
@@ -38,6 +43,83 @@ impl Services {
         if current >= SCHEMA {
             return Ok(0);
         }
+        let mut upgraded = 0;
+        if current < 2 {
+            upgraded += self.upgrade_to_2().await?;
+        }
+        if current < 3 {
+            upgraded += self.upgrade_to_3().await?;
+        }
+        let mut batch = Batch::new();
+        batch.put(schema_key, SCHEMA.to_string().into_bytes());
+        self.repo.commit(batch).await?;
+        if upgraded > 0 {
+            tracing::info!(records = upgraded, schema = SCHEMA, "store upgraded");
+        }
+        Ok(upgraded)
+    }
+
+    /// Schema 3: the tier index of every customer, the open-deal index of
+    /// every open deal; returns how many records were indexed.
+    async fn upgrade_to_3(&self) -> Result<usize, ServiceError> {
+        let mut indexed = 0;
+        indexed += self
+            .each_page(keys::CUSTOMER, |batch, key, raw| {
+                let c: Customer = decode(key, raw)?;
+                batch.put(
+                    tier_key(&c.branch, c.tier, &c.id),
+                    c.owner.unwrap_or_default().into_bytes(),
+                );
+                Ok(())
+            })
+            .await?;
+        indexed += self
+            .each_page(keys::DEAL, |batch, key, raw| {
+                let d: Deal = decode(key, raw)?;
+                if d.stage_kind == StageKind::Open {
+                    batch.put(
+                        keys::key(keys::IX_DEAL_OPEN, &[&d.branch, &d.owner, &d.id]),
+                        d.id.as_bytes(),
+                    );
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(indexed)
+    }
+
+    /// Visits every record under `tag` page by page, committing what each
+    /// page staged; returns how many were visited.
+    async fn each_page(
+        &self,
+        tag: &str,
+        mut visit: impl FnMut(&mut Batch, &[u8], &[u8]) -> Result<(), ServiceError>,
+    ) -> Result<usize, ServiceError> {
+        let store = self.repo.store();
+        let prefix = keys::prefix(tag, &[]);
+        let mut after: Option<Vec<u8>> = None;
+        let mut visited = 0;
+        loop {
+            let page = store.scan(&prefix, after.as_deref(), PER_BATCH)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut batch = Batch::new();
+            for (key, raw) in &page {
+                visit(&mut batch, key, raw)?;
+            }
+            visited += page.len();
+            self.repo.commit(batch).await?;
+            if page.len() < PER_BATCH {
+                break;
+            }
+        }
+        Ok(visited)
+    }
+
+    /// Schema 2: new brands and signing indexes of signed deals, first
+    /// orders of customers; returns how many signed deals were backfilled.
+    async fn upgrade_to_2(&self) -> Result<usize, ServiceError> {
+        let store = self.repo.store();
         // The first signed deal of each brand is recorded on the brand.
         let mut first_deal_of: HashMap<String, String> = HashMap::new();
         for (k, v) in store.scan(&keys::prefix(keys::BRAND, &[]), None, usize::MAX)? {
@@ -47,51 +129,38 @@ impl Services {
             }
         }
         let mut first_orders: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-        let prefix = keys::prefix(keys::DEAL, &[]);
-        let mut after: Option<Vec<u8>> = None;
         let mut upgraded = 0;
-        loop {
-            let page = store.scan(&prefix, after.as_deref(), PER_BATCH)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let mut batch = Batch::new();
-            for (key, raw) in &page {
-                let old = Stored {
-                    value: decode::<Deal>(key, raw)?,
-                    raw: raw.clone(),
-                };
-                let Some(signed) = old.value.signed_at else {
-                    continue;
-                };
-                let mut deal = old.value.clone();
-                if deal.new_brands.is_empty() {
-                    let mut brands: Vec<String> = deal
-                        .lines
-                        .iter()
-                        .map(|l| l.brand.clone())
-                        .filter(|b| first_deal_of.get(b) == Some(&deal.id))
-                        .collect();
-                    brands.sort();
-                    brands.dedup();
-                    deal.new_brands = brands;
-                }
-                if deal.new_brands != old.value.new_brands {
-                    batch
-                        .expect(key.clone(), Some(raw))
-                        .put(key.clone(), encode(&deal));
-                }
-                stage_signing_indexes(&mut batch, None, &deal);
-                let first = first_orders
-                    .entry(deal.customer_id.clone())
-                    .or_insert(signed);
-                *first = (*first).min(signed);
-                upgraded += 1;
+        self.each_page(keys::DEAL, |batch, key, raw| {
+            let old: Deal = decode(key, raw)?;
+            let Some(signed) = old.signed_at else {
+                return Ok(());
+            };
+            let mut deal = old.clone();
+            if deal.new_brands.is_empty() {
+                let mut brands: Vec<String> = deal
+                    .lines
+                    .iter()
+                    .map(|l| l.brand.clone())
+                    .filter(|b| first_deal_of.get(b) == Some(&deal.id))
+                    .collect();
+                brands.sort();
+                brands.dedup();
+                deal.new_brands = brands;
             }
-            self.repo.commit(batch).await?;
-            if page.len() < PER_BATCH {
-                break;
+            if deal.new_brands != old.new_brands {
+                batch
+                    .expect(key.to_vec(), Some(raw))
+                    .put(key.to_vec(), encode(&deal));
             }
-        }
+            stage_signing_indexes(batch, None, &deal);
+            let first = first_orders
+                .entry(deal.customer_id.clone())
+                .or_insert(signed);
+            *first = (*first).min(signed);
+            upgraded += 1;
+            Ok(())
+        })
+        .await?;
         for (customer, first) in first_orders {
             let key = keys::key(keys::CUSTOMER, &[&customer]);
             let Some(old) = self.repo.read::<Customer>(&key)? else {
@@ -105,12 +174,6 @@ impl Services {
             let mut batch = Batch::new();
             stage_customer(&mut batch, Some(&old), &c);
             self.repo.commit(batch).await?;
-        }
-        let mut batch = Batch::new();
-        batch.put(schema_key, SCHEMA.to_string().into_bytes());
-        self.repo.commit(batch).await?;
-        if upgraded > 0 {
-            tracing::info!(deals = upgraded, schema = SCHEMA, "store upgraded");
         }
         Ok(upgraded)
     }

@@ -95,6 +95,20 @@ pub const IX_CUSTOMER_FIRST_ORDER: &str = "ix.cu.fo";
 pub const IX_DEAL_CUSTOMER_SIGNED: &str = "ix.dl.cs";
 /// Index: deals by customer.
 pub const IX_DEAL_CUSTOMER: &str = "ix.dl.cu";
+/// Index: customers by branch, tier and id; the value is the owner (empty
+/// when unassigned), so tiering and team reports read tiers without
+/// decoding customers.
+pub const IX_CUSTOMER_TIER: &str = "ix.cu.tier";
+/// Customer history (tier changes) by customer id, then zero-padded version.
+pub const CUSTOMER_HISTORY: &str = "ch";
+/// Earlier revisions of communication records by record id, then
+/// zero-padded version (a record is corrected, never erased).
+pub const RECORD_REVISION: &str = "rc.rev";
+/// Index: open deals by branch and owner (for assignment and team reports).
+pub const IX_DEAL_OPEN: &str = "ix.dl.open";
+/// Branches whose tiers must be recomputed (a deal was signed): written in
+/// the signing's batch, removed once the branch is re-tiered.
+pub const TIER_DIRTY: &str = "tier.dirty";
 /// Follow-up tasks by id.
 pub const TASK: &str = "task";
 /// Index: tasks by branch.

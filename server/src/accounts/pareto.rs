@@ -1,0 +1,127 @@
+//! The default tiering rule (DOMAIN.md §1) in Rust, answering exactly what
+//! `policies/pareto-tiering.rhai` answers.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use crate::policy::hooks::{Hook, TierAssignment, TierInput, TierOutput};
+use crate::policy::{Executable, Limits, PolicyError};
+
+/// Share of the branch's revenue tier A reaches.
+const A_SHARE: Decimal = Decimal::from_parts(80, 0, 0, false, 2);
+/// Share tiers A and B reach together.
+const B_SHARE: Decimal = Decimal::from_parts(95, 0, 0, false, 2);
+
+/// Over the trailing revenue, highest first: A = the smallest top set whose
+/// cumulative revenue reaches 80 % of the total, B = the following ones up
+/// to 95 %, C = the rest and every customer without revenue; a customer
+/// tied with the last one of a tier joins it.
+pub fn pareto(input: &TierInput) -> TierOutput {
+    let total: Decimal = input.customers.iter().map(|c| c.revenue).sum();
+    let mut order: Vec<_> = input.customers.iter().collect();
+    order.sort_by(|a, b| {
+        b.revenue
+            .cmp(&a.revenue)
+            .then_with(|| a.customer_id.cmp(&b.customer_id))
+    });
+    let (a_limit, b_limit) = (total * A_SHARE, total * B_SHARE);
+    let (mut cumulative, mut last_a, mut last_b) = (Decimal::ZERO, None, None);
+    let tiers = order
+        .into_iter()
+        .map(|c| {
+            let mut tier = "C";
+            if c.revenue > Decimal::ZERO {
+                if cumulative < a_limit || last_a == Some(c.revenue) {
+                    tier = "A";
+                    last_a = Some(c.revenue);
+                } else if cumulative < b_limit || last_b == Some(c.revenue) {
+                    tier = "B";
+                    last_b = Some(c.revenue);
+                }
+            }
+            cumulative += c.revenue;
+            let share = if total > Decimal::ZERO {
+                (cumulative * Decimal::ONE_HUNDRED / total).round_dp(2)
+            } else {
+                Decimal::ZERO
+            };
+            TierAssignment {
+                customer_id: c.customer_id.clone(),
+                tier: tier.into(),
+                reason: Some(format!(
+                    "revenue {} CNY; cumulative {} % of {} CNY (A to 80 %, B to 95 %)",
+                    c.revenue.round_dp(2),
+                    share,
+                    total.round_dp(2)
+                )),
+            }
+        })
+        .collect();
+    TierOutput { tiers }
+}
+
+/// [`pareto`] as a policy implementing only `tier`.
+pub struct NativeTiering;
+
+impl Executable for NativeTiering {
+    fn hooks(&self) -> &[Hook] {
+        &[Hook::Tier]
+    }
+
+    fn tier(&self, input: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
+        Ok(pareto(input))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::hooks::{BranchInfo, RevenueInfo};
+
+    fn tiers(pairs: &[(&str, i64)]) -> Vec<(String, String)> {
+        let input = TierInput {
+            branch: BranchInfo {
+                id: "b".into(),
+                timezone: "UTC".into(),
+            },
+            as_of: "2026-11-27".into(),
+            customers: pairs
+                .iter()
+                .map(|(id, r)| RevenueInfo {
+                    customer_id: (*id).into(),
+                    revenue: Decimal::from(*r),
+                    tier: "C".into(),
+                })
+                .collect(),
+        };
+        let mut out: Vec<_> = pareto(&input)
+            .tiers
+            .into_iter()
+            .map(|t| (t.customer_id, t.tier))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn t(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).into(), (*b).into()))
+            .collect()
+    }
+
+    #[test]
+    fn boundaries_ties_and_no_revenue() {
+        assert_eq!(
+            tiers(&[("a", 80), ("b", 15), ("c", 5)]),
+            t(&[("a", "A"), ("b", "B"), ("c", "C")])
+        );
+        assert_eq!(
+            tiers(&[("a", 40), ("b", 40), ("c", 10), ("d", 10)]),
+            t(&[("a", "A"), ("b", "A"), ("c", "B"), ("d", "B")])
+        );
+        assert_eq!(tiers(&[("a", 100), ("z", 0)]), t(&[("a", "A"), ("z", "C")]));
+        assert_eq!(tiers(&[]), t(&[]));
+    }
+}

@@ -1,0 +1,102 @@
+//! Fair assignment (DOMAIN.md §6): a customer created without an owner gets
+//! one from its branch's `assign` policy, which sees every rep's load; the
+//! choice and its reason are kept in the customer's history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{ServiceError, Services};
+use crate::domain::customer::{Customer, Tier};
+use crate::domain::customer_history::{CustomerAction, CustomerEvent};
+use crate::pipeline::hook_input::{branch_info, customer_info};
+use crate::pipeline::policy_failed;
+use crate::policy::hooks::{AssignInput, Hook, RepLoad};
+use crate::policy::PolicyError;
+use crate::store::keys;
+
+impl Services {
+    /// The branch's reps (users holding a rep token for it) and their
+    /// load, by name: read from indexes, no customer or deal is decoded.
+    pub(crate) fn rep_loads(&self, branch: &str) -> Result<Vec<RepLoad>, ServiceError> {
+        let store = self.repo.store();
+        let mut a_tier: HashMap<String, i64> = HashMap::new();
+        let a_prefix = keys::prefix(keys::IX_CUSTOMER_TIER, &[branch, Tier::A.name()]);
+        for (_, owner) in store.scan(&a_prefix, None, usize::MAX)? {
+            *a_tier
+                .entry(String::from_utf8_lossy(&owner).into_owned())
+                .or_default() += 1;
+        }
+        self.branch_reps(branch)?
+            .into_iter()
+            .map(|user| {
+                let count = |tag| store.count(&keys::prefix(tag, &[branch, &user]));
+                Ok(RepLoad {
+                    a_customers: a_tier.get(&user).copied().unwrap_or_default(),
+                    customers: count(keys::IX_CUSTOMER_OWNER)? as i64,
+                    open_deals: count(keys::IX_DEAL_OPEN)? as i64,
+                    user,
+                })
+            })
+            .collect()
+    }
+
+    /// Gives `customer` (new, without owner) the owner its branch's
+    /// `assign` policy picks; returns the history entry to keep, or `None`
+    /// when no policy assigns or the policy leaves it unassigned.
+    pub(crate) async fn assign_owner(
+        &self,
+        customer: &mut Customer,
+    ) -> Result<Option<CustomerEvent>, ServiceError> {
+        let snapshot = self.policies.live.snapshot();
+        let Some(policy) = snapshot
+            .effective(&customer.branch, Hook::Assign)
+            .0
+            .first()
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let reps = self.rep_loads(&customer.branch)?;
+        let input = Arc::new(AssignInput {
+            branch: branch_info(self, &customer.branch)?,
+            customer: customer_info(customer),
+            reps,
+        });
+        let run = Arc::clone(&policy);
+        let call = Arc::clone(&input);
+        let out = self
+            .policies
+            .executor
+            .run_hooks(policy.runs_inline(), move |limits| {
+                run.timed(|| run.exec.assign(&call, limits))
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| policy_failed(&policy, "assign", e))?;
+        let Some(owner) = out.owner else {
+            return Ok(None);
+        };
+        if !input.reps.iter().any(|r| r.user == owner) {
+            return Err(policy_failed(
+                &policy,
+                "assign",
+                PolicyError::BadOutput(format!("`{owner}` is not one of the branch's reps")),
+            ));
+        }
+        customer.owner = Some(owner.clone());
+        Ok(Some(CustomerEvent {
+            seq: customer.version,
+            action: CustomerAction::Assigned,
+            at: customer.created_at,
+            by: "system".into(),
+            trigger: "created".into(),
+            from: None,
+            to: None,
+            owner: Some(owner),
+            reason: out.reason,
+            policy: policy.name.clone(),
+            version: policy.version,
+            sha256: policy.sha256.clone(),
+        }))
+    }
+}

@@ -1,0 +1,605 @@
+//! Customer tiers (DOMAIN.md §1): the branch's `tier` policy over the
+//! trailing 12 months of signed revenue in CNY, every change kept in the
+//! customer's history with its reason and policy version.
+//!
+//! A signing marks its branch (durably, in the signing's own batch) and a
+//! background worker re-tiers marked branches one at a time: a burst of
+//! signings costs one re-tier, never one branch scan per request, and a
+//! mark left by a crash is picked up at the next start.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use chrono_tz::Tz;
+use parking_lot::Mutex;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::customers::history_key;
+use super::repo::{decode, encode, Stored};
+use super::{now, stage_customer, ServiceError, Services, MAX_RETRIES};
+use crate::auth::Principal;
+use crate::domain::branch::Branch;
+use crate::domain::customer::{Customer, Tier};
+use crate::domain::customer_history::{CustomerAction, CustomerEvent};
+use crate::incentive::period::{day_start, local_day};
+use crate::incentive::FxTable;
+use crate::pipeline::policy_failed;
+use crate::policy::hooks::{BranchInfo, Hook, RevenueInfo, TierInput, TierOutput};
+use crate::policy::live::LivePolicy;
+use crate::policy::{Executable, Limits, PolicyError};
+use crate::store::{keys, Batch, StoreError};
+
+/// Customers re-tiered per batch.
+const PER_BATCH: usize = 256;
+/// How long the worker rests after a re-tier, in multiples of its time.
+const IDLE_FACTOR: u32 = 4;
+/// How far back signed revenue counts.
+const TRAILING_MONTHS: u32 = 12;
+
+/// One customer whose tier changed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TierChange {
+    /// Customer id.
+    pub customer_id: String,
+    /// Tier before.
+    pub from: Tier,
+    /// Tier after.
+    pub to: Tier,
+    /// The policy's reason.
+    pub reason: Option<String>,
+}
+
+/// The policy version that tiered a branch.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TieringPolicy {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: u64,
+    /// SHA-256 of the version.
+    pub sha256: String,
+}
+
+/// What a re-tier did (`POST /v1/branches/{id}/retier`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RetierReport {
+    /// The branch.
+    pub branch: String,
+    /// The last day of the trailing window, in the branch's calendar.
+    #[schema(value_type = String)]
+    pub as_of: NaiveDate,
+    /// The first day of the window.
+    #[schema(value_type = String)]
+    pub window_from: NaiveDate,
+    /// The deciding policy; none when no policy implements `tier`.
+    pub policy: Option<TieringPolicy>,
+    /// Customers of the branch.
+    pub customers: usize,
+    /// Signed deals counted.
+    pub deals: usize,
+    /// Signed deals left out: no FX rate in force on their signing day.
+    pub unconverted: usize,
+    /// Every change, by customer id.
+    pub changes: Vec<TierChange>,
+}
+
+/// Branches waiting for a re-tier, and the worker's state.
+#[derive(Default)]
+pub struct TierQueue {
+    /// Marked branches not yet re-tiered.
+    pending: Mutex<BTreeSet<String>>,
+    /// Whether a worker task is running.
+    running: AtomicBool,
+    /// Whether the worker is held (marks are still written and queued).
+    paused: AtomicBool,
+    /// One re-tier at a time (the worker's and requested ones).
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+/// What tiering reads of a signed deal (the rest of the index value is
+/// skipped, not built).
+#[derive(Deserialize)]
+struct SignedAmount {
+    customer_id: String,
+    owner: String,
+    currency: String,
+    amount_total: Decimal,
+    #[serde(default)]
+    cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// Signed revenue (CNY) over a window by customer and by deal owner, with
+/// what was counted.
+#[derive(Default)]
+pub(crate) struct Revenue {
+    pub by_customer: HashMap<String, Decimal>,
+    pub by_owner: HashMap<String, Decimal>,
+    pub deals: usize,
+    pub unconverted: usize,
+}
+
+impl Revenue {
+    fn merge(&mut self, other: Revenue) {
+        for (c, r) in other.by_customer {
+            *self.by_customer.entry(c).or_default() += r;
+        }
+        for (o, r) in other.by_owner {
+            *self.by_owner.entry(o).or_default() += r;
+        }
+        self.deals += other.deals;
+        self.unconverted += other.unconverted;
+    }
+}
+
+/// The trailing window ending on `as_of`: its first day.
+pub(crate) fn window_from(as_of: NaiveDate) -> NaiveDate {
+    as_of
+        .checked_sub_months(Months::new(TRAILING_MONTHS))
+        .and_then(|d| d.succ_opt())
+        .unwrap_or(NaiveDate::MIN)
+}
+
+impl Services {
+    /// `POST /v1/branches/{id}/retier`: recomputes the branch's tiers now.
+    pub async fn retier_branch(
+        &self,
+        caller: &Principal,
+        branch: &str,
+    ) -> Result<RetierReport, ServiceError> {
+        caller.require_manager_of(branch)?;
+        let branch: Branch = self.repo.fetch(keys::BRANCH, "branch", branch)?.value;
+        self.retier(&branch, &caller.user, "retier", now()).await
+    }
+
+    /// The branch's tiers on the local day of `at`, applied; changes are
+    /// written with their history entries.
+    pub async fn retier(
+        &self,
+        branch: &Branch,
+        by: &str,
+        trigger: &str,
+        at: DateTime<Utc>,
+    ) -> Result<RetierReport, ServiceError> {
+        let _one = self.tiering.one_at_a_time.lock().await;
+        let tz: Tz = branch.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let as_of = local_day(at, tz);
+        let reader = self.clone();
+        let b = branch.clone();
+        let (input, current, mut report) =
+            tokio::task::spawn_blocking(move || reader.tier_input(&b, tz, as_of))
+                .await
+                .map_err(|e| {
+                    StoreError::Backend(format!("reading the tier input failed: {e}"))
+                })??;
+        let snapshot = self.policies.live.snapshot();
+        let Some(policy) = snapshot
+            .effective(&branch.id, Hook::Tier)
+            .0
+            .first()
+            .cloned()
+        else {
+            return Ok(report);
+        };
+        report.policy = Some(TieringPolicy {
+            name: policy.name.clone(),
+            version: policy.version,
+            sha256: policy.sha256.clone(),
+        });
+        let input = Arc::new(input);
+        let run = Arc::clone(&policy);
+        let out = self
+            .policies
+            .executor
+            .run(move |limits| run.timed(|| run.exec.tier(&input, &limits.bulk())))
+            .await
+            .and_then(|r| r)
+            .map_err(|e| policy_failed(&policy, "tier", e))?;
+        report.changes = changes(&current, out).map_err(|e| policy_failed(&policy, "tier", e))?;
+        self.apply_tiers(&branch.id, &report.changes, &policy, by, trigger)
+            .await?;
+        Ok(report)
+    }
+
+    /// The tiers `exec` gives `branch` on the local day of `at` and the
+    /// changes they would make, computed and not applied (benchmarks and
+    /// tools; blocking).
+    pub fn compute_tiers(
+        &self,
+        branch: &Branch,
+        at: DateTime<Utc>,
+        exec: &dyn Executable,
+        limits: &Limits,
+    ) -> Result<RetierReport, ServiceError> {
+        let tz: Tz = branch.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let (input, current, mut report) = self.tier_input(branch, tz, local_day(at, tz))?;
+        let failed = |error| ServiceError::PolicyFailed {
+            policy: "(computed)".into(),
+            version: 0,
+            hook: "tier".into(),
+            error,
+        };
+        let out = exec
+            .tier(&Arc::new(input), &limits.bulk())
+            .map_err(failed)?;
+        report.changes = changes(&current, out).map_err(failed)?;
+        Ok(report)
+    }
+
+    /// The tier hook's input: every customer of the branch (by id, from the
+    /// tier index) with its revenue over the window ending on `as_of`; the
+    /// current tiers; the report so far (without policy and changes).
+    fn tier_input(
+        &self,
+        branch: &Branch,
+        tz: Tz,
+        as_of: NaiveDate,
+    ) -> Result<(TierInput, BTreeMap<String, Tier>, RetierReport), ServiceError> {
+        let prefix = keys::prefix(keys::IX_CUSTOMER_TIER, &[&branch.id]);
+        let mut current = BTreeMap::new();
+        for (key, _) in self.repo.store().scan(&prefix, None, usize::MAX)? {
+            let rest = &key[prefix.len()..];
+            let mut parts = rest.splitn(2, |b| *b == 0);
+            let tier = parts
+                .next()
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(Tier::parse);
+            let id = parts.next().and_then(|i| std::str::from_utf8(i).ok());
+            let (Some(tier), Some(id)) = (tier, id) else {
+                return Err(StoreError::Corrupt {
+                    key: crate::store::printable(&key),
+                    reason: "not a tier index key".into(),
+                }
+                .into());
+            };
+            current.insert(id.to_string(), tier);
+        }
+        let revenue = self.revenue(&branch.id, tz, window_from(as_of), as_of)?;
+        let customers = current
+            .iter()
+            .map(|(id, tier)| RevenueInfo {
+                customer_id: id.clone(),
+                revenue: revenue.by_customer.get(id).copied().unwrap_or_default(),
+                tier: tier.name().into(),
+            })
+            .collect();
+        let input = TierInput {
+            branch: BranchInfo {
+                id: branch.id.clone(),
+                timezone: branch.timezone.clone(),
+            },
+            as_of: as_of.to_string(),
+            customers,
+        };
+        let report = RetierReport {
+            branch: branch.id.clone(),
+            as_of,
+            window_from: window_from(as_of),
+            policy: None,
+            customers: current.len(),
+            deals: revenue.deals,
+            unconverted: revenue.unconverted,
+            changes: Vec::new(),
+        };
+        Ok((input, current, report))
+    }
+
+    /// Signed revenue in CNY by customer over the local days `[from, to]`,
+    /// cancelled contracts left out; the window's months are read in
+    /// parallel.
+    pub(crate) fn revenue(
+        &self,
+        branch: &str,
+        tz: Tz,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Revenue, ServiceError> {
+        let fx = FxTable::new(self.all_fx_rates()?);
+        let mut slices = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let next = start
+                .checked_add_months(Months::new(1))
+                .map(|d| d.with_day(1).unwrap_or(d))
+                .filter(|d| *d <= to)
+                .unwrap_or_else(|| to.succ_opt().unwrap_or(NaiveDate::MAX));
+            slices.push((day_start(start, tz), day_start(next, tz)));
+            start = next;
+        }
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let results: Mutex<Vec<Result<Revenue, ServiceError>>> = Mutex::default();
+        std::thread::scope(|s| {
+            for _ in 0..workers.min(slices.len()) {
+                s.spawn(|| {
+                    let mut out = Revenue::default();
+                    while let Some((from, to)) = slices.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let read =
+                            self.time_range(keys::IX_DEAL_SIGNED, branch, *from, *to, |_, k, v| {
+                                let d: SignedAmount = decode(k, &v)?;
+                                if d.cancelled_at.is_some() {
+                                    return Ok(());
+                                }
+                                let signed_at = signing_time(k)?;
+                                match fx.to_cny(
+                                    d.amount_total,
+                                    &d.currency,
+                                    local_day(signed_at, tz),
+                                ) {
+                                    Ok(cny) => {
+                                        *out.by_customer.entry(d.customer_id).or_default() += cny;
+                                        *out.by_owner.entry(d.owner).or_default() += cny;
+                                        out.deals += 1;
+                                    }
+                                    Err(_) => out.unconverted += 1,
+                                }
+                                Ok(())
+                            });
+                        if let Err(e) = read {
+                            results.lock().push(Err(e));
+                            return;
+                        }
+                    }
+                    results.lock().push(Ok(out));
+                });
+            }
+        });
+        let mut total = Revenue::default();
+        for r in results.into_inner() {
+            total.merge(r?);
+        }
+        Ok(total)
+    }
+
+    /// Writes tier changes with their history entries, a batch of
+    /// customers at a time (re-read on a concurrent change).
+    async fn apply_tiers(
+        &self,
+        branch: &str,
+        changes: &[TierChange],
+        policy: &LivePolicy,
+        by: &str,
+        trigger: &str,
+    ) -> Result<(), ServiceError> {
+        for chunk in changes.chunks(PER_BATCH) {
+            let mut applied = false;
+            for _ in 0..MAX_RETRIES {
+                let mut batch = Batch::new();
+                let at = now();
+                for change in chunk {
+                    let key = keys::key(keys::CUSTOMER, &[&change.customer_id]);
+                    let Some(old) = self.repo.read::<Customer>(&key)? else {
+                        continue;
+                    };
+                    if old.value.branch != branch || old.value.tier == change.to {
+                        continue;
+                    }
+                    stage_tier(&mut batch, &old, change, policy, by, trigger, at);
+                }
+                match self.repo.commit(batch).await {
+                    Err(StoreError::Conflict { .. }) => continue,
+                    other => {
+                        other?;
+                        applied = true;
+                        break;
+                    }
+                }
+            }
+            if !applied {
+                return Err(ServiceError::Contended);
+            }
+        }
+        Ok(())
+    }
+
+    /// A customer's history (tier changes), oldest first.
+    pub fn customer_history(
+        &self,
+        caller: &Principal,
+        id: &str,
+        page: &super::PageRequest,
+    ) -> Result<super::Page<CustomerEvent>, ServiceError> {
+        self.customer(caller, id)?;
+        self.repo.list(
+            super::repo::Source::Primary(keys::prefix(keys::CUSTOMER_HISTORY, &[id])),
+            page,
+            |_: &CustomerEvent| true,
+        )
+    }
+
+    /// After a committed mark: re-tiers the branch in the background.
+    pub(crate) fn tiers_changed(&self, branch: &str) {
+        self.tiering.pending.lock().insert(branch.to_string());
+        if self.tiering.paused.load(Ordering::SeqCst) {
+            return;
+        }
+        if !self.tiering.running.swap(true, Ordering::SeqCst) {
+            let worker = self.clone();
+            tokio::spawn(async move { worker.tier_worker().await });
+        }
+    }
+
+    /// Waits until no branch is queued or being re-tiered (tests use it to
+    /// read tiers after signings deterministically).
+    pub async fn tiering_idle(&self) {
+        while self.tiering.running.load(Ordering::SeqCst) || !self.tiering.pending.lock().is_empty()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Holds the background re-tier: signings still mark and queue their
+    /// branch (durably), nothing runs. For tests that check exactly what
+    /// one request writes.
+    pub fn pause_tiering(&self) {
+        self.tiering.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Queues every branch a previous run marked and did not re-tier.
+    pub async fn resume_tiering(&self) -> Result<usize, ServiceError> {
+        let prefix = keys::prefix(keys::TIER_DIRTY, &[]);
+        let marked = self.repo.store().scan(&prefix, None, usize::MAX)?;
+        for (key, _) in &marked {
+            self.tiers_changed(&String::from_utf8_lossy(&key[prefix.len()..]));
+        }
+        Ok(marked.len())
+    }
+
+    /// Re-tiers queued branches until none is left, then stops (so an idle
+    /// server holds no task, and no store handle, for tiering).
+    async fn tier_worker(self) {
+        loop {
+            let next = self.tiering.pending.lock().pop_first();
+            if let Some(branch) = next {
+                let started = std::time::Instant::now();
+                self.retier_marked(&branch).await;
+                // Under a stream of signings a large branch would be
+                // re-tiered back to back: resting four times as long as
+                // the re-tier took keeps the background work under a fifth
+                // of one core (and costs nothing for small branches).
+                tokio::time::sleep(started.elapsed() * IDLE_FACTOR).await;
+                continue;
+            }
+            self.tiering.running.store(false, Ordering::SeqCst);
+            // A branch queued after the pop saw the worker running and did
+            // not start one: take it over unless another worker did.
+            if self.tiering.pending.lock().is_empty()
+                || self.tiering.running.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Re-tiers a marked branch, then clears its mark unless a signing
+    /// marked it again meanwhile.
+    async fn retier_marked(&self, branch: &str) {
+        let mark = keys::key(keys::TIER_DIRTY, &[branch]);
+        let outcome = async {
+            let Some(token) = self.repo.store().get(&mark)? else {
+                return Ok(None);
+            };
+            if let Some(b) = self
+                .repo
+                .read::<Branch>(&keys::key(keys::BRANCH, &[branch]))?
+            {
+                let report = self
+                    .retier(&b.value, "system", "deal signed", now())
+                    .await?;
+                if !report.changes.is_empty() {
+                    tracing::info!(
+                        branch,
+                        changes = report.changes.len(),
+                        "re-tiered after signings"
+                    );
+                }
+            }
+            let mut batch = Batch::new();
+            batch
+                .expect(mark.clone(), Some(&token))
+                .delete(mark.clone());
+            match self.repo.commit(batch).await {
+                Ok(()) | Err(StoreError::Conflict { .. }) => Ok(Some(())),
+                Err(e) => Err(ServiceError::from(e)),
+            }
+        };
+        if let Err(e) = outcome.await {
+            tracing::warn!(branch, error = %e, "re-tier after signings failed; the branch stays marked");
+        }
+    }
+}
+
+/// Marks `branch` for a re-tier in `batch` (a signing's, a cancellation's):
+/// the mark is as durable as the change; `token` names the change, so a
+/// re-tier clears only the mark it served.
+pub(crate) fn stage_tier_mark(batch: &mut Batch, branch: &str, token: &str) {
+    batch.put(keys::key(keys::TIER_DIRTY, &[branch]), token.as_bytes());
+}
+
+/// The time part of a signing index key (`prefix time NUL id`).
+fn signing_time(key: &[u8]) -> Result<DateTime<Utc>, ServiceError> {
+    let parts: Vec<&[u8]> = key.split(|b| *b == 0).collect();
+    parts
+        .get(2)
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| {
+            StoreError::Corrupt {
+                key: crate::store::printable(key),
+                reason: "not a signing index key".into(),
+            }
+            .into()
+        })
+}
+
+/// The changes a tier answer makes, checked: known customers, once each,
+/// tiers A, B or C.
+fn changes(
+    current: &BTreeMap<String, Tier>,
+    out: TierOutput,
+) -> Result<Vec<TierChange>, PolicyError> {
+    let mut seen = BTreeSet::new();
+    let mut changes = Vec::new();
+    for t in out.tiers {
+        let Some(from) = current.get(&t.customer_id) else {
+            return Err(PolicyError::BadOutput(format!(
+                "`{}` is not a customer of the branch",
+                t.customer_id
+            )));
+        };
+        let to = Tier::parse(&t.tier)
+            .ok_or_else(|| PolicyError::BadOutput(format!("tier `{}` is not A, B or C", t.tier)))?;
+        if !seen.insert(t.customer_id.clone()) {
+            return Err(PolicyError::BadOutput(format!(
+                "customer `{}` is tiered twice",
+                t.customer_id
+            )));
+        }
+        if *from != to {
+            changes.push(TierChange {
+                customer_id: t.customer_id,
+                from: *from,
+                to,
+                reason: t.reason,
+            });
+        }
+    }
+    changes.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    Ok(changes)
+}
+
+/// Stages one customer's new tier and its history entry.
+fn stage_tier(
+    batch: &mut Batch,
+    old: &Stored<Customer>,
+    change: &TierChange,
+    policy: &LivePolicy,
+    by: &str,
+    trigger: &str,
+    at: DateTime<Utc>,
+) {
+    let mut c = old.value.clone();
+    let from = c.tier;
+    c.tier = change.to;
+    c.version += 1;
+    c.updated_at = at;
+    let event = CustomerEvent {
+        seq: c.version,
+        action: CustomerAction::TierChanged,
+        at,
+        by: by.into(),
+        trigger: trigger.into(),
+        from: Some(from),
+        to: Some(change.to),
+        owner: None,
+        reason: change.reason.clone(),
+        policy: policy.name.clone(),
+        version: policy.version,
+        sha256: policy.sha256.clone(),
+    };
+    batch.put(history_key(&c.id, c.version), encode(&event));
+    stage_customer(batch, Some(old), &c);
+}
