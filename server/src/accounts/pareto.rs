@@ -111,6 +111,98 @@ mod tests {
             .collect()
     }
 
+    /// The shipped script and this rule agree on generated branches full
+    /// of ties, zeros and exact boundary shares.
+    #[test]
+    fn the_default_script_agrees_with_the_native_rule() {
+        use crate::policy::rhai_runtime::RhaiHost;
+        let script = RhaiHost::new(Limits::default())
+            .compile(include_str!("../../../policies/pareto-tiering.rhai"))
+            .unwrap();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let amounts = [
+            "0", "1", "5", "10", "15", "40", "80", "0.01", "33.33", "1000000",
+        ];
+        for case in 0..300 {
+            let n = 1 + next(40);
+            let customers: Vec<(String, i64)> = (0..n)
+                .map(|i| (format!("c{i:03}"), next(amounts.len() as u64) as i64))
+                .collect();
+            let input = Arc::new(TierInput {
+                branch: BranchInfo {
+                    id: "b".into(),
+                    timezone: "UTC".into(),
+                },
+                as_of: "2026-11-27".into(),
+                customers: customers
+                    .iter()
+                    .map(|(id, k)| RevenueInfo {
+                        customer_id: id.clone(),
+                        revenue: amounts[*k as usize].parse().unwrap(),
+                        tier: "C".into(),
+                    })
+                    .collect(),
+            });
+            let tiers = |out: TierOutput| {
+                let mut v: Vec<_> = out
+                    .tiers
+                    .into_iter()
+                    .map(|t| (t.customer_id, t.tier))
+                    .collect();
+                v.sort();
+                v
+            };
+            let from_script = tiers(script.tier(&input, &Limits::default().bulk()).unwrap());
+            assert_eq!(
+                from_script,
+                tiers(pareto(&input)),
+                "case {case}: {customers:?}"
+            );
+        }
+    }
+
+    /// A branch of 60,000 customers is past the per-call limits of a small
+    /// hook (its deadline, its operations) but tiers under the
+    /// bulk limits, as natively.
+    #[test]
+    fn a_large_branch_tiers_under_the_bulk_limits() {
+        use crate::policy::rhai_runtime::RhaiHost;
+        let script = RhaiHost::new(Limits::default())
+            .compile(include_str!("../../../policies/pareto-tiering.rhai"))
+            .unwrap();
+        let input = Arc::new(TierInput {
+            branch: BranchInfo {
+                id: "b".into(),
+                timezone: "UTC".into(),
+            },
+            as_of: "2026-11-27".into(),
+            customers: (0..60_000i64)
+                .map(|i| RevenueInfo {
+                    customer_id: format!("cus_{i:012}"),
+                    revenue: Decimal::new((i * 7919) % 100_003, 2),
+                    tier: "C".into(),
+                })
+                .collect(),
+        });
+        assert!(script.tier(&input, &Limits::default()).is_err());
+        let out = script.tier(&input, &Limits::default().bulk()).unwrap();
+        assert_eq!(out.tiers.len(), 60_000);
+        let mut native = pareto(&input).tiers;
+        let mut scripted = out.tiers;
+        native.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        scripted.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        assert!(native
+            .iter()
+            .zip(&scripted)
+            .all(|(n, s)| n.customer_id == s.customer_id && n.tier == s.tier));
+    }
+
     #[test]
     fn boundaries_ties_and_no_revenue() {
         assert_eq!(

@@ -49,12 +49,15 @@ impl Limits {
     /// The limits of a whole-branch hook (`tier`): one call sees every
     /// customer of a branch at once (100,000 and more), so it gets the
     /// budget of that many small calls, still bounded: 30 s, 10^9
-    /// operations, arrays and maps of 5,000,000, 100 × the fuel, 8 × the
-    /// memory (with the defaults).
+    /// operations, arrays and maps of 5,000,000, 64 MiB of strings in one
+    /// value, 500 × the fuel, 8 × the memory (with the defaults).
     pub fn bulk(&self) -> Limits {
         Limits {
             deadline: self.deadline.saturating_mul(150),
             max_operations: self.max_operations.saturating_mul(500),
+            // rhai counts a value's strings together: 100,000 tiers with a
+            // reason each are megabytes.
+            max_string_size: self.max_string_size.saturating_mul(64),
             max_array_size: self.max_array_size.saturating_mul(50),
             max_map_size: self.max_map_size.saturating_mul(50),
             fuel: self.fuel.saturating_mul(500),
