@@ -271,37 +271,58 @@ async fn a_branch_tier_policy_takes_over_without_a_restart_and_the_retier_lists_
 
     // When the branch activates its own rule: everyone who bought is A
     w.upload_branch_policy(
-        "sh-everyone-a",
+        "sh-tiers",
         "sh",
         r#"fn tier(input) {
-            let out = [];
-            for c in input.customers {
-                out.push(#{ customer_id: c.customer_id, tier: if c.revenue > dec(0) { "A" } else { "C" },
-                            reason: "bought this year" });
-            }
-            #{ tiers: out }
+            #{ tiers: input.customers.map(|c| #{ customer_id: c.customer_id,
+                tier: if c.revenue > dec(0) { "A" } else { "C" }, reason: "bought this year" }) }
+        }"#,
+    )
+    .await;
+    w.settled().await;
+
+    // Then it takes over at once: the activation re-tiered the branch
+    assert_eq!(w.tier(&small).await, "A");
+    let h = w.history(&small).await;
+    let last = h.last().unwrap();
+    assert_eq!(last["policy"], "sh-tiers");
+    assert_eq!(last["version"], 1);
+    assert_eq!(last["trigger"], "tier policy activated");
+    assert_eq!(last["reason"], "bought this year");
+
+    // When, with the background re-tier held, a new version goes live and
+    // the manager re-tiers
+    w.app.services.pause_tiering();
+    w.upload_branch_policy(
+        "sh-tiers",
+        "sh",
+        r#"fn tier(input) {
+            #{ tiers: input.customers.map(|c| #{ customer_id: c.customer_id,
+                tier: if c.revenue > dec(50000) { "A" } else { "B" }, reason: "over 50,000 CNY or not" }) }
         }"#,
     )
     .await;
     let report = w.retier("sh").await;
+    w.app.services.unpause_tiering();
 
     // Then the re-tier answers with every change and the deciding policy
     assert_eq!(
         changed(&report),
-        vec![(small.clone(), "C".into(), "A".into())]
+        vec![(small.clone(), "A".into(), "B".into())]
     );
-    assert_eq!(report["policy"]["name"], "sh-everyone-a");
-    assert_eq!(w.tier(&small).await, "A");
+    assert_eq!(report["policy"]["name"], "sh-tiers");
+    assert_eq!(report["policy"]["version"], 2);
+    assert_eq!(w.tier(&small).await, "B");
     let h = w.history(&small).await;
     let last = h.last().unwrap();
-    assert_eq!(last["policy"], "sh-everyone-a");
     assert_eq!(last["trigger"], "retier");
     assert_eq!(last["by"], "wang");
-    assert_eq!(last["reason"], "bought this year");
+    assert_eq!(last["version"], 2);
 
     // And a tier rule answering nonsense is refused, changing nothing
+    w.settled().await;
     w.upload_branch_policy(
-        "sh-everyone-a",
+        "sh-tiers",
         "sh",
         r#"fn tier(input) { #{ tiers: [#{ customer_id: "nobody", tier: "A" }] } }"#,
     )
@@ -312,7 +333,7 @@ async fn a_branch_tier_policy_takes_over_without_a_restart_and_the_retier_lists_
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.code(), "policy_failed");
-    assert_eq!(w.tier(&small).await, "A");
+    assert_eq!(w.tier(&small).await, "B");
 
     // And a rep may not re-tier; another branch is not the manager's
     let r = w.app.post("/v1/branches/sh/retier", &w.li, json!({})).await;
@@ -790,4 +811,127 @@ async fn new_customers_go_to_the_fairest_rep_and_the_team_report_shows_the_sprea
     // And reps may not read it
     let r = w.app.get("/v1/reports/team?branch=sh", &w.li).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// What hostile requests must not change: a record, its revisions, a task.
+async fn snapshot(w: &World, record: &str, task: &str) -> (Value, Value, Option<Value>) {
+    let (list, id) = record.rsplit_once('/').unwrap();
+    let records = w.app.get(list, ADMIN).await.body;
+    let r = records["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == id)
+        .cloned()
+        .unwrap();
+    let revs = w.app.get(&format!("{record}/revisions"), ADMIN).await.body;
+    let tasks = w.app.get("/v1/tasks?branch=sh", ADMIN).await.body;
+    let t = tasks["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == task)
+        .cloned();
+    (r, revs, t)
+}
+
+#[tokio::test]
+async fn hostile_input_to_the_key_account_routes_is_a_clear_4xx_and_changes_nothing() {
+    // Given a record of li and an open follow-up task of li
+    let w = world("sh").await;
+    let c = w.customer("sh", "li", "ACME").await;
+    let rec = w
+        .app
+        .ok(
+            &format!("/v1/customers/{c}/records"),
+            &w.li,
+            json!({"kind": "visit", "summary": "first visit"}),
+        )
+        .await;
+    let record = format!("/v1/customers/{c}/records/{}", rec["id"].as_str().unwrap());
+    w.signed(&c, "li", "1000", days_ago(1)).await;
+    w.settled().await;
+    let tasks = w.followups("branch=sh", &w.li).await.body["tasks"].clone();
+    let task = tasks[0]["id"].as_str().unwrap().to_string();
+    let before = snapshot(&w, &record, &task).await;
+    let huge = "x".repeat(200_000);
+
+    // When hostile bodies are sent to the correction and task routes
+    let bodies: Vec<Vec<u8>> = vec![
+        b"{".to_vec(),
+        b"[]".to_vec(),
+        b"null".to_vec(),
+        b"\"text\"".to_vec(),
+        br#"{"summary": 5}"#.to_vec(),
+        br#"{"kind": "fax"}"#.to_vec(),
+        br#"{"summary": "   "}"#.to_vec(),
+        br#"{"contact": {"a": 1}}"#.to_vec(),
+        br#"{"by": "zhao"}"#.to_vec(),
+        format!(r#"{{"summary": "{huge}"}}"#).into_bytes(),
+        format!(r#"{{"note": "{huge}"}}"#).into_bytes(),
+        br#"{"note": 5}"#.to_vec(),
+        br#"{"note": "ok", "status": "done"}"#.to_vec(),
+        vec![0xff, 0xfe, 0x00],
+    ];
+    let targets = [
+        (Method::PATCH, record.clone()),
+        (Method::POST, format!("/v1/tasks/{task}/complete")),
+        (Method::POST, format!("/v1/tasks/{task}/dismiss")),
+    ];
+    for (method, path) in &targets {
+        for body in &bodies {
+            let r = w
+                .app
+                .send_raw(method.clone(), path, Some(&w.mgr), Some(body.clone()), &[])
+                .await;
+            // Then each is refused with the error body
+            assert!(
+                r.status.is_client_error(),
+                "{method} {path} {}: {} {}",
+                String::from_utf8_lossy(&body[..body.len().min(60)]),
+                r.status,
+                r.body
+            );
+            assert!(r.body["error"]["code"].is_string(), "{}", r.body);
+        }
+    }
+    // And a garbage If-Match is refused too
+    let r = w
+        .app
+        .send_raw(
+            Method::PATCH,
+            &record,
+            Some(&w.mgr),
+            Some(br#"{"summary": "fine"}"#.to_vec()),
+            &[("if-match", "yesterday")],
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{} {}", r.status, r.body);
+    // And nothing changed
+    assert_eq!(snapshot(&w, &record, &task).await, before);
+
+    // And bad queries are client errors, never 5xx
+    for path in [
+        "/v1/followups?branch=sh&limit=-1",
+        "/v1/followups?branch=sh&limit=lots",
+        "/v1/followups?branch=sh&due_before=soon",
+        "/v1/followups?branch=nope",
+        "/v1/followups?branch=sh&colour=red",
+        "/v1/reports/team",
+        "/v1/reports/team?branch=nope",
+        "/v1/reports/referrals?branch=sh&from=2026-13-01",
+        "/v1/records",
+        "/v1/records?branch=nope",
+        "/v1/customers/nope/history",
+        "/v1/customers/nope/records/nope",
+    ] {
+        let r = w.app.get(path, ADMIN).await;
+        assert!(
+            r.status.is_client_error(),
+            "{path}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(r.body["error"]["code"].is_string(), "{path}: {}", r.body);
+    }
 }

@@ -1167,6 +1167,10 @@ async fn downgrade_to_schema_1(dir: &std::path::Path) {
         {
             let mut record: Value = serde_json::from_slice(&v).unwrap();
             record.as_object_mut().unwrap().remove(field);
+            if tag == keys::CUSTOMER {
+                // Tiers predate the tiering policies.
+                record["tier"] = json!("C");
+            }
             batch.put(k, serde_json::to_vec(&record).unwrap());
         }
     }
@@ -1227,6 +1231,21 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
     assert_eq!(amount(lines_of(&q2, &c)[0]), "2500", "{q2}");
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
     assert_eq!(customer.body["first_order_at"], "2026-01-15T10:00:00Z");
+    // And the upgrade re-tiers every branch once (in the background)
+    w.app.services.tiering_idle().await;
+    let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
+    assert_eq!(customer.body["tier"], "A", "{}", customer.body);
+    let history = w
+        .app
+        .get(&format!("/v1/customers/{c}/history"), ADMIN)
+        .await;
+    let last = history.body["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(last["trigger"], "store upgrade", "{}", history.body);
     // And the team report and tiering find the customer's tier and the open deal
     let team = w.app.get("/v1/reports/team?branch=sh", &w.mgr).await;
     let li_line = team.body["reps"]

@@ -359,7 +359,7 @@ impl Services {
                 moved.new_brands = self.stage_brands_sold(&mut batch, &moved)?;
                 self.stage_first_order(&mut batch, &moved)?;
                 let signing = format!("{}@{}", moved.id, moved.version);
-                crate::service::stage_tier_mark(&mut batch, &moved.branch, &signing);
+                crate::service::stage_tier_mark(&mut batch, &moved.branch, "deal signed", &signing);
             }
             crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
             match self.repo.commit(batch).await {

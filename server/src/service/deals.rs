@@ -440,7 +440,12 @@ impl Services {
             let revenue_moved = d.signed_at.is_some()
                 && (d.amount_total != old.value.amount_total || d.currency != old.value.currency);
             if revenue_moved {
-                stage_tier_mark(&mut batch, &d.branch, &format!("{}@{}", d.id, d.version));
+                stage_tier_mark(
+                    &mut batch,
+                    &d.branch,
+                    "deal changed",
+                    &format!("{}@{}", d.id, d.version),
+                );
             }
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
@@ -515,7 +520,12 @@ impl Services {
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);
             self.stage_first_order_without(&mut batch, &d)?;
-            stage_tier_mark(&mut batch, &d.branch, &format!("{}@{}", d.id, d.version));
+            stage_tier_mark(
+                &mut batch,
+                &d.branch,
+                "deal cancelled",
+                &format!("{}@{}", d.id, d.version),
+            );
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => other?,

@@ -510,8 +510,12 @@ impl Services {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
+        let tiers = live.implements(crate::policy::hooks::Hook::Tier);
         self.policies.live.set(name, Some(live));
         tracing::info!(policy = name, version, by = %caller.user, "policy activated");
+        if tiers {
+            self.retier_scope(&p.scope, "tier policy activated").await?;
+        }
         self.publish(
             "policy_activated",
             p.scope.branch(),
@@ -547,7 +551,17 @@ impl Services {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
+        let tiers = self
+            .policies
+            .live
+            .snapshot()
+            .get(name)
+            .is_some_and(|l| l.implements(crate::policy::hooks::Hook::Tier));
         self.policies.live.set(name, None);
+        if tiers {
+            self.retier_scope(&p.scope, "tier policy deactivated")
+                .await?;
+        }
         self.publish(
             "policy_deactivated",
             p.scope.branch(),
@@ -555,6 +569,16 @@ impl Services {
             serde_json::json!({"policy": name, "by": caller.user}),
         );
         Ok(p)
+    }
+
+    /// Re-tiers (in the background) the branches a tier policy of `scope`
+    /// decides for: its branch, or every branch for a global one.
+    async fn retier_scope(&self, scope: &Scope, cause: &str) -> Result<(), ServiceError> {
+        let branches = match scope {
+            Scope::Branch(b) => vec![b.clone()],
+            Scope::Global => self.branch_ids()?,
+        };
+        self.mark_for_retier(&branches, cause).await
     }
 
     /// Policies the caller may see: all for admins, global and their own

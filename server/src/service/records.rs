@@ -133,6 +133,8 @@ impl Services {
         f: &RecordFilter,
     ) -> Result<Page<Record>, ServiceError> {
         caller.require_branch(&f.branch)?;
+        self.repo
+            .fetch::<crate::domain::branch::Branch>(keys::BRANCH, "branch", &f.branch)?;
         let by = caller.owner_scope(f.by.as_deref())?;
         let prefix = match &by {
             Some(b) => keys::prefix(keys::IX_RECORD_AUTHOR, &[&f.branch, b]),
@@ -222,7 +224,7 @@ impl Services {
     }
 
     /// A record of `customer_id` the caller may read and correct: anyone of
-    /// its branch but a rep who is not its author.
+    /// its branch but a rep who did not write it.
     fn visible_record(
         &self,
         caller: &Principal,
@@ -234,8 +236,12 @@ impl Services {
             return Err(ServiceError::not_found("record", record_id));
         }
         caller.require_branch(&r.value.branch)?;
-        if caller.role == Role::Rep && r.value.by != caller.user {
-            return Err(Denied("a rep reads and corrects only their own records".into()).into());
+        // A rep's own records: those they wrote (what a manager enters for
+        // them is the manager's to correct).
+        if caller.role == Role::Rep && r.value.created_by != caller.user {
+            return Err(
+                Denied("a rep reads and corrects only the records they wrote".into()).into(),
+            );
         }
         Ok(r)
     }

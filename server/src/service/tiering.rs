@@ -152,7 +152,30 @@ impl Services {
     ) -> Result<RetierReport, ServiceError> {
         caller.require_manager_of(branch)?;
         let branch: Branch = self.repo.fetch(keys::BRANCH, "branch", branch)?.value;
-        self.retier(&branch, &caller.user, "retier", now()).await
+        // A durable mark first: a re-tier is several batches, and one cut
+        // short (a failure, a dropped request, a crash) is finished by the
+        // background worker.
+        let mark = keys::key(keys::TIER_DIRTY, &[&branch.id]);
+        let token = format!("retier|{}", self.repo.new_id("mark")?);
+        let mut batch = Batch::new();
+        batch.put(mark.clone(), token.as_bytes());
+        self.repo.commit(batch).await?;
+        match self.retier(&branch, &caller.user, "retier", now()).await {
+            Ok(report) => {
+                let mut batch = Batch::new();
+                batch
+                    .expect(mark.clone(), Some(token.as_bytes()))
+                    .delete(mark);
+                match self.repo.commit(batch).await {
+                    Ok(()) | Err(StoreError::Conflict { .. }) => Ok(report),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => {
+                self.tiers_changed(&branch.id);
+                Err(e)
+            }
+        }
     }
 
     /// The branch's tiers on the local day of `at`, applied; changes are
@@ -425,7 +448,9 @@ impl Services {
     /// Waits until no branch is queued or being re-tiered (tests use it to
     /// read tiers after signings deterministically).
     pub async fn tiering_idle(&self) {
-        while self.tiering.running.load(Ordering::SeqCst) || !self.tiering.pending.lock().is_empty()
+        while self.tiering.running.load(Ordering::SeqCst)
+            || (!self.tiering.paused.load(Ordering::SeqCst)
+                && !self.tiering.pending.lock().is_empty())
         {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
@@ -436,6 +461,15 @@ impl Services {
     /// one request writes.
     pub fn pause_tiering(&self) {
         self.tiering.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the background re-tier run again, starting with what queued.
+    pub fn unpause_tiering(&self) {
+        self.tiering.paused.store(false, Ordering::SeqCst);
+        let queued: Vec<String> = self.tiering.pending.lock().iter().cloned().collect();
+        for b in queued {
+            self.tiers_changed(&b);
+        }
     }
 
     /// Queues every branch a previous run marked and did not re-tier.
@@ -487,7 +521,7 @@ impl Services {
                 .read::<Branch>(&keys::key(keys::BRANCH, &[branch]))?
             {
                 let report = self
-                    .retier(&b.value, "system", "deal signed", now())
+                    .retier(&b.value, "system", &mark_cause(&token), now())
                     .await?;
                 if !report.changes.is_empty() {
                     tracing::info!(
@@ -507,17 +541,75 @@ impl Services {
             }
         };
         if let Err(e) = outcome.await {
-            tracing::warn!(branch, error = %e, "re-tier after signings failed; the branch stays marked");
+            // The re-tier is idempotent: trying it again repairs whatever
+            // part of it was written.
+            tracing::warn!(branch, error = %e, retry_in_s = RETRY_AFTER.as_secs(), "background re-tier failed; the branch stays marked");
+            let again = self.clone();
+            let branch = branch.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_AFTER).await;
+                again.tiers_changed(&branch);
+            });
         }
+    }
+
+    /// Marks branches for a re-tier (durably) and queues them: after an
+    /// activation of a tier policy, or a store upgrade.
+    pub(crate) async fn mark_for_retier(
+        &self,
+        branches: &[String],
+        cause: &str,
+    ) -> Result<(), ServiceError> {
+        if branches.is_empty() {
+            return Ok(());
+        }
+        let token = self.repo.new_id("mark")?;
+        let mut batch = Batch::new();
+        for b in branches {
+            stage_tier_mark(&mut batch, b, cause, &token);
+        }
+        self.repo.commit(batch).await?;
+        for b in branches {
+            self.tiers_changed(b);
+        }
+        Ok(())
+    }
+
+    /// Every branch's id.
+    pub(crate) fn branch_ids(&self) -> Result<Vec<String>, ServiceError> {
+        let prefix = keys::prefix(keys::BRANCH, &[]);
+        Ok(self
+            .repo
+            .store()
+            .scan(&prefix, None, usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+            .collect())
     }
 }
 
-/// Marks `branch` for a re-tier in `batch` (a signing's, a cancellation's):
-/// the mark is as durable as the change; `token` names the change, so a
-/// re-tier clears only the mark it served.
-pub(crate) fn stage_tier_mark(batch: &mut Batch, branch: &str, token: &str) {
-    batch.put(keys::key(keys::TIER_DIRTY, &[branch]), token.as_bytes());
+/// Marks `branch` for a re-tier in `batch` (a signing's, a cancellation's,
+/// an activation's): the mark is as durable as the change. Its value is the
+/// cause (kept as the trigger of the tier changes) and `token`, naming the
+/// change, so a re-tier clears only the mark it served.
+pub(crate) fn stage_tier_mark(batch: &mut Batch, branch: &str, cause: &str, token: &str) {
+    batch.put(
+        keys::key(keys::TIER_DIRTY, &[branch]),
+        format!("{cause}|{token}").into_bytes(),
+    );
 }
+
+/// The cause a mark records (see [`stage_tier_mark`]).
+fn mark_cause(mark: &[u8]) -> String {
+    let text = String::from_utf8_lossy(mark);
+    match text.split_once('|') {
+        Some((cause, _)) if !cause.is_empty() => cause.to_string(),
+        _ => "deal signed".into(),
+    }
+}
+
+/// How long a failed background re-tier waits before it is tried again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The time part of a signing index key (`prefix time NUL id`).
 fn signing_time(key: &[u8]) -> Result<DateTime<Utc>, ServiceError> {

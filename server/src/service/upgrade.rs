@@ -49,6 +49,10 @@ impl Services {
         }
         if current < 3 {
             upgraded += self.upgrade_to_3().await?;
+            // Stored tiers predate the tiering policies: every branch is
+            // re-tiered once (queued; the worker starts with the server).
+            let branches = self.branch_ids()?;
+            self.mark_for_retier(&branches, "store upgrade").await?;
         }
         let mut batch = Batch::new();
         batch.put(schema_key, SCHEMA.to_string().into_bytes());
