@@ -801,6 +801,7 @@ impl Route {
                 "task",
                 "ix.task.br",
                 "ix.task.dl",
+                "ix.task.open",
             ],
             Route::CreateBranch => &["br"],
             Route::CreateBrand => &["bd"],

@@ -1149,6 +1149,7 @@ async fn downgrade_to_schema_1(dir: &std::path::Path) {
         keys::IX_CUSTOMER_FIRST_ORDER,
         keys::IX_CUSTOMER_TIER,
         keys::IX_DEAL_OPEN,
+        keys::IX_TASK_OPEN,
     ] {
         for (k, _) in store
             .scan(&keys::prefix(tag, &[]), None, usize::MAX)
@@ -1257,6 +1258,14 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
         .unwrap();
     assert_eq!(li_line["a"], 1, "{}", team.body);
     assert_eq!(li_line["open_deals"], 1, "{}", team.body);
+    // (and the follow-up tasks of its three signings are open follow-ups)
+    let followups = w.app.get("/v1/followups?branch=sh", &w.mgr).await;
+    assert_eq!(
+        followups.body["tasks"].as_array().unwrap().len(),
+        12,
+        "{}",
+        followups.body
+    );
     let retier = w
         .app
         .post("/v1/branches/sh/retier", &w.mgr, json!({}))

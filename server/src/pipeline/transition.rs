@@ -457,6 +457,10 @@ impl Services {
                 keys::key(keys::IX_TASK_DEAL, &[&deal.id, &task.id]),
                 task.id.as_bytes(),
             );
+            batch.put(
+                keys::key(keys::IX_TASK_OPEN, &[&task.branch, &task.id]),
+                task.id.as_bytes(),
+            );
         }
         Ok(out.tasks.len())
     }

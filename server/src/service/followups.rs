@@ -217,15 +217,16 @@ impl Services {
         Ok(out)
     }
 
-    /// Open tasks of `branch` (of `assignee`), due before `due_before`.
-    fn open_tasks(
+    /// Open tasks of `branch` (of `assignee`), due before `due_before`,
+    /// from the open-task index.
+    pub(crate) fn open_tasks(
         &self,
         branch: &str,
         assignee: Option<&str>,
         due_before: Option<DateTime<Utc>>,
     ) -> Result<Vec<Task>, ServiceError> {
         let mut out = Vec::new();
-        let prefix = keys::prefix(keys::IX_TASK_BRANCH, &[branch]);
+        let prefix = keys::prefix(keys::IX_TASK_OPEN, &[branch]);
         for (_, id) in self.repo.store().scan(&prefix, None, usize::MAX)? {
             let id = String::from_utf8_lossy(&id);
             let Some(t) = self.repo.read::<Task>(&keys::key(keys::TASK, &[&id]))? else {

@@ -17,7 +17,6 @@ use crate::accounts::cadence::DueStatus;
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::customer::Tier;
-use crate::domain::task::{Task, TaskStatus};
 use crate::incentive::inputs::DealRecord;
 use crate::incentive::period::local_day;
 use crate::incentive::FxTable;
@@ -203,15 +202,8 @@ impl Services {
                 reps.entry(owner).or_default().overdue_followups += 1;
             }
         }
-        let tasks = keys::prefix(keys::IX_TASK_BRANCH, &[&branch.id]);
-        for (_, id) in store.scan(&tasks, None, usize::MAX)? {
-            let key = keys::key(keys::TASK, &[&String::from_utf8_lossy(&id)]);
-            if let Some(t) = self.repo.read::<Task>(&key)? {
-                let t = t.value;
-                if t.status == TaskStatus::Open && t.due_at < at {
-                    reps.entry(t.assignee).or_default().overdue_followups += 1;
-                }
-            }
+        for t in self.open_tasks(&branch.id, None, Some(at))? {
+            reps.entry(t.assignee).or_default().overdue_followups += 1;
         }
         let mut total = RepSpread {
             rep: "total".into(),

@@ -6,8 +6,9 @@
 //! customers the time of their first order with its index. A store without
 //! them would settle as if those deals did not exist.
 //!
-//! Schema 3 (key accounts) added the tier index of customers and the index
-//! of open deals by owner, which tiering, assignment and team reports read.
+//! Schema 3 (key accounts) added the tier index of customers, the index of
+//! open deals by owner and the index of open tasks, which tiering,
+//! assignment, follow-ups and team reports read.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +21,7 @@ use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
 use crate::domain::deal::Deal;
 use crate::domain::pipeline::StageKind;
+use crate::domain::task::{Task, TaskStatus};
 use crate::store::{keys, Batch};
 
 /// The schema this server writes.
@@ -64,7 +66,8 @@ impl Services {
     }
 
     /// Schema 3: the tier index of every customer, the open-deal index of
-    /// every open deal; returns how many records were indexed.
+    /// every open deal, the open-task index of every open task; returns how
+    /// many records were indexed.
     async fn upgrade_to_3(&self) -> Result<usize, ServiceError> {
         let mut indexed = 0;
         indexed += self
@@ -84,6 +87,18 @@ impl Services {
                     batch.put(
                         keys::key(keys::IX_DEAL_OPEN, &[&d.branch, &d.owner, &d.id]),
                         d.id.as_bytes(),
+                    );
+                }
+                Ok(())
+            })
+            .await?;
+        indexed += self
+            .each_page(keys::TASK, |batch, key, raw| {
+                let t: Task = decode(key, raw)?;
+                if t.status == TaskStatus::Open {
+                    batch.put(
+                        keys::key(keys::IX_TASK_OPEN, &[&t.branch, &t.id]),
+                        t.id.as_bytes(),
                     );
                 }
                 Ok(())

@@ -113,6 +113,8 @@ pub const TIER_DIRTY: &str = "tier.dirty";
 pub const TASK: &str = "task";
 /// Index: tasks by branch.
 pub const IX_TASK_BRANCH: &str = "ix.task.br";
+/// Index: open tasks by branch (follow-ups read only these).
+pub const IX_TASK_OPEN: &str = "ix.task.open";
 /// Index: tasks by deal.
 pub const IX_TASK_DEAL: &str = "ix.task.dl";
 /// Settlements by id.
