@@ -766,16 +766,27 @@ async fn new_customers_go_to_the_fairest_rep_and_the_team_report_shows_the_sprea
     // and zhao both have 0 A-tier; chen still has fewer open deals
     let r = w.app.post("/v1/customers", &w.mgr, body).await;
     assert_eq!(r.body["owner"], "chen");
-    // And a rep's own new customer stays theirs
+    // And a rep keeps a customer they bring in by naming themselves
     let r = w
         .app
         .post(
             "/v1/customers",
             &w.zhao,
-            json!({"name": "Mine", "branch": "sh", "segment": "enterprise", "source": "self_developed"}),
+            json!({"name": "Mine", "branch": "sh", "owner": "zhao", "segment": "enterprise", "source": "self_developed"}),
         )
         .await;
     assert_eq!(r.body["owner"], "zhao");
+    // (without naming an owner, the policy decides for a rep's customer too)
+    let r = w
+        .app
+        .post(
+            "/v1/customers",
+            &w.li,
+            json!({"name": "Walk-in", "branch": "sh", "segment": "individual", "source": "assigned"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["owner"], "chen");
 
     // When the manager reads the team report
     let r = w.app.get("/v1/reports/team?branch=sh", &w.mgr).await;
@@ -804,7 +815,7 @@ async fn new_customers_go_to_the_fairest_rep_and_the_team_report_shows_the_sprea
     assert_eq!(zhao["c"], 2);
     assert_eq!(zhao["open_deals"], 1);
     let chen = line("chen");
-    assert_eq!(chen["c"], 2);
+    assert_eq!(chen["c"], 3);
     assert_eq!(chen["signed_revenue"], "0");
     assert_eq!(r.body["total"]["a"], 1);
     assert_eq!(r.body["total"]["signed_revenue"], "100000");

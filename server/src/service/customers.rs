@@ -103,9 +103,9 @@ impl Services {
                 return Err(Denied("a rep cannot give a customer to someone else".into()).into())
             }
             (Some(o), _) => Some(validate::user("owner", &o)?),
-            // A rep keeps what they bring in; for anyone else the branch's
-            // assignment policy picks the owner (below).
-            (None, Role::Rep) => Some(caller.user.clone()),
+            // Without an owner the branch's assignment policy picks one
+            // (below), whoever creates it: a rep keeps a customer by naming
+            // themselves.
             (None, _) => None,
         };
         if let Some(r) = &req.referred_by {
