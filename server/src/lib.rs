@@ -37,4 +37,8 @@ pub mod store;
 pub mod telemetry;
 
 pub use api::router;
+/// The allocator the `dealflow` binary (and its benchmarks) run with:
+/// glibc's malloc spent about 40 % of a settlement's time in
+/// `malloc_consolidate`, `_int_malloc` and `free` (BENCHMARKS.md).
+pub use mimalloc::MiMalloc;
 pub use service::Services;

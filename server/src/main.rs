@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: dealflow::MiMalloc = dealflow::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     dealflow::config::Cli::parse().run()
 }

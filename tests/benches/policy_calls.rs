@@ -19,6 +19,10 @@ use dealflow::policy::wasm::WasmHost;
 use dealflow::policy::{Executable, Limits};
 use rust_decimal::Decimal;
 
+// As the `dealflow` binary.
+#[global_allocator]
+static ALLOCATOR: dealflow::MiMalloc = dealflow::MiMalloc;
+
 fn input(to: &str, to_kind: &str) -> TransitionInput {
     let line = |brand: &str, amount: i64| LineInfo {
         brand: brand.into(),

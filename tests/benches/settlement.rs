@@ -43,6 +43,10 @@ use dealflow_tests::bench::{admin, env_num, peak_mib, reset_peak};
 use dealflow_tests::Gen;
 use rust_decimal::Decimal;
 
+// As the `dealflow` binary.
+#[global_allocator]
+static ALLOCATOR: dealflow::MiMalloc = dealflow::MiMalloc;
+
 const BRANCH: &str = "bench";
 const REPS: usize = 20;
 /// Brands sold long ago (never new in the quarter).

@@ -45,6 +45,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
+// As the `dealflow` binary.
+#[global_allocator]
+static ALLOCATOR: dealflow::MiMalloc = dealflow::MiMalloc;
+
 const TOKEN: &str = "bench-admin-token-0123456789";
 /// Deals each connection owns (`BENCH_DEALS_PER_CONN` overrides).
 const DEALS_PER_CONN: u64 = 4;
