@@ -554,8 +554,23 @@ impl Services {
     }
 
     /// Marks branches for a re-tier (durably) and queues them: after an
-    /// activation of a tier policy, or a store upgrade.
+    /// activation of a tier policy. (The store upgrade only marks: it runs
+    /// before the policies are loaded, and `resume_tiering` queues the
+    /// marks once they are.)
     pub(crate) async fn mark_for_retier(
+        &self,
+        branches: &[String],
+        cause: &str,
+    ) -> Result<(), ServiceError> {
+        self.write_retier_marks(branches, cause).await?;
+        for b in branches {
+            self.tiers_changed(b);
+        }
+        Ok(())
+    }
+
+    /// Writes re-tier marks for `branches` in one batch, queueing nothing.
+    pub(crate) async fn write_retier_marks(
         &self,
         branches: &[String],
         cause: &str,
@@ -569,9 +584,6 @@ impl Services {
             stage_tier_mark(&mut batch, b, cause, &token);
         }
         self.repo.commit(batch).await?;
-        for b in branches {
-            self.tiers_changed(b);
-        }
         Ok(())
     }
 

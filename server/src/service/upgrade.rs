@@ -52,9 +52,10 @@ impl Services {
         if current < 3 {
             upgraded += self.upgrade_to_3().await?;
             // Stored tiers predate the tiering policies: every branch is
-            // re-tiered once (queued; the worker starts with the server).
+            // re-tiered once (marked here; queued by `resume_tiering` once
+            // the policies are live).
             let branches = self.branch_ids()?;
-            self.mark_for_retier(&branches, "store upgrade").await?;
+            self.write_retier_marks(&branches, "store upgrade").await?;
         }
         let mut batch = Batch::new();
         batch.put(schema_key, SCHEMA.to_string().into_bytes());
