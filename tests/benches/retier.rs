@@ -32,9 +32,8 @@ use dealflow::incentive::inputs::DealRecord;
 use dealflow::policy::executor::Executor;
 use dealflow::policy::live::Runtime;
 use dealflow::policy::{Executable, Limits};
-use dealflow::store::{keys, Batch, Durability, SledStore, Store};
-use dealflow::Services;
-use dealflow_tests::bench::{admin, env_num, peak_mib, reset_peak};
+use dealflow::store::{keys, Batch, Store};
+use dealflow_tests::bench::{admin, env_num, open_store, peak_mib, reset_peak};
 use dealflow_tests::Gen;
 use rust_decimal::Decimal;
 
@@ -160,16 +159,7 @@ fn main() {
     let customers = env_num("BENCH_CUSTOMERS", 100_000);
     let per = env_num("BENCH_DEALS_PER_CUSTOMER", 10).max(1);
     let cache_mb = env_num("BENCH_CACHE_MB", 1024);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn Store> = Arc::new(
-        SledStore::open_with_cache(dir.path(), Durability::None, cache_mb << 20)
-            .expect("open store"),
-    );
-    let services = Services::new(Arc::clone(&store));
+    let (rt, _dir, store, services) = open_store(cache_mb);
     let branch: Branch = rt.block_on(async {
         services.init_policies().await.expect("defaults");
         services

@@ -37,9 +37,8 @@ use dealflow::policy::hooks::{BonusInput, BonusOutput};
 use dealflow::policy::live::Runtime;
 use dealflow::policy::{Executable, Limits};
 use dealflow::service::RuleVersion;
-use dealflow::store::{keys, Batch, Durability, SledStore, Store};
-use dealflow::Services;
-use dealflow_tests::bench::{admin, env_num, peak_mib, reset_peak};
+use dealflow::store::{keys, Batch, Store};
+use dealflow_tests::bench::{admin, env_num, open_store, peak_mib, reset_peak};
 use dealflow_tests::Gen;
 use rust_decimal::Decimal;
 
@@ -254,16 +253,7 @@ fn main() {
     let per = env_num("BENCH_DEALS_PER_CUSTOMER", 10).max(2);
     // The store's page cache, as `dealflow serve --cache-mb`.
     let cache_mb = env_num("BENCH_CACHE_MB", 1024);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn Store> = Arc::new(
-        SledStore::open_with_cache(dir.path(), Durability::None, cache_mb << 20)
-            .expect("open store"),
-    );
-    let services = Services::new(Arc::clone(&store));
+    let (rt, _dir, store, services) = open_store(cache_mb);
     rt.block_on(async {
         services.init_policies().await.expect("defaults");
         services

@@ -391,6 +391,32 @@ pub mod bench {
     use dealflow::auth::Principal;
     use dealflow::domain::token::Role;
 
+    /// A multi-threaded runtime and services over a fresh sled store in a
+    /// temporary directory (kept alive by the returned handle) with a page
+    /// cache of `cache_mb` MiB, as `dealflow serve --cache-mb`; writes are
+    /// not flushed one by one (set-up writes in bulk, then flushes).
+    pub fn open_store(
+        cache_mb: u64,
+    ) -> (
+        tokio::runtime::Runtime,
+        tempfile::TempDir,
+        std::sync::Arc<dyn dealflow::store::Store>,
+        dealflow::Services,
+    ) {
+        use dealflow::store::{Durability, SledStore, Store};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+            SledStore::open_with_cache(dir.path(), Durability::None, cache_mb << 20)
+                .expect("open store"),
+        );
+        let services = dealflow::Services::new(std::sync::Arc::clone(&store));
+        (rt, dir, store, services)
+    }
+
     /// A number from the environment, or `default`.
     pub fn env_num(name: &str, default: u64) -> u64 {
         std::env::var(name)

@@ -108,6 +108,7 @@ struct SignedAmount {
     owner: String,
     currency: String,
     amount_total: Decimal,
+    signed_at: DateTime<Utc>,
     #[serde(default)]
     cancelled_at: Option<DateTime<Utc>>,
 }
@@ -156,15 +157,15 @@ impl Services {
         // short (a failure, a dropped request, a crash) is finished by the
         // background worker.
         let mark = keys::key(keys::TIER_DIRTY, &[&branch.id]);
-        let token = format!("retier|{}", self.repo.new_id("mark")?);
+        let token = self.repo.new_id("mark")?;
         let mut batch = Batch::new();
-        batch.put(mark.clone(), token.as_bytes());
+        stage_tier_mark(&mut batch, &branch.id, "retier", &token);
         self.repo.commit(batch).await?;
         match self.retier(&branch, &caller.user, "retier", now()).await {
             Ok(report) => {
                 let mut batch = Batch::new();
                 batch
-                    .expect(mark.clone(), Some(token.as_bytes()))
+                    .expect(mark.clone(), Some(&mark_value("retier", &token)))
                     .delete(mark);
                 match self.repo.commit(batch).await {
                     Ok(()) | Err(StoreError::Conflict { .. }) => Ok(report),
@@ -346,11 +347,10 @@ impl Services {
                                 if d.cancelled_at.is_some() {
                                     return Ok(());
                                 }
-                                let signed_at = signing_time(k)?;
                                 match fx.to_cny(
                                     d.amount_total,
                                     &d.currency,
-                                    local_day(signed_at, tz),
+                                    local_day(d.signed_at, tz),
                                 ) {
                                     Ok(cny) => {
                                         *out.by_customer.entry(d.customer_id).or_default() += cny;
@@ -607,8 +607,13 @@ impl Services {
 pub(crate) fn stage_tier_mark(batch: &mut Batch, branch: &str, cause: &str, token: &str) {
     batch.put(
         keys::key(keys::TIER_DIRTY, &[branch]),
-        format!("{cause}|{token}").into_bytes(),
+        mark_value(cause, token),
     );
+}
+
+/// What a mark holds: its cause and the change's token.
+fn mark_value(cause: &str, token: &str) -> Vec<u8> {
+    format!("{cause}|{token}").into_bytes()
 }
 
 /// The cause a mark records (see [`stage_tier_mark`]).
@@ -622,22 +627,6 @@ fn mark_cause(mark: &[u8]) -> String {
 
 /// How long a failed background re-tier waits before it is tried again.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The time part of a signing index key (`prefix time NUL id`).
-fn signing_time(key: &[u8]) -> Result<DateTime<Utc>, ServiceError> {
-    let parts: Vec<&[u8]> = key.split(|b| *b == 0).collect();
-    parts
-        .get(2)
-        .and_then(|t| std::str::from_utf8(t).ok())
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| {
-            StoreError::Corrupt {
-                key: crate::store::printable(key),
-                reason: "not a signing index key".into(),
-            }
-            .into()
-        })
-}
 
 /// The changes a tier answer makes, checked: known customers, once each,
 /// tiers A, B or C.
