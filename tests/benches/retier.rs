@@ -94,7 +94,7 @@ fn generate(rt: &tokio::runtime::Runtime, store: &dyn Store, customers: u64, per
             d.retotal();
             let id = d.id.as_bytes();
             let t = keys::time(&signed);
-            let record = serde_json::to_vec(&DealRecord::from(&d)).unwrap();
+            let record = DealRecord::from(&d).encode();
             batch.put(
                 keys::key(keys::DEAL, &[&d.id]),
                 serde_json::to_vec(&d).unwrap(),

@@ -132,7 +132,7 @@ fn put_deal(batch: &mut Batch, d: &Deal) {
     );
     batch.put(keys::key(keys::IX_DEAL_STAGE, &[BRANCH, "sign", &d.id]), id);
     // The signing indexes carry the deal as settlements read it.
-    let record = serde_json::to_vec(&DealRecord::from(d)).unwrap();
+    let record = DealRecord::from(d).encode();
     batch.put(
         keys::key(keys::IX_DEAL_SIGNED, &[BRANCH, &t, &d.id]),
         record.clone(),

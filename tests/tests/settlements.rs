@@ -41,6 +41,54 @@ async fn world(branch: &str, timezone: &str) -> World {
 }
 
 impl World {
+    /// A self-developed customer of `li` with three orders in its window,
+    /// the first a new-brand contract worth 800 CNY: (customer, that deal).
+    async fn three_orders(&self) -> (String, String) {
+        let c = self
+            .customer("sh", "li", "enterprise", "self_developed")
+            .await;
+        let d = self
+            .signed(
+                &c,
+                "li",
+                "USD",
+                &[("volvo", "80000", "64000")],
+                "2026-01-15T10:00:00Z",
+                None,
+            )
+            .await;
+        for at in ["2026-02-01T10:00:00Z", "2026-03-01T10:00:00Z"] {
+            self.signed(&c, "li", "USD", &[("volvo", "20000", "10000")], at, None)
+                .await;
+        }
+        (c, d)
+    }
+
+    /// Stops the server (once its background re-tiering is done), lets
+    /// `change` rewrite its store, and starts a current server on it.
+    async fn restart(self, change: impl AsyncFnOnce(&std::path::Path)) -> World {
+        let World { app, mgr, li } = self;
+        let TestApp {
+            router,
+            services,
+            dir,
+        } = app;
+        services.tiering_idle().await;
+        drop(router);
+        drop(services);
+        change(dir.path()).await;
+        let (router, services) = open_app(dir.path()).await;
+        World {
+            app: TestApp {
+                router,
+                services,
+                dir,
+            },
+            mgr,
+            li,
+        }
+    }
+
     async fn customer(&self, branch: &str, owner: &str, segment: &str, source: &str) -> String {
         let body = json!({"name": "ACME", "branch": branch, "owner": owner,
                           "segment": segment, "source": source});
@@ -1184,46 +1232,12 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
     // Given a new-brand contract and a self-developed customer's three
     // orders, written by a server that kept none of what settlements read
     let w = world("sh", "UTC").await;
-    let c = w.customer("sh", "li", "enterprise", "self_developed").await;
-    let d = w
-        .signed(
-            &c,
-            "li",
-            "USD",
-            &[("volvo", "80000", "64000")],
-            "2026-01-15T10:00:00Z",
-            None,
-        )
-        .await;
-    for at in ["2026-02-01T10:00:00Z", "2026-03-01T10:00:00Z"] {
-        w.signed(&c, "li", "USD", &[("volvo", "20000", "10000")], at, None)
-            .await;
-    }
+    let (c, d) = w.three_orders().await;
     // (and, for the key-account indexes of schema 3, an open deal; the
     // customer is A-tier since its signings)
     w.app.deal(ADMIN, &c, "li", "volvo").await;
-    let World { app, mgr, li } = w;
-    let TestApp {
-        router,
-        services,
-        dir,
-    } = app;
-    services.tiering_idle().await;
-    drop(router);
-    drop(services);
-    downgrade_to_schema_1(dir.path()).await;
-
     // When the current server opens it
-    let (router, services) = open_app(dir.path()).await;
-    let w = World {
-        app: TestApp {
-            router,
-            services,
-            dir,
-        },
-        mgr,
-        li,
-    };
+    let w = w.restart(downgrade_to_schema_1).await;
 
     // Then the contract and the customer settle as if written today
     let jan = w.draft("sh", "2026-01").await;
@@ -1272,4 +1286,66 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
         .await;
     assert_eq!(retier.body["customers"], 1, "{}", retier.body);
     assert_eq!(retier.body["changes"], json!([]));
+}
+
+/// Rewrites the signing-index entries of the store in `dir` as JSON, as
+/// servers before the binary form wrote them.
+async fn signing_entries_as_json(dir: &std::path::Path) {
+    let store = SledStore::open(dir, Durability::Group).unwrap();
+    let mut batch = Batch::new();
+    let mut rewritten = 0;
+    for tag in [keys::IX_DEAL_SIGNED, keys::IX_DEAL_CUSTOMER_SIGNED] {
+        for (k, v) in store
+            .scan(&keys::prefix(tag, &[]), None, usize::MAX)
+            .unwrap()
+        {
+            assert_eq!(v[0], 1, "written in the binary form");
+            let record = dealflow::incentive::DealRecord::decode(&v).unwrap();
+            batch.put(k, serde_json::to_vec(&record).unwrap());
+            rewritten += 1;
+        }
+    }
+    assert_eq!(rewritten, 6);
+    store.commit(batch).await.unwrap();
+    store.flush().unwrap();
+}
+
+#[tokio::test]
+async fn signing_index_entries_written_as_json_still_settle_tier_and_cancel() {
+    // Given contracts signed and settled, tiered and reported
+    let w = world("sh", "UTC").await;
+    let (c, d) = w.three_orders().await;
+    let jan = w.draft("sh", "2026-01").await;
+    let q2 = w.draft("sh", "2026-Q2").await;
+    let referrals = "/v1/reports/referrals?branch=sh&from=2026-01-01&to=2026-12-31";
+    let team = w.app.get("/v1/reports/team?branch=sh", &w.mgr).await;
+    let referred = w.app.get(referrals, &w.mgr).await;
+    // When their signing-index entries are JSON, as servers before the
+    // binary form wrote them
+    let w = w.restart(signing_entries_as_json).await;
+
+    // Then the same drafts, the same reports, and a re-tier changes nothing
+    assert_eq!(w.draft("sh", "2026-01").await["lines"], jan["lines"]);
+    assert_eq!(w.draft("sh", "2026-Q2").await["lines"], q2["lines"]);
+    assert_eq!(amount(lines_of(&q2, &c)[0]), "2500", "{q2}");
+    let again = w.app.get("/v1/reports/team?branch=sh", &w.mgr).await;
+    assert_eq!(again.body["reps"], team.body["reps"]);
+    assert_eq!(w.app.get(referrals, &w.mgr).await.body, referred.body);
+    let retier = w
+        .app
+        .post("/v1/branches/sh/retier", &w.mgr, json!({}))
+        .await;
+    assert_eq!(retier.status, StatusCode::OK, "{}", retier.body);
+    assert_eq!(retier.body["changes"], json!([]));
+    // And cancelling the first order (which reads the customer's entries)
+    // moves the window's start to the next one
+    w.app
+        .ok(
+            &format!("/v1/deals/{d}/cancel"),
+            &w.mgr,
+            json!({"reason": "void"}),
+        )
+        .await;
+    let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
+    assert_eq!(customer.body["first_order_at"], "2026-02-01T10:00:00Z");
 }

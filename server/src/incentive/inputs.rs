@@ -5,72 +5,18 @@
 //! the signing date, the customer's segment, source and orders in its
 //! window, the rep and the period.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
+pub use super::deal_record::DealRecord;
 use super::period::{local_day, window_last_day, Period};
 use crate::domain::customer::Customer;
-use crate::domain::deal::{Deal, Line};
 use crate::domain::fx::FxRate;
 use crate::pipeline::hook_input::{customer_info, ts};
 use crate::policy::hooks::{BonusInput, BranchInfo, CustomerInfo, DealInfo, LineInfo, OrderInfo};
-
-/// A signed deal as a settlement reads it: only the fields bonus rules see.
-/// The signing indexes carry it as their value (written with the deal in
-/// one batch), so a settlement streams a period's deals from one range scan
-/// instead of fetching and decoding each full record; a stored `Deal` also
-/// decodes into it (its other fields are skipped, not parsed).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DealRecord {
-    /// Deal id.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// Owning rep.
-    pub owner: String,
-    /// Its customer.
-    pub customer_id: String,
-    /// ISO 4217 currency.
-    pub currency: String,
-    /// Recorded needs.
-    #[serde(default)]
-    pub needs: Vec<String>,
-    /// Prepayment share, 0 to 1.
-    #[serde(default)]
-    pub prepayment_ratio: Option<Decimal>,
-    /// When opened.
-    pub opened_at: DateTime<Utc>,
-    /// Current stage.
-    pub stage: String,
-    /// Every stage so far.
-    #[serde(default)]
-    pub stages_passed: Vec<String>,
-    /// When signed.
-    #[serde(default)]
-    pub signed_at: Option<DateTime<Utc>>,
-    /// Lines.
-    pub lines: Vec<Line>,
-    /// Sum of line amounts.
-    pub amount_total: Decimal,
-    /// Sum of line costs.
-    pub cost_total: Decimal,
-    /// Brands that were new when it was signed.
-    #[serde(default)]
-    pub new_brands: Vec<String>,
-    /// Attributes set by after-hooks.
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-    /// When the signed contract was cancelled.
-    #[serde(default)]
-    pub cancelled_at: Option<DateTime<Utc>>,
-    /// Why.
-    #[serde(default)]
-    pub cancel_reason: Option<String>,
-}
 
 /// What a settlement line is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -193,31 +139,6 @@ fn base(
     }
 }
 
-impl From<&Deal> for DealRecord {
-    fn from(d: &Deal) -> Self {
-        DealRecord {
-            id: d.id.clone(),
-            title: d.title.clone(),
-            owner: d.owner.clone(),
-            customer_id: d.customer_id.clone(),
-            currency: d.currency.clone(),
-            needs: d.needs.clone(),
-            prepayment_ratio: d.prepayment_ratio,
-            opened_at: d.opened_at,
-            stage: d.stage.clone(),
-            stages_passed: d.stages_passed.clone(),
-            signed_at: d.signed_at,
-            lines: d.lines.clone(),
-            amount_total: d.amount_total,
-            cost_total: d.cost_total,
-            new_brands: d.new_brands.clone(),
-            attributes: d.attributes.clone(),
-            cancelled_at: d.cancelled_at,
-            cancel_reason: d.cancel_reason.clone(),
-        }
-    }
-}
-
 /// The input for a signed deal, in the month of its signing (`day`: its
 /// signing day in the branch's calendar). Lines count as new-brand lines when
 /// their brand was new when the deal was signed.
@@ -263,23 +184,59 @@ pub fn deal_input(
     input
 }
 
-/// A signed deal as an order of a customer, in CNY at its signing date.
-pub fn order(deal: &DealRecord, tz: Tz, fx: &FxTable) -> Result<OrderInfo, String> {
-    let signed = deal
-        .signed_at
-        .ok_or_else(|| format!("deal {} is not signed", deal.id))?;
-    let day = local_day(signed, tz);
-    let in_cny = |v: Decimal| {
-        fx.to_cny(v, &deal.currency, day)
-            .map_err(|e| format!("deal {}: {e}", deal.id))
-    };
-    Ok(OrderInfo {
-        deal_id: deal.id.clone(),
-        signed_on: day.to_string(),
-        amount_cny: in_cny(deal.amount_total)?,
-        cost_cny: in_cny(deal.cost_total)?,
-        prepayment_ratio: deal.prepayment_ratio,
-    })
+/// A customer's signed deal as its window reads it: the few fields of a
+/// signing-index record an order needs, so a settlement can hold every
+/// order of a quarter's windows without copying whole contracts.
+#[derive(Debug, Clone)]
+pub struct SignedOrder {
+    /// The deal.
+    pub deal_id: String,
+    /// Its owner (the customer's rep when it has no account manager).
+    pub owner: String,
+    /// Its currency.
+    pub currency: String,
+    /// When it was signed.
+    pub signed_at: DateTime<Utc>,
+    /// Whether the contract was cancelled since (then it is no order).
+    pub cancelled: bool,
+    /// Sum of line amounts.
+    pub amount_total: Decimal,
+    /// Sum of line costs.
+    pub cost_total: Decimal,
+    /// Prepayment share.
+    pub prepayment_ratio: Option<Decimal>,
+}
+
+impl SignedOrder {
+    /// `deal` as an order; `None` when it is not signed.
+    pub fn of(deal: &DealRecord) -> Option<SignedOrder> {
+        Some(SignedOrder {
+            deal_id: deal.id.clone(),
+            owner: deal.owner.clone(),
+            currency: deal.currency.clone(),
+            signed_at: deal.signed_at?,
+            cancelled: deal.cancelled_at.is_some(),
+            amount_total: deal.amount_total,
+            cost_total: deal.cost_total,
+            prepayment_ratio: deal.prepayment_ratio,
+        })
+    }
+
+    /// The order as rules see it, in CNY at its signing date.
+    fn info(&self, tz: Tz, fx: &FxTable) -> Result<OrderInfo, String> {
+        let day = local_day(self.signed_at, tz);
+        let in_cny = |v: Decimal| {
+            fx.to_cny(v, &self.currency, day)
+                .map_err(|e| format!("deal {}: {e}", self.deal_id))
+        };
+        Ok(OrderInfo {
+            deal_id: self.deal_id.clone(),
+            signed_on: day.to_string(),
+            amount_cny: in_cny(self.amount_total)?,
+            cost_cny: in_cny(self.cost_total)?,
+            prepayment_ratio: self.prepayment_ratio,
+        })
+    }
 }
 
 /// The input for a customer whose window (from its first order) closed in
@@ -289,7 +246,7 @@ pub fn customer_input(
     branch: &BranchCalendar,
     quarter: &Period,
     customer: &Customer,
-    deals: &[DealRecord],
+    deals: &[SignedOrder],
     fx: &FxTable,
 ) -> Result<BonusInput, String> {
     let first = customer
@@ -298,22 +255,18 @@ pub fn customer_input(
         .ok_or_else(|| format!("customer {} has no order", customer.id))?;
     let last = window_last_day(first);
     // A cancelled contract is no order.
-    let mut in_window: Vec<&DealRecord> = deals
+    let mut in_window: Vec<&SignedOrder> = deals
         .iter()
-        .filter(|d| d.cancelled_at.is_none())
-        .filter(|d| {
-            d.signed_at
-                .map(|t| local_day(t, branch.tz))
-                .is_some_and(|day| first <= day && day <= last)
-        })
+        .filter(|d| !d.cancelled)
+        .filter(|d| (first..=last).contains(&local_day(d.signed_at, branch.tz)))
         .collect();
-    in_window.sort_by(|a, b| (a.signed_at, &a.id).cmp(&(b.signed_at, &b.id)));
+    in_window.sort_by(|a, b| (a.signed_at, &a.deal_id).cmp(&(b.signed_at, &b.deal_id)));
     let rep = customer_rep(customer, &in_window);
     let mut input = base(branch, quarter, &rep, SubjectKind::Customer, &customer.id);
     input.customer = Some(customer_info(customer));
     input.orders = in_window
         .iter()
-        .map(|d| order(d, branch.tz, fx))
+        .map(|d| d.info(branch.tz, fx))
         .collect::<Result<_, _>>()?;
     input.cny_per_usd = fx.per_usd("CNY", last);
     Ok(input)
@@ -321,7 +274,7 @@ pub fn customer_input(
 
 /// Who a customer subject belongs to: its account manager, or the owner of
 /// its first order when it has none.
-fn customer_rep(customer: &Customer, orders: &[&DealRecord]) -> String {
+fn customer_rep(customer: &Customer, orders: &[&SignedOrder]) -> String {
     customer
         .owner
         .clone()

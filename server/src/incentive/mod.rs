@@ -2,9 +2,11 @@
 //! settlement hands each rule (DOMAIN.md §5), and a native Rust version of
 //! the default rules (the benchmark's limit and the tests' oracle).
 
+pub mod deal_record;
 pub mod inputs;
 pub mod native;
 pub mod period;
 
+pub use deal_record::DealRecord;
 pub use inputs::{FxTable, SubjectKind};
 pub use period::{Period, PeriodKind};

@@ -117,7 +117,7 @@ pub(crate) fn stage_signing_indexes(batch: &mut Batch, old: Option<&Deal>, new: 
     }
     if let Some(t) = &new.signed_at {
         let t = keys::time(t);
-        let record = encode(&DealRecord::from(new));
+        let record = DealRecord::from(new).encode();
         batch.put(
             keys::key(keys::IX_DEAL_SIGNED, &[b, &t, &new.id]),
             record.clone(),
@@ -560,7 +560,7 @@ impl Services {
         let prefix = keys::prefix(keys::IX_DEAL_CUSTOMER_SIGNED, &[&cancelled.customer_id]);
         let mut first = None;
         for (k, v) in self.repo.store().scan(&prefix, None, usize::MAX)? {
-            let d: DealRecord = super::repo::decode(&k, &v)?;
+            let d = super::repo::decode_deal_record(&k, &v)?;
             if d.id != cancelled.id && d.cancelled_at.is_none() {
                 first = d.signed_at;
                 break;

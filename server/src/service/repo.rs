@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::page::{cursor_of, Page, PageRequest};
 use super::ServiceError;
 use crate::domain::ids::server_id;
+use crate::incentive::DealRecord;
 use crate::store::{keys, printable, Batch, Store, StoreError};
 
 /// A decoded record with the exact bytes it was read from, so a commit can
@@ -151,6 +152,16 @@ impl Repo {
             }
         }
     }
+}
+
+/// Decodes a signing-index entry (binary, or JSON as written before).
+pub fn decode_deal_record(key: &[u8], raw: &[u8]) -> Result<DealRecord, ServiceError> {
+    DealRecord::decode(raw).map_err(|reason| {
+        ServiceError::Store(StoreError::Corrupt {
+            key: printable(key),
+            reason,
+        })
+    })
 }
 
 /// Decodes a stored record.

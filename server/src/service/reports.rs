@@ -10,14 +10,13 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::repo::decode;
+use super::repo::decode_deal_record;
 use super::tiering::window_from;
 use super::{now, ServiceError, Services};
 use crate::accounts::cadence::DueStatus;
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::customer::Tier;
-use crate::incentive::inputs::DealRecord;
 use crate::incentive::period::local_day;
 use crate::incentive::FxTable;
 use crate::store::keys;
@@ -261,7 +260,7 @@ impl Services {
             };
             let prefix = keys::prefix(keys::IX_DEAL_CUSTOMER_SIGNED, &[&c.id]);
             for (k, v) in self.repo.store().scan(&prefix, None, usize::MAX)? {
-                let d: DealRecord = decode(&k, &v)?;
+                let d = decode_deal_record(&k, &v)?;
                 let (Some(signed), None) = (d.signed_at, d.cancelled_at) else {
                     continue;
                 };

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::repo::decode;
+use super::repo::{decode, decode_deal_record};
 use super::rule_book::{RuleBook, RuleVersion};
 use super::{ServiceError, Services};
 use crate::domain::branch::Branch;
@@ -24,7 +24,9 @@ use crate::domain::customer::{Customer, Source};
 use crate::domain::fx::FxRate;
 use crate::domain::settlement::{Adjustment, SettlementLine};
 use crate::domain::token::{Grant, Role};
-use crate::incentive::inputs::{customer_input, deal_input, rep_input, BranchCalendar, DealRecord};
+use crate::incentive::inputs::{
+    customer_input, deal_input, rep_input, BranchCalendar, DealRecord, SignedOrder,
+};
 use crate::incentive::period::{day_start, earliest_window_start, local_day, window_last_day};
 use crate::incentive::{FxTable, Period, PeriodKind, SubjectKind};
 use crate::pipeline::hook_input::customer_info;
@@ -456,7 +458,7 @@ const OTHER_CHUNKS: usize = 1 << 48;
 const WINDOW_CHUNKS: usize = 1 << 49;
 
 /// Orders of window customers collected from the deal stream.
-type Orders = HashMap<String, Vec<DealRecord>>;
+type Orders = HashMap<String, Vec<SignedOrder>>;
 
 impl Context<'_> {
     /// Evaluates every subject on all cores, then merges in subject order.
@@ -573,16 +575,16 @@ impl Context<'_> {
     ) -> ChunkOutcome {
         let mut items = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let deal: DealRecord = decode(&key, &value)?;
-            if let (Some((first, last)), Some(signed)) =
-                (self.windows.get(&deal.customer_id), deal.signed_at)
+            let deal = decode_deal_record(&key, &value)?;
+            if let (Some((first, last)), Some(order)) =
+                (self.windows.get(&deal.customer_id), SignedOrder::of(&deal))
             {
-                let day = local_day(signed, self.calendar.tz);
+                let day = local_day(order.signed_at, self.calendar.tz);
                 if *first <= day && day <= *last {
                     orders
                         .entry(deal.customer_id.clone())
                         .or_default()
-                        .push(deal.clone());
+                        .push(order);
                 }
             }
             if !subjects {
@@ -604,7 +606,7 @@ impl Context<'_> {
                 orders.entry(customer).or_default().extend(deals);
             }
         }
-        let mut windows: Vec<(&String, Vec<DealRecord>)> = self
+        let mut windows: Vec<(&String, Vec<SignedOrder>)> = self
             .windows
             .keys()
             .map(|c| (c, orders.remove(c).unwrap_or_default()))
@@ -628,7 +630,7 @@ impl Context<'_> {
     }
 
     /// Customer subjects of one chunk of windows.
-    fn window_chunk(&self, windows: &[(&String, Vec<DealRecord>)]) -> ChunkOutcome {
+    fn window_chunk(&self, windows: &[(&String, Vec<SignedOrder>)]) -> ChunkOutcome {
         let mut items = Vec::with_capacity(windows.len());
         for (id, deals) in windows {
             let key = keys::key(keys::CUSTOMER, &[id]);
@@ -805,7 +807,7 @@ impl Context<'_> {
                 let last = window_last_day(first_day);
                 let quarter = Period::containing(PeriodKind::Quarter, last);
                 let deals =
-                    self.signed_deals_of(id, day_start(first_day, tz), day_after(last, tz))?;
+                    self.signed_orders_of(id, day_start(first_day, tz), day_after(last, tz))?;
                 let input = customer_input(&self.calendar, &quarter, &c.value, &deals, &self.fx)
                     .map_err(|e| ServiceError::invalid("period", e))?;
                 Some(SubjectInput {
@@ -831,13 +833,13 @@ impl Context<'_> {
         })
     }
 
-    /// A customer's deals signed in `[from, to)`.
-    fn signed_deals_of(
+    /// A customer's orders signed in `[from, to)`.
+    fn signed_orders_of(
         &self,
         customer: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<DealRecord>, ServiceError> {
+    ) -> Result<Vec<SignedOrder>, ServiceError> {
         let services = self.services;
         let mut out = Vec::new();
         services.time_range(
@@ -846,7 +848,7 @@ impl Context<'_> {
             from,
             to,
             |_, key, value| {
-                out.push(decode::<DealRecord>(key, &value)?);
+                out.extend(SignedOrder::of(&decode_deal_record(key, &value)?));
                 Ok(())
             },
         )?;

@@ -15,11 +15,11 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use chrono_tz::Tz;
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::customers::history_key;
-use super::repo::{decode, encode, Stored};
+use super::repo::{decode_deal_record, encode, Stored};
 use super::{now, stage_customer, ServiceError, Services, MAX_RETRIES};
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
@@ -98,19 +98,6 @@ pub struct TierQueue {
     paused: AtomicBool,
     /// One re-tier at a time (the worker's and requested ones).
     one_at_a_time: tokio::sync::Mutex<()>,
-}
-
-/// What tiering reads of a signed deal (the rest of the index value is
-/// skipped, not built).
-#[derive(Deserialize)]
-struct SignedAmount {
-    customer_id: String,
-    owner: String,
-    currency: String,
-    amount_total: Decimal,
-    signed_at: DateTime<Utc>,
-    #[serde(default)]
-    cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// Signed revenue (CNY) over a window by customer and by deal owner, with
@@ -343,14 +330,17 @@ impl Services {
                     while let Some((from, to)) = slices.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let read =
                             self.time_range(keys::IX_DEAL_SIGNED, branch, *from, *to, |_, k, v| {
-                                let d: SignedAmount = decode(k, &v)?;
+                                let d = decode_deal_record(k, &v)?;
                                 if d.cancelled_at.is_some() {
                                     return Ok(());
                                 }
+                                let Some(signed_at) = d.signed_at else {
+                                    return Ok(());
+                                };
                                 match fx.to_cny(
                                     d.amount_total,
                                     &d.currency,
-                                    local_day(d.signed_at, tz),
+                                    local_day(signed_at, tz),
                                 ) {
                                     Ok(cny) => {
                                         *out.by_customer.entry(d.customer_id).or_default() += cny;
