@@ -28,8 +28,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::hooks::{
-    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
-    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
+    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusLine, BonusOutput, CadenceInput,
+    CadenceOutput, GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
 };
 use super::script_input;
 use super::{Executable, Limits, PolicyError};
@@ -414,6 +414,58 @@ fn guard_verdict(out: &Dynamic) -> Option<GuardVerdict> {
     has_allow.then_some(verdict)
 }
 
+/// A bonus answer read straight from its maps: a settlement calls `bonus`
+/// once per subject, and most answers are `#{ lines: [] }`. Only the plain
+/// shape (`rule` and `explanation` strings, `amount` a decimal, an integer
+/// or a decimal string, `flag` a string or `()`); anything else returns
+/// `None` and takes [`decode`], which gives the same value or the error.
+fn bonus_output(out: &Dynamic) -> Option<BonusOutput> {
+    let map = out.read_lock::<Map>()?;
+    let mut output = BonusOutput::default();
+    for (key, value) in map.iter() {
+        if key.as_str() != "lines" {
+            return None;
+        }
+        output.lines = value
+            .read_lock::<rhai::Array>()?
+            .iter()
+            .map(bonus_line)
+            .collect::<Option<_>>()?;
+    }
+    Some(output)
+}
+
+/// One line of [`bonus_output`].
+fn bonus_line(line: &Dynamic) -> Option<BonusLine> {
+    let text = |d: &Dynamic| d.read_lock::<ImmutableString>().map(|s| s.to_string());
+    let map = line.read_lock::<Map>()?;
+    let (mut rule, mut amount, mut explanation, mut flag) = (None, None, None, None);
+    for (key, value) in map.iter() {
+        match key.as_str() {
+            "rule" => rule = Some(text(value)?),
+            "amount" => {
+                amount = Some(if let Some(d) = value.read_lock::<Decimal>() {
+                    d.normalize()
+                } else if let Ok(i) = value.as_int() {
+                    Decimal::from(i)
+                } else {
+                    crate::domain::money::parse_decimal(&text(value)?).ok()?
+                })
+            }
+            "explanation" => explanation = Some(text(value)?),
+            "flag" if value.is_unit() => flag = None,
+            "flag" => flag = Some(text(value)?),
+            _ => return None,
+        }
+    }
+    Some(BonusLine {
+        rule: rule?,
+        amount: amount?,
+        explanation: explanation?,
+        flag,
+    })
+}
+
 fn map_error(e: EvalAltResult, limits: &Limits) -> PolicyError {
     use EvalAltResult as E;
     match e {
@@ -537,7 +589,11 @@ impl Executable for RhaiPolicy {
     }
 
     fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
-        self.call(Hook::Bonus, input, limits)
+        let out = self.call_dynamic(Hook::Bonus, input, limits)?;
+        match bonus_output(&out) {
+            Some(o) => Ok(o),
+            None => decode(&out),
+        }
     }
 }
 
@@ -886,5 +942,47 @@ mod tests {
                 .allow;
             assert_eq!(got, want, "{case}");
         }
+    }
+
+    #[test]
+    fn bonus_answers_read_from_their_maps_equal_the_json_reading() {
+        let h = host();
+        let mut fast = 0;
+        for case in [
+            "#{ lines: [] }",
+            "#{}",
+            r#"#{ lines: [#{ rule: "r", amount: dec("1.50"), explanation: "x" }] }"#,
+            r#"#{ lines: [#{ rule: "r", amount: dec(-1000), explanation: "x", flag: () }] }"#,
+            r#"#{ lines: [#{ rule: "r", amount: 300, explanation: "x", flag: "replan" }] }"#,
+            r#"#{ lines: [#{ rule: "r", amount: "12.340", explanation: "" }, #{ rule: "s", amount: dec("0.000"), explanation: "y" }] }"#,
+            // (scripts have no floats: 1.5 is a decimal)
+            r#"#{ lines: [#{ rule: "r", amount: 1.5, explanation: "x" }] }"#,
+            // Not the plain shape: the JSON reading decides.
+            r#"#{ lines: [#{ rule: "r", amount: "1e3", explanation: "x" }] }"#,
+            r#"#{ lines: [#{ rule: "r", explanation: "x" }] }"#,
+            r#"#{ lines: [#{ rule: 7, amount: 1, explanation: "x" }] }"#,
+            r#"#{ lines: [#{ rule: "r", amount: 1, explanation: "x", extra: 1 }] }"#,
+            r#"#{ lines: [], more: 1 }"#,
+            r#"#{ lines: "none" }"#,
+            "[]",
+            "()",
+        ] {
+            let out: Dynamic = h.engine.eval(case).unwrap();
+            let slow: Result<BonusOutput, PolicyError> = decode(&out);
+            // Other shapes take the JSON reading itself.
+            if let Some(o) = bonus_output(&out) {
+                fast += 1;
+                let slow = slow.unwrap_or_else(|e| panic!("{case}: {e}"));
+                assert_eq!(
+                    serde_json::to_value(&o).unwrap(),
+                    serde_json::to_value(&slow).unwrap(),
+                    "{case}"
+                );
+                for (a, b) in o.lines.iter().zip(&slow.lines) {
+                    assert_eq!(a.amount.serialize(), b.amount.serialize(), "{case}");
+                }
+            }
+        }
+        assert_eq!(fast, 7);
     }
 }
