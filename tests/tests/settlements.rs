@@ -64,6 +64,27 @@ impl World {
         (c, d)
     }
 
+    /// Uploads a global rhai policy and activates it; the upload's answer.
+    async fn live_rule(&self, name: &str, source: &str) -> Value {
+        let up = self
+            .app
+            .ok(
+                "/v1/policies",
+                ADMIN,
+                json!({"name": name, "scope": "global", "runtime": "rhai", "source": source}),
+            )
+            .await;
+        let v = up["version"].as_u64().unwrap();
+        self.app
+            .ok(
+                &format!("/v1/policies/{name}/versions/{v}/activate"),
+                ADMIN,
+                json!({}),
+            )
+            .await;
+        up
+    }
+
     /// Stops the server (once its background re-tiering is done), lets
     /// `change` rewrite its store, and starts a current server on it.
     async fn restart(self, change: impl AsyncFnOnce(&std::path::Path)) -> World {
@@ -832,22 +853,7 @@ async fn a_rule_paying_one_subject_twice_or_absurdly_is_refused() {
         let source = format!(
             "fn bonus(input) {{ if input.subject_kind != \"deal\" {{ return #{{ lines: [] }}; }} #{{ lines: [{line}] }} }}"
         );
-        let up = w
-            .app
-            .ok(
-                "/v1/policies",
-                ADMIN,
-                json!({"name": name, "scope": "global", "runtime": "rhai", "source": source}),
-            )
-            .await;
-        let v = up["version"].as_u64().unwrap();
-        w.app
-            .ok(
-                &format!("/v1/policies/{name}/versions/{v}/activate"),
-                ADMIN,
-                json!({}),
-            )
-            .await;
+        w.live_rule(name, &source).await;
         let r = w.settle("sh", "2026-03").await;
         assert_eq!(
             r.status,
@@ -1348,4 +1354,61 @@ async fn signing_index_entries_written_as_json_still_settle_tier_and_cancel() {
         .await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
     assert_eq!(customer.body["first_order_at"], "2026-02-01T10:00:00Z");
+}
+
+#[tokio::test]
+async fn a_rule_declaring_its_subjects_is_asked_about_no_others() {
+    // Given two global rules paying 1 CNY for any subject, one declaring it
+    // settles customers only
+    let w = world("sh", "UTC").await;
+    let (c, d) = w.three_orders().await;
+    let pays_all = |rule: &str| {
+        format!(
+            r#"fn bonus(input) {{ #{{ lines: [#{{ rule: "{rule}", amount: dec(1), explanation: input.subject_kind }}] }} }}"#
+        )
+    };
+    for (name, source) in [
+        (
+            "flat-customers",
+            format!(
+                "{}\nfn bonus_subjects() {{ [\"customer\"] }}",
+                pays_all("flat_c")
+            ),
+        ),
+        ("flat-all", pays_all("flat_a")),
+    ] {
+        let up = w.live_rule(name, &source).await;
+        let declared = if name == "flat-all" {
+            Value::Null
+        } else {
+            json!(["customer"])
+        };
+        assert_eq!(up["bonus_subjects"], declared, "{up}");
+    }
+    let rules = |s: &Value, subject: &str| -> Vec<String> {
+        let mut r: Vec<String> = lines_of(s, subject)
+            .iter()
+            .map(|l| l["rule"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        r
+    };
+
+    // Then the contract of January is paid by the undeclared rule only
+    let jan = w.draft("sh", "2026-01").await;
+    assert_eq!(rules(&jan, &d), ["flat_a", "new_brand_sale"], "{jan}");
+    // And the customer whose window closed in Q2 by both
+    let q2 = w.draft("sh", "2026-Q2").await;
+    assert_eq!(rules(&q2, &c), ["flat_a", "flat_c", "new_customer"], "{q2}");
+    // And the version listing shows the declaration
+    let versions = w
+        .app
+        .get("/v1/policies/flat-customers/versions", ADMIN)
+        .await;
+    assert_eq!(
+        versions.body["items"][0]["bonus_subjects"],
+        json!(["customer"]),
+        "{}",
+        versions.body
+    );
 }

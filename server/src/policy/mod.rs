@@ -106,6 +106,13 @@ pub trait Executable: Send + Sync {
     fn bonus(&self, _: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
         Err(PolicyError::NotImplemented("bonus"))
     }
+    /// The subject kinds (`deal`, `customer`, `rep`) its `bonus` hook
+    /// settles, when the policy declares them: a settlement asks it about no
+    /// other subject (as if it answered no lines for them). `None`: every
+    /// subject.
+    fn bonus_subjects(&self) -> Option<&[String]> {
+        None
+    }
     /// Bonus rules over many subjects of one settlement, one answer per
     /// input in order; each call keeps its own limits. By default one
     /// `bonus` call each; a runtime may share set-up work between them.

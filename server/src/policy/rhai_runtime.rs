@@ -255,7 +255,12 @@ impl RhaiHost {
             })?;
         let mut hooks = Vec::new();
         let mut tests = Vec::new();
+        let mut declares_subjects = false;
         for f in ast.iter_functions() {
+            if f.name == BONUS_SUBJECTS && f.params.is_empty() {
+                declares_subjects = true;
+                continue;
+            }
             if let Some(h) = Hook::ALL.iter().find(|h| h.name() == f.name) {
                 if f.params.len() != 1 {
                     return Err(PolicyError::Interface(format!(
@@ -275,13 +280,22 @@ impl RhaiHost {
                 "the script defines no hook function (guard, after, tier, cadence, assign or bonus)".into(),
             ));
         }
-        let policy = RhaiPolicy {
+        if declares_subjects && !hooks.contains(&Hook::Bonus) {
+            return Err(PolicyError::Interface(format!(
+                "`{BONUS_SUBJECTS}` is declared but there is no `bonus` hook"
+            )));
+        }
+        let mut policy = RhaiPolicy {
             host: self.clone(),
             ast: Arc::new(ast),
             hooks,
             tests,
+            bonus_subjects: None,
         };
         policy.run_tests()?;
+        if declares_subjects {
+            policy.bonus_subjects = Some(policy.declared_subjects()?);
+        }
         Ok(policy)
     }
 }
@@ -296,7 +310,13 @@ pub struct RhaiPolicy {
     hooks: Vec<Hook>,
     /// Its example tests.
     tests: Vec<String>,
+    /// The subject kinds its `bonus` hook settles, when it declares them.
+    bonus_subjects: Option<Vec<String>>,
 }
+
+/// The optional function declaring which subjects a `bonus` hook settles:
+/// `fn bonus_subjects() { ["deal"] }`.
+const BONUS_SUBJECTS: &str = "bonus_subjects";
 
 /// Restores the thread's deadline when a call ends, even by panic.
 struct DeadlineGuard;
@@ -324,6 +344,43 @@ impl RhaiPolicy {
                 })?;
         }
         Ok(())
+    }
+
+    /// What `bonus_subjects()` answers: a non-empty array of distinct
+    /// `deal`, `customer`, `rep`.
+    fn declared_subjects(&self) -> Result<Vec<String>, PolicyError> {
+        let wrong = |why: String| {
+            PolicyError::Interface(format!(
+                "`{BONUS_SUBJECTS}()` must return a non-empty array of distinct \"deal\", \"customer\" or \"rep\": {why}"
+            ))
+        };
+        let out = self.call_raw(
+            &self.host.engine,
+            BONUS_SUBJECTS,
+            Vec::new(),
+            &self.host.limits,
+        )?;
+        let list = out
+            .read_lock::<rhai::Array>()
+            .ok_or_else(|| wrong(format!("it returned a {}", out.type_name())))?;
+        let mut kinds: Vec<String> = Vec::new();
+        for item in list.iter() {
+            let kind = item
+                .read_lock::<ImmutableString>()
+                .map(|s| s.to_string())
+                .ok_or_else(|| wrong(format!("`{item}` is not a string")))?;
+            if !["deal", "customer", "rep"].contains(&kind.as_str()) {
+                return Err(wrong(format!("`{kind}` is no subject kind")));
+            }
+            if kinds.contains(&kind) {
+                return Err(wrong(format!("`{kind}` twice")));
+            }
+            kinds.push(kind);
+        }
+        if kinds.is_empty() {
+            return Err(wrong("it is empty".into()));
+        }
+        Ok(kinds)
     }
 
     fn call_raw(
@@ -542,6 +599,10 @@ impl Executable for RhaiPolicy {
         self.tests.clone()
     }
 
+    fn bonus_subjects(&self) -> Option<&[String]> {
+        self.bonus_subjects.as_deref()
+    }
+
     fn guard(
         &self,
         input: &Arc<TransitionInput>,
@@ -721,6 +782,39 @@ mod tests {
             host().compile(failing),
             Err(PolicyError::TestFailed { .. })
         ));
+    }
+
+    #[test]
+    fn a_bonus_rule_may_declare_the_subjects_it_settles() {
+        let bonus = "fn bonus(i) { #{ lines: [] } }";
+        let declared =
+            |decl: &str| host().compile(&format!("{bonus}\nfn bonus_subjects() {{ {decl} }}"));
+        let p = declared(r#"["customer", "rep"]"#).unwrap();
+        assert_eq!(
+            p.bonus_subjects(),
+            Some(&["customer".to_string(), "rep".to_string()][..])
+        );
+        assert!(host().compile(bonus).unwrap().bonus_subjects().is_none());
+        for (decl, why) in [
+            ("[]", "it is empty"),
+            (r#""deal""#, "it returned a string"),
+            (r#"["deal", "deal"]"#, "`deal` twice"),
+            (r#"["deals"]"#, "`deals` is no subject kind"),
+            ("[1]", "`1` is not a string"),
+        ] {
+            match declared(decl) {
+                Err(PolicyError::Interface(m)) => assert!(m.contains(why), "{decl}: {m}"),
+                other => panic!("{decl}: {:?}", other.map(|p| p.bonus_subjects)),
+            }
+        }
+        // A throwing declaration is the script's error; one without a
+        // `bonus` hook declares nothing it could use.
+        assert!(declared(r#"throw "no""#).is_err());
+        match host().compile(r#"fn guard(i) { #{ allow: true } } fn bonus_subjects() { ["deal"] }"#)
+        {
+            Err(PolicyError::Interface(m)) => assert!(m.contains("no `bonus` hook"), "{m}"),
+            other => panic!("{:?}", other.map(|p| p.bonus_subjects)),
+        }
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct PolicyVersion {
     pub hooks: Vec<Hook>,
     /// Its example tests (all passed at upload).
     pub tests: Vec<String>,
+    /// The subject kinds its `bonus` hook settles, when it declares them
+    /// (rhai: `fn bonus_subjects()`); absent: every subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bonus_subjects: Option<Vec<String>>,
     /// Size in bytes.
     pub size: usize,
     /// Who uploaded it.
@@ -107,6 +111,9 @@ pub struct UploadedPolicy {
     pub hooks: Vec<Hook>,
     /// Example tests run and passed.
     pub tests: Vec<String>,
+    /// The subject kinds its `bonus` hook settles, when it declares them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bonus_subjects: Option<Vec<String>>,
     /// False when identical content was already stored as `version`.
     pub created: bool,
 }
@@ -416,6 +423,7 @@ impl Services {
                             sha256,
                             hooks: meta.value.hooks,
                             tests: meta.value.tests,
+                            bonus_subjects: meta.value.bonus_subjects,
                             created: false,
                         });
                     }
@@ -454,6 +462,7 @@ impl Services {
             runtime,
             hooks: exec.hooks().to_vec(),
             tests: tests.clone(),
+            bonus_subjects: exec.bonus_subjects().map(<[String]>::to_vec),
             size: body.len(),
             uploaded_by: caller.user.clone(),
             uploaded_at: now,
@@ -477,6 +486,7 @@ impl Services {
             sha256,
             hooks: meta.hooks,
             tests,
+            bonus_subjects: meta.bonus_subjects,
             created: true,
         })
     }

@@ -664,9 +664,16 @@ impl Context<'_> {
     /// Lets each rule version in force answer all the prepared subjects it
     /// applies to at once, then turns the answers into lines.
     fn evaluate(&self, items: Vec<Prepared>) -> ChunkOutcome {
+        // A rule that declares the subjects it settles is not asked about
+        // others: its answer for them is no lines.
         let mut answers: Vec<Vec<Option<Result<BonusOutput, PolicyError>>>> = items
             .iter()
-            .map(|(.., rules, _)| rules.iter().map(|_| None).collect())
+            .map(|(input, .., rules, _)| {
+                rules
+                    .iter()
+                    .map(|r| (!settles(r, input)).then(|| Ok(BonusOutput::default())))
+                    .collect()
+            })
             .collect();
         let mut distinct: Vec<&Arc<RuleVersion>> = Vec::new();
         for rule in items.iter().flat_map(|(.., rules, _)| rules.iter()) {
@@ -680,7 +687,9 @@ impl Context<'_> {
                 .enumerate()
                 .filter_map(|(i, (input, .., rules, _))| {
                     let at = rules.iter().position(|r| Arc::ptr_eq(r, rule))?;
-                    Some(((i, at), Arc::clone(input)))
+                    answers[i][at]
+                        .is_none()
+                        .then(|| ((i, at), Arc::clone(input)))
                 })
                 .unzip();
             let outs = rule.exec.bonus_many(&inputs, self.limits);
@@ -854,6 +863,14 @@ impl Context<'_> {
         )?;
         Ok(out)
     }
+}
+
+/// Whether `rule` settles the subject of `input` (every subject, unless it
+/// declares which).
+fn settles(rule: &RuleVersion, input: &BonusInput) -> bool {
+    rule.exec
+        .bonus_subjects()
+        .is_none_or(|kinds| kinds.contains(&input.subject_kind))
 }
 
 /// Adds a subject's `fresh` lines, or, when approved settlements already
