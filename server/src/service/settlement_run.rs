@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +134,15 @@ struct Context<'a> {
     new_customers: HashMap<(String, Period), i64>,
     /// Customers whose window closes in the period: its first and last day.
     windows: HashMap<String, (NaiveDate, NaiveDate)>,
+    /// Customers read so far, shared by the workers (each customer is
+    /// decoded once, not once per worker and again for its window).
+    customers: RwLock<HashMap<String, Option<Arc<KnownCustomer>>>>,
+}
+
+/// A customer as read once: its record and what hooks see of it.
+struct KnownCustomer {
+    record: Customer,
+    info: CustomerInfo,
 }
 
 impl Services {
@@ -272,6 +281,7 @@ impl Services {
             ledger,
             new_customers,
             windows,
+            customers: RwLock::default(),
         };
         cx.run(deals, subjects.into_iter().collect())
     }
@@ -473,7 +483,6 @@ impl Context<'_> {
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
-                    let mut customers = HashMap::new();
                     let mut orders: Orders = HashMap::new();
                     let mut day = next_day.fetch_add(1, Ordering::Relaxed);
                     loop {
@@ -490,7 +499,7 @@ impl Context<'_> {
                         let (order, outcome) = match page {
                             Ok(Some((n, entries))) => (
                                 day << 24 | n,
-                                self.deal_page(entries, subjects, &mut customers, &mut orders),
+                                self.deal_page(entries, subjects, &mut orders),
                             ),
                             Err(e) => (day << 24, Err(e)),
                             Ok(None) if day < days.len() => {
@@ -503,7 +512,7 @@ impl Context<'_> {
                                     collected.lock().push(std::mem::take(&mut orders));
                                     return;
                                 }
-                                (OTHER_CHUNKS + i, self.chunk(chunks[i], &mut customers))
+                                (OTHER_CHUNKS + i, self.chunk(chunks[i]))
                             }
                         };
                         if outcome.is_err() {
@@ -551,14 +560,10 @@ impl Context<'_> {
     /// Evaluates a chunk of subjects: builds their inputs, lets each rule
     /// version in force answer all the subjects it applies to at once, then
     /// turns the answers into lines (new ones, or true-ups of what was paid).
-    fn chunk(
-        &self,
-        subjects: &[Subject],
-        customers: &mut HashMap<String, Option<CustomerInfo>>,
-    ) -> ChunkOutcome {
+    fn chunk(&self, subjects: &[Subject]) -> ChunkOutcome {
         let mut items = Vec::with_capacity(subjects.len());
         for s in subjects {
-            if let Some(subject) = self.input(s, customers)? {
+            if let Some(subject) = self.input(s)? {
                 items.push(self.prepare(subject));
             }
         }
@@ -566,13 +571,7 @@ impl Context<'_> {
     }
 
     /// Evaluates a page of the signing index: each entry is a deal subject.
-    fn deal_page(
-        &self,
-        entries: Vec<Entry>,
-        subjects: bool,
-        customers: &mut HashMap<String, Option<CustomerInfo>>,
-        orders: &mut Orders,
-    ) -> ChunkOutcome {
+    fn deal_page(&self, entries: Vec<Entry>, subjects: bool, orders: &mut Orders) -> ChunkOutcome {
         let mut items = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let deal = decode_deal_record(&key, &value)?;
@@ -590,7 +589,7 @@ impl Context<'_> {
             if !subjects {
                 continue;
             }
-            if let Some(subject) = self.deal_subject(deal, customers)? {
+            if let Some(subject) = self.deal_subject(deal)? {
                 items.push(self.prepare(subject));
             }
         }
@@ -633,13 +632,12 @@ impl Context<'_> {
     fn window_chunk(&self, windows: &[(&String, Vec<SignedOrder>)]) -> ChunkOutcome {
         let mut items = Vec::with_capacity(windows.len());
         for (id, deals) in windows {
-            let key = keys::key(keys::CUSTOMER, &[id]);
-            let Some(c) = self.services.repo.read::<Customer>(&key)? else {
+            let Some(c) = self.customer(id)? else {
                 continue;
             };
             let (_, last) = self.windows[*id];
             let quarter = Period::containing(PeriodKind::Quarter, last);
-            let input = customer_input(&self.calendar, &quarter, &c.value, deals, &self.fx)
+            let input = customer_input(&self.calendar, &quarter, &c.record, deals, &self.fx)
                 .map_err(|e| ServiceError::invalid("period", e))?;
             items.push(self.prepare(SubjectInput {
                 input,
@@ -750,23 +748,11 @@ impl Context<'_> {
     }
 
     /// A signed deal's input, its signing day and month.
-    fn deal_subject(
-        &self,
-        deal: DealRecord,
-        customers: &mut HashMap<String, Option<CustomerInfo>>,
-    ) -> Result<Option<SubjectInput>, ServiceError> {
+    fn deal_subject(&self, deal: DealRecord) -> Result<Option<SubjectInput>, ServiceError> {
         let Some(signed) = deal.signed_at else {
             return Ok(None);
         };
-        if !customers.contains_key(&deal.customer_id) {
-            let c = self
-                .services
-                .repo
-                .read::<Customer>(&keys::key(keys::CUSTOMER, &[&deal.customer_id]))?
-                .map(|s| customer_info(&s.value));
-            customers.insert(deal.customer_id.clone(), c);
-        }
-        let customer = customers.get(&deal.customer_id).cloned().flatten();
+        let customer = self.customer(&deal.customer_id)?.map(|c| c.info.clone());
         let tz = self.calendar.tz;
         let day = local_day(signed, tz);
         let cancelled = deal.cancelled_at.map(|t| {
@@ -787,11 +773,7 @@ impl Context<'_> {
 
     /// A subject's input, the day that picks its rule versions and its own
     /// period; `None` when the subject no longer exists.
-    fn input(
-        &self,
-        subject: &Subject,
-        customers: &mut HashMap<String, Option<CustomerInfo>>,
-    ) -> Result<Option<SubjectInput>, ServiceError> {
+    fn input(&self, subject: &Subject) -> Result<Option<SubjectInput>, ServiceError> {
         let services = self.services;
         let tz = self.calendar.tz;
         Ok(match subject {
@@ -800,16 +782,13 @@ impl Context<'_> {
                 let Some(raw) = services.repo.store().get(&key)? else {
                     return Ok(None);
                 };
-                return self.deal_subject(decode(&key, &raw)?, customers);
+                return self.deal_subject(decode(&key, &raw)?);
             }
             Subject::Customer(id) => {
-                let Some(c) = services
-                    .repo
-                    .read::<Customer>(&keys::key(keys::CUSTOMER, &[id]))?
-                else {
+                let Some(c) = self.customer(id)? else {
                     return Ok(None);
                 };
-                let Some(first) = c.value.first_order_at else {
+                let Some(first) = c.record.first_order_at else {
                     return Ok(None);
                 };
                 let first_day = local_day(first, tz);
@@ -817,7 +796,7 @@ impl Context<'_> {
                 let quarter = Period::containing(PeriodKind::Quarter, last);
                 let deals =
                     self.signed_orders_of(id, day_start(first_day, tz), day_after(last, tz))?;
-                let input = customer_input(&self.calendar, &quarter, &c.value, &deals, &self.fx)
+                let input = customer_input(&self.calendar, &quarter, &c.record, &deals, &self.fx)
                     .map_err(|e| ServiceError::invalid("period", e))?;
                 Some(SubjectInput {
                     input,
@@ -840,6 +819,26 @@ impl Context<'_> {
                 })
             }
         })
+    }
+
+    /// A customer as read once by any worker; `None` when it is gone.
+    fn customer(&self, id: &str) -> Result<Option<Arc<KnownCustomer>>, ServiceError> {
+        if let Some(known) = self.customers.read().get(id) {
+            return Ok(known.clone());
+        }
+        let known = self
+            .services
+            .repo
+            .read::<Customer>(&keys::key(keys::CUSTOMER, &[id]))?
+            .map(|s| {
+                Arc::new(KnownCustomer {
+                    info: customer_info(&s.value),
+                    record: s.value,
+                })
+            });
+        // Two workers may read the same customer at once: either copy will do.
+        self.customers.write().insert(id.to_string(), known.clone());
+        Ok(known)
     }
 
     /// A customer's orders signed in `[from, to)`.
