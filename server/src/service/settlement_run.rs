@@ -473,6 +473,7 @@ type Orders = HashMap<String, Vec<SignedOrder>>;
 impl Context<'_> {
     /// Evaluates every subject on all cores, then merges in subject order.
     fn run(&self, days: Vec<DealPages>, subjects: Vec<Subject>) -> Result<Computed, ServiceError> {
+        self.read_window_customers()?;
         let days: Vec<Mutex<DealPages>> = days.into_iter().map(Mutex::new).collect();
         let chunks: Vec<&[Subject]> = subjects.chunks(CHUNK).collect();
         let (next_day, next) = (AtomicUsize::new(0), AtomicUsize::new(0));
@@ -612,20 +613,26 @@ impl Context<'_> {
             .collect();
         windows.sort_by(|a, b| a.0.cmp(b.0));
         let chunks: Vec<_> = windows.chunks(CHUNK).collect();
-        let next = AtomicUsize::new(0);
-        let results = Mutex::new(Vec::new());
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(chunk) = chunks.get(i) else { return };
-                    let outcome = self.window_chunk(chunk);
-                    results.lock().push((WINDOW_CHUNKS + i, outcome));
-                });
-            }
-        });
-        results.into_inner()
+        on_all_cores(chunks.len(), |i| self.window_chunk(chunks[i]))
+            .into_iter()
+            .map(|(i, outcome)| (WINDOW_CHUNKS + i, outcome))
+            .collect()
+    }
+
+    /// Reads the window customers on all cores, in key order, before the
+    /// deal stream asks for them: sled serves neighbouring keys from the
+    /// same pages, where the stream would read them in random order.
+    fn read_window_customers(&self) -> Result<(), ServiceError> {
+        let mut ids: Vec<&String> = self.windows.keys().collect();
+        ids.sort();
+        let chunks: Vec<_> = ids.chunks(CHUNK).collect();
+        on_all_cores(chunks.len(), |i| {
+            chunks[i]
+                .iter()
+                .try_for_each(|id| self.customer(id).map(drop))
+        })
+        .into_iter()
+        .try_for_each(|(_, read)| read)
     }
 
     /// Customer subjects of one chunk of windows.
@@ -862,6 +869,27 @@ impl Context<'_> {
         )?;
         Ok(out)
     }
+}
+
+/// Runs `work(0..count)` on all cores; the results with their index, in
+/// no particular order.
+fn on_all_cores<T: Send>(count: usize, work: impl Fn(usize) -> T + Sync) -> Vec<(usize, T)> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(count));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(count) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let outcome = work(i);
+                results.lock().push((i, outcome));
+            });
+        }
+    });
+    results.into_inner()
 }
 
 /// Whether `rule` settles the subject of `input` (every subject, unless it

@@ -12,7 +12,7 @@ use crate::policy::hooks;
 use crate::policy::PolicyError;
 
 fn dec(d: &Decimal) -> String {
-    d.to_string()
+    crate::domain::money::decimal_text(d)
 }
 
 fn opt_dec(d: &Option<Decimal>) -> Option<String> {
