@@ -150,6 +150,45 @@ impl DealRecord {
     }
 }
 
+/// What revenue counts of a signed deal (tiering reads a year of a branch's
+/// signings): decoded without building the rest of the record.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SignedRevenue {
+    /// The customer.
+    pub customer_id: String,
+    /// The deal's owner.
+    pub owner: String,
+    /// Its currency.
+    pub currency: String,
+    /// Sum of line amounts.
+    pub amount_total: Decimal,
+    /// When signed.
+    #[serde(default)]
+    pub signed_at: Option<DateTime<Utc>>,
+    /// When the contract was cancelled.
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl SignedRevenue {
+    /// Decodes it from a signing-index value, either form, skipping the
+    /// other fields.
+    pub fn decode(raw: &[u8]) -> Result<SignedRevenue, String> {
+        match raw.first() {
+            Some(&BINARY_V1) => Reader(&raw[1..]).revenue(),
+            Some(b'{') => serde_json::from_slice(raw).map_err(|e| e.to_string()),
+            _ => DealRecord::decode(raw).map(|d| SignedRevenue {
+                customer_id: d.customer_id,
+                owner: d.owner,
+                currency: d.currency,
+                amount_total: d.amount_total,
+                signed_at: d.signed_at,
+                cancelled_at: d.cancelled_at,
+            }),
+        }
+    }
+}
+
 /// Appends the binary form's parts.
 struct Writer(Vec<u8>);
 
@@ -270,6 +309,52 @@ impl<'a> Reader<'a> {
             1 => read(self).map(Some),
             b => Err(format!("an option tag of {b}")),
         }
+    }
+
+    /// Passes over a string or a list of strings without copying it.
+    fn skip_str(&mut self) -> Result<(), String> {
+        let n = self.len()?;
+        self.take(n).map(drop)
+    }
+
+    fn skip_strs(&mut self) -> Result<(), String> {
+        (0..self.len()?).try_for_each(|_| self.skip_str())
+    }
+
+    /// [`SignedRevenue`]'s fields, in the order of [`Reader::record`].
+    fn revenue(&mut self) -> Result<SignedRevenue, String> {
+        self.skip_str()?; // id
+        self.skip_str()?; // title
+        let owner = self.str()?;
+        let customer_id = self.str()?;
+        let currency = self.str()?;
+        self.skip_strs()?; // needs
+        self.opt(Self::decimal)?; // prepayment_ratio
+        self.take(12)?; // opened_at
+        self.skip_str()?; // stage
+        self.skip_strs()?; // stages_passed
+        let signed_at = self.opt(Self::time)?;
+        for _ in 0..self.len()? {
+            self.skip_str()?; // brand
+            self.skip_str()?; // product
+            self.take(32)?; // amount, cost
+        }
+        let amount_total = self.decimal()?;
+        self.take(16)?; // cost_total
+        self.skip_strs()?; // new_brands
+        for _ in 0..self.len()? {
+            self.skip_str()?;
+            self.skip_str()?;
+        }
+        let cancelled_at = self.opt(Self::time)?;
+        Ok(SignedRevenue {
+            customer_id,
+            owner,
+            currency,
+            amount_total,
+            signed_at,
+            cancelled_at,
+        })
     }
 
     fn record(&mut self) -> Result<DealRecord, String> {
@@ -400,6 +485,30 @@ mod tests {
                     ..from_binary
                 },
             );
+        }
+    }
+
+    #[test]
+    fn the_revenue_view_reads_what_the_whole_record_holds() {
+        for i in 0..200 {
+            let r = record(i);
+            let want = SignedRevenue {
+                customer_id: r.customer_id.clone(),
+                owner: r.owner.clone(),
+                currency: r.currency.clone(),
+                amount_total: r.amount_total,
+                signed_at: r.signed_at,
+                cancelled_at: r.cancelled_at,
+            };
+            assert_eq!(SignedRevenue::decode(&r.encode()).unwrap(), want);
+            let json = serde_json::to_vec(&r).unwrap();
+            assert_eq!(SignedRevenue::decode(&json).unwrap(), want);
+        }
+        // Every truncation before `cancelled_at` (the last byte, the
+        // reason's tag, is not read).
+        let raw = record(13).encode();
+        for cut in 0..raw.len() - 1 {
+            assert!(SignedRevenue::decode(&raw[..cut]).is_err(), "cut at {cut}");
         }
     }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::page::{cursor_of, Page, PageRequest};
 use super::ServiceError;
 use crate::domain::ids::server_id;
-use crate::incentive::DealRecord;
+use crate::incentive::deal_record::{DealRecord, SignedRevenue};
 use crate::store::{keys, printable, Batch, Store, StoreError};
 
 /// A decoded record with the exact bytes it was read from, so a commit can
@@ -156,20 +156,22 @@ impl Repo {
 
 /// Decodes a signing-index entry (binary, or JSON as written before).
 pub fn decode_deal_record(key: &[u8], raw: &[u8]) -> Result<DealRecord, ServiceError> {
-    DealRecord::decode(raw).map_err(|reason| {
-        ServiceError::Store(StoreError::Corrupt {
-            key: printable(key),
-            reason,
-        })
+    DealRecord::decode(raw).map_err(|reason| corrupt(key, reason))
+}
+
+fn corrupt(key: &[u8], reason: String) -> ServiceError {
+    ServiceError::Store(StoreError::Corrupt {
+        key: printable(key),
+        reason,
     })
+}
+
+/// What revenue counts of a signing-index entry (either form).
+pub fn decode_signed_revenue(key: &[u8], raw: &[u8]) -> Result<SignedRevenue, ServiceError> {
+    SignedRevenue::decode(raw).map_err(|reason| corrupt(key, reason))
 }
 
 /// Decodes a stored record.
 pub fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T, ServiceError> {
-    serde_json::from_slice(raw).map_err(|e| {
-        ServiceError::Store(StoreError::Corrupt {
-            key: printable(key),
-            reason: e.to_string(),
-        })
-    })
+    serde_json::from_slice(raw).map_err(|e| corrupt(key, e.to_string()))
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::customers::history_key;
-use super::repo::{decode_deal_record, encode, Stored};
+use super::repo::{decode_signed_revenue, encode, Stored};
 use super::{now, stage_customer, ServiceError, Services, MAX_RETRIES};
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
@@ -330,7 +330,7 @@ impl Services {
                     while let Some((from, to)) = slices.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let read =
                             self.time_range(keys::IX_DEAL_SIGNED, branch, *from, *to, |_, k, v| {
-                                let d = decode_deal_record(k, &v)?;
+                                let d = decode_signed_revenue(k, &v)?;
                                 if d.cancelled_at.is_some() {
                                     return Ok(());
                                 }
