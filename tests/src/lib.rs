@@ -254,7 +254,7 @@ pub fn deal_body(customer: &str, owner: &str, brand: &str) -> Value {
 /// Opens the router over the sled database in `dir` (reopen to test
 /// persistence).
 pub async fn open_app(dir: &Path) -> (Router, Services) {
-    let store = SledStore::open(dir, Durability::Group).expect("open store");
+    let store = open_when_released(dir).await;
     let services = Services::new(Arc::new(store));
     services
         .bootstrap_admin(Some(ADMIN))
@@ -264,6 +264,24 @@ pub async fn open_app(dir: &Path) -> (Router, Services) {
     services.init_policies().await.expect("default policies");
     services.resume_tiering().await.expect("tiering resumes");
     (dealflow::router(services.clone()), services)
+}
+
+/// Opens the store in `dir` once the previous handle in this process has let
+/// go of it: sled releases its file lock from its own background threads,
+/// shortly after the last handle is dropped, so a reopen right after a drop
+/// can find it still locked (seen under load: `WouldBlock`).
+pub async fn open_when_released(dir: &Path) -> SledStore {
+    let mut tries = 0;
+    loop {
+        match SledStore::open(dir, Durability::Group) {
+            Ok(store) => return store,
+            Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("open store: {e:?}"),
+        }
+    }
 }
 
 /// The `dealflow` binary built by `cargo test --workspace` (cargo builds the

@@ -4,8 +4,8 @@
 //! effective dating, statements, and simulate == settle.
 
 use axum::http::StatusCode;
-use dealflow::store::{keys, Batch, Durability, SledStore, Store};
-use dealflow_tests::{open_app, Reply, TestApp, ADMIN};
+use dealflow::store::{keys, Batch, Store};
+use dealflow_tests::{open_app, open_when_released, Reply, TestApp, ADMIN};
 use serde_json::{json, Value};
 
 /// A branch whose pipeline signs in one move, reps `li` and `zhao`, manager
@@ -1194,7 +1194,7 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
 /// Rewrites the store in `dir` as a server before settlements (schema 1)
 /// left it: no signing indexes, no first orders, no new brands on deals.
 async fn downgrade_to_schema_1(dir: &std::path::Path) {
-    let store = SledStore::open(dir, Durability::Group).unwrap();
+    let store = open_when_released(dir).await;
     let mut batch = Batch::new();
     batch.delete(keys::key(keys::META, &["schema"]));
     for tag in [
@@ -1297,7 +1297,7 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
 /// Rewrites the signing-index entries of the store in `dir` as JSON, as
 /// servers before the binary form wrote them.
 async fn signing_entries_as_json(dir: &std::path::Path) {
-    let store = SledStore::open(dir, Durability::Group).unwrap();
+    let store = open_when_released(dir).await;
     let mut batch = Batch::new();
     let mut rewritten = 0;
     for tag in [keys::IX_DEAL_SIGNED, keys::IX_DEAL_CUSTOMER_SIGNED] {
