@@ -1412,3 +1412,29 @@ async fn a_rule_declaring_its_subjects_is_asked_about_no_others() {
         versions.body
     );
 }
+
+#[tokio::test]
+async fn a_store_written_by_a_newer_server_is_refused_at_start() {
+    // Given a store whose schema is newer than this server's
+    let w = world("sh", "UTC").await;
+    let TestApp {
+        router,
+        services,
+        dir,
+    } = w.app;
+    services.tiering_idle().await;
+    drop(router);
+    drop(services);
+    {
+        let store = open_when_released(dir.path()).await;
+        let mut batch = Batch::new();
+        batch.put(keys::key(keys::META, &["schema"]), b"99".to_vec());
+        store.commit(batch).await.unwrap();
+        store.flush().unwrap();
+    }
+    // When this server opens it, the upgrade step refuses it
+    let store = open_when_released(dir.path()).await;
+    let services = dealflow::Services::new(std::sync::Arc::new(store));
+    let err = services.upgrade_store().await.unwrap_err().to_string();
+    assert!(err.contains("newer server (schema 99)"), "{err}");
+}

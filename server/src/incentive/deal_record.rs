@@ -294,10 +294,15 @@ impl<'a> Reader<'a> {
         Ok(Decimal::deserialize(bytes))
     }
 
+    /// A time within years 1 to 9999 (what RFC 3339 text could hold, and
+    /// what calendar arithmetic on it can take without overflowing).
     fn time(&mut self) -> Result<DateTime<Utc>, String> {
+        use chrono::Datelike;
         let secs = i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
         let nanos = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
-        DateTime::from_timestamp(secs, nanos).ok_or_else(|| "a time out of range".into())
+        DateTime::from_timestamp(secs, nanos)
+            .filter(|t| (1..=9999).contains(&t.year()))
+            .ok_or_else(|| "a time out of range".into())
     }
 
     fn opt<T>(
@@ -556,5 +561,13 @@ mod tests {
         let mut bad = raw;
         bad[2] = 0xff;
         assert!(DealRecord::decode(&bad).unwrap_err().contains("UTF-8"));
+        // A time no text form could hold (year 20,982) is refused.
+        let far = DealRecord {
+            opened_at: DateTime::from_timestamp(600_000_000_000, 0).unwrap(),
+            ..record(2)
+        };
+        assert!(DealRecord::decode(&far.encode())
+            .unwrap_err()
+            .contains("time out of range"));
     }
 }

@@ -257,7 +257,12 @@ impl RhaiHost {
         let mut tests = Vec::new();
         let mut declares_subjects = false;
         for f in ast.iter_functions() {
-            if f.name == BONUS_SUBJECTS && f.params.is_empty() {
+            if f.name == BONUS_SUBJECTS {
+                if !f.params.is_empty() {
+                    return Err(PolicyError::Interface(format!(
+                        "`{BONUS_SUBJECTS}` takes no parameter (it declares the subjects `bonus` settles)"
+                    )));
+                }
                 declares_subjects = true;
                 continue;
             }
@@ -810,6 +815,10 @@ mod tests {
         // A throwing declaration is the script's error; one without a
         // `bonus` hook declares nothing it could use.
         assert!(declared(r#"throw "no""#).is_err());
+        match host().compile(&format!("{bonus}\nfn bonus_subjects(x) {{ [\"deal\"] }}")) {
+            Err(PolicyError::Interface(m)) => assert!(m.contains("takes no parameter"), "{m}"),
+            other => panic!("{:?}", other.map(|p| p.bonus_subjects)),
+        }
         match host().compile(r#"fn guard(i) { #{ allow: true } } fn bonus_subjects() { ["deal"] }"#)
         {
             Err(PolicyError::Interface(m)) => assert!(m.contains("no `bonus` hook"), "{m}"),

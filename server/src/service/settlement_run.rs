@@ -576,15 +576,15 @@ impl Context<'_> {
         let mut items = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             let deal = decode_deal_record(&key, &value)?;
-            if let (Some((first, last)), Some(order)) =
-                (self.windows.get(&deal.customer_id), SignedOrder::of(&deal))
+            if let (Some((first, last)), Some(signed)) =
+                (self.windows.get(&deal.customer_id), deal.signed_at)
             {
-                let day = local_day(order.signed_at, self.calendar.tz);
+                let day = local_day(signed, self.calendar.tz);
                 if *first <= day && day <= *last {
                     orders
                         .entry(deal.customer_id.clone())
                         .or_default()
-                        .push(order);
+                        .extend(SignedOrder::of(&deal));
                 }
             }
             if !subjects {

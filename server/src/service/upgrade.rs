@@ -24,8 +24,10 @@ use crate::domain::pipeline::StageKind;
 use crate::domain::task::{Task, TaskStatus};
 use crate::store::{keys, Batch};
 
-/// The schema this server writes.
-pub const SCHEMA: u32 = 3;
+/// The schema this server writes. 4: signing-index entries may be in the
+/// binary form (`incentive::deal_record`), which servers before it cannot
+/// read; nothing is rewritten to get there.
+pub const SCHEMA: u32 = 4;
 const SCHEMA_KEY: &str = "schema";
 /// Deals rewritten per batch.
 const PER_BATCH: usize = 500;
@@ -42,7 +44,16 @@ impl Services {
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(1);
-        if current >= SCHEMA {
+        if current > SCHEMA {
+            // A newer server's store may hold what this one misreads.
+            return Err(ServiceError::Store(crate::store::StoreError::Corrupt {
+                key: "meta/schema".into(),
+                reason: format!(
+                    "written by a newer server (schema {current}); this server reads up to schema {SCHEMA}"
+                ),
+            }));
+        }
+        if current == SCHEMA {
             return Ok(0);
         }
         let mut upgraded = 0;
