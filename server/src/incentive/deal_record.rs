@@ -144,9 +144,16 @@ impl DealRecord {
                 Ok(record)
             }
             Some(b'{') => serde_json::from_slice(raw).map_err(|e| e.to_string()),
-            Some(b) => Err(format!("unknown deal record format {b:#04x}")),
-            None => Err("empty deal record".into()),
+            _ => Err(not_a_record(raw)),
         }
+    }
+}
+
+/// Why bytes in neither form are no deal record.
+fn not_a_record(raw: &[u8]) -> String {
+    match raw.first() {
+        Some(b) => format!("unknown deal record format {b:#04x}"),
+        None => "empty deal record".into(),
     }
 }
 
@@ -177,14 +184,7 @@ impl SignedRevenue {
         match raw.first() {
             Some(&BINARY_V1) => Reader(&raw[1..]).revenue(),
             Some(b'{') => serde_json::from_slice(raw).map_err(|e| e.to_string()),
-            _ => DealRecord::decode(raw).map(|d| SignedRevenue {
-                customer_id: d.customer_id,
-                owner: d.owner,
-                currency: d.currency,
-                amount_total: d.amount_total,
-                signed_at: d.signed_at,
-                cancelled_at: d.cancelled_at,
-            }),
+            _ => Err(not_a_record(raw)),
         }
     }
 }
