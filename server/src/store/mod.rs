@@ -8,6 +8,7 @@
 
 mod batch;
 mod durability;
+mod group_writer;
 pub mod keys;
 mod sled_store;
 

@@ -2,9 +2,10 @@
 //!
 //! One tree lets a whole batch go through `apply_batch`, which sled applies
 //! atomically (and which is several times cheaper than a multi-tree
-//! transaction). Expectations are checked under striped in-process locks: the
-//! database is embedded and owned by this process, so those locks see every
-//! writer.
+//! transaction). In group mode (the default) every commit goes through the
+//! one writer thread, which checks expectations itself; in the other modes
+//! they are checked under striped in-process locks. Either way the database
+//! is embedded and owned by this process, so the checks see every writer.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
-use super::durability::GroupCommit;
+use super::group_writer::GroupWriter;
 use super::{printable, Batch, Durability, Entry, Store, StoreError, StoreFuture};
 
 /// Number of lock stripes guarding conditional writes.
@@ -27,11 +28,12 @@ pub struct SledStore {
     db: sled::Db,
     /// How commits become durable.
     durability: Durability,
-    /// The flusher, in group mode.
-    group: Option<Arc<GroupCommit>>,
-    /// Joined at shutdown so the final flush completes.
-    flusher: Mutex<Option<JoinHandle<()>>>,
-    /// Serialises conditional writes touching the same keys.
+    /// The writer thread, in group mode (it then does every commit).
+    group: Option<Arc<GroupWriter>>,
+    /// Joined at shutdown so the queued writes complete.
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Serialises conditional writes touching the same keys (modes other
+    /// than group, where commits run on the callers' threads).
     stripes: Vec<Mutex<()>>,
 }
 
@@ -64,7 +66,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            // Our flusher decides when to flush; sled's own periodic flush
+            // Our writer decides when to flush; sled's own periodic flush
             // would only compete with it.
             .flush_every_ms(if durability == Durability::None {
                 Some(500)
@@ -73,9 +75,9 @@ impl SledStore {
             })
             .open()
             .map_err(backend)?;
-        let (group, flusher) = if durability == Durability::Group {
-            let (gc, handle) = GroupCommit::start(db.clone());
-            (Some(gc), Some(handle))
+        let (group, writer) = if durability == Durability::Group {
+            let (gw, handle) = GroupWriter::start(db.clone());
+            (Some(gw), Some(handle))
         } else {
             (None, None)
         };
@@ -83,7 +85,7 @@ impl SledStore {
             db,
             durability,
             group,
-            flusher: Mutex::new(flusher),
+            writer: Mutex::new(writer),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         })
     }
@@ -172,13 +174,14 @@ impl Store for SledStore {
             if batch.is_empty() {
                 return Ok(());
             }
+            if let Some(group) = &self.group {
+                return group
+                    .submit(batch)?
+                    .await
+                    .map_err(|_| StoreError::Durability("the writer thread stopped".into()))?;
+            }
             self.apply(&batch)?;
             match self.durability {
-                Durability::Group => {
-                    let group = self.group.as_ref().expect("group mode has a flusher");
-                    let ticket = group.ticket();
-                    group.wait(ticket).await
-                }
                 Durability::PerWrite => {
                     let db = self.db.clone();
                     tokio::task::spawn_blocking(move || db.flush())
@@ -187,7 +190,7 @@ impl Store for SledStore {
                         .map(|_| ())
                         .map_err(|e| StoreError::Durability(e.to_string()))
                 }
-                Durability::None => Ok(()),
+                Durability::None | Durability::Group => Ok(()),
             }
         })
     }
@@ -206,7 +209,7 @@ impl Drop for SledStore {
         if let Some(group) = &self.group {
             group.stop();
         }
-        if let Some(handle) = self.flusher.lock().take() {
+        if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
         }
         let _ = self.db.flush();
