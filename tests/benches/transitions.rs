@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::{get, post};
 use axum::Router;
-use dealflow::store::{Batch, Durability, Entry, SledStore, Store, StoreError, StoreFuture};
+use dealflow::store::{Batch, Durability, SledStore, Store};
 use dealflow::Services;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -100,13 +100,13 @@ fn thread_ticks() -> HashMap<u32, (String, u64)> {
 }
 
 /// Names threads by role: the runtimes (workers and their blocking pools),
-/// the group-commit flusher, sled's own threads, and the rest.
+/// the group-commit writer thread, sled's own threads, and the rest.
 fn thread_group(name: &str) -> String {
     let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
     match base {
         "server" | "client" => base.to_string(),
         // Linux keeps 15 bytes of a thread's name.
-        b if b.starts_with("dealflow-flush") => "dealflow-flusher".to_string(),
+        b if b.starts_with("dealflow-writ") => "writer".to_string(),
         b if b.starts_with("sled") => "sled".to_string(),
         _ => "other".to_string(),
     }
@@ -430,97 +430,6 @@ fn serve_store(server: &Runtime, store: Arc<dyn Store>) -> Running {
     })
 }
 
-/// A commit waiting for the writer thread.
-type Job = (Batch, oneshot::Sender<Result<(), StoreError>>);
-
-/// EXPERIMENT, not the server's design: group commit where one writer thread
-/// both applies every batch and flushes, over a `SledStore` that does not
-/// flush by itself (`Durability::None`). Tokio workers only enqueue and
-/// await, so they never block in `apply_batch` on sled's global
-/// concurrency-control lock while a flush (which holds it shared for a whole
-/// fsync) is in progress. Acknowledged writes are still flushed first.
-struct WriterThreadStore {
-    inner: Arc<SledStore>,
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-impl WriterThreadStore {
-    fn open(dir: &std::path::Path) -> Self {
-        let inner = Arc::new(SledStore::open(dir, Durability::None).expect("open store"));
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let store = Arc::clone(&inner);
-        std::thread::Builder::new()
-            .name("bench-writer".into())
-            .spawn(move || {
-                while let Ok(first) = queue.recv() {
-                    let mut done = Vec::new();
-                    for (batch, reply) in std::iter::once(first).chain(queue.try_iter()) {
-                        done.push((ready(store.commit(batch)), reply));
-                    }
-                    let flushed = store.flush().map_err(|e| e.to_string());
-                    for (applied, reply) in done {
-                        let result =
-                            applied.and_then(|()| flushed.clone().map_err(StoreError::Durability));
-                        let _ = reply.send(result);
-                    }
-                }
-            })
-            .expect("spawn writer");
-        Self { inner, jobs }
-    }
-}
-
-/// The output of a future that is ready at once (a `Durability::None` commit).
-fn ready<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("a Durability::None commit completes at once"),
-    }
-}
-
-impl Store for WriterThreadStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-
-    fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan(prefix, after, limit)
-    }
-
-    fn scan_last(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan_last(prefix, limit)
-    }
-
-    fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
-        self.inner.count(prefix)
-    }
-
-    fn commit(&self, batch: Batch) -> StoreFuture<'_, ()> {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.jobs.send((batch, tx));
-        Box::pin(async move {
-            sent.map_err(|_| StoreError::Durability("writer thread stopped".into()))?;
-            rx.await
-                .map_err(|_| StoreError::Durability("writer thread stopped".into()))?
-        })
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
-    }
-
-    fn next_id(&self) -> Result<u64, StoreError> {
-        self.inner.next_id()
-    }
-}
-
 /// Branch, pipeline, brand, customer, and `conns × deals_per_conn` deals.
 fn set_up_deals(client: &Runtime, addr: SocketAddr, conns: usize) -> Vec<Moves> {
     let deals_per_conn = env_num("BENCH_DEALS_PER_CONN", DEALS_PER_CONN).max(1);
@@ -811,25 +720,6 @@ fn main() {
         }
     }
 
-    // EXPERIMENT: the same transitions over a store whose single writer
-    // thread applies and flushes (see `WriterThreadStore`).
-    for (name, policies) in [
-        (
-            "experiment: transitions, writer-thread group commit",
-            Policies::Defaults,
-        ),
-        (
-            "experiment: transitions, writer-thread group commit, policies off",
-            Policies::Off,
-        ),
-    ] {
-        if wanted(name) {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let store = Arc::new(WriterThreadStore::open(dir.path()));
-            results.extend(phase(name, store, policies, false));
-        }
-    }
-
     // The raw anchor: one key per request through the store's group commit.
     if wanted("raw: 1 insert + group commit") {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -900,7 +790,7 @@ fn main() {
     println!();
     println!("CPU during each measured window, in cores (CPU seconds per second):");
     println!();
-    println!("| phase | total | server runtime | client runtime | flusher | sled | other |");
+    println!("| phase | total | server runtime | client runtime | writer | sled | other |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &results {
         let g = |k: &str| r.cpu.get(k).copied().unwrap_or(0.0);
@@ -910,7 +800,7 @@ fn main() {
             r.cpu.values().sum::<f64>(),
             g("server"),
             g("client"),
-            g("dealflow-flusher"),
+            g("writer"),
             g("sled"),
             g("other")
         );

@@ -109,18 +109,43 @@ pub struct LivePolicy {
 /// asked for it. Sending every call to the blocking pool cost about ten
 /// points of throughput on transitions (BENCHMARKS.md); a version whose call
 /// ever took longer than this goes there for good, so a hostile or heavy
-/// policy holds a worker once, for at most its deadline. Wall-clock time:
-/// generous enough (typical calls take 5–50 µs) that a call preempted on a
-/// busy machine is not mistaken for a slow policy.
+/// policy holds a worker once, for at most its deadline. Measured in the
+/// calling thread's CPU time, not wall-clock time: policies do no I/O, so
+/// their CPU time is their cost, while wall-clock time also counts the
+/// moments a busy machine preempted the thread. With wall-clock time, a
+/// loaded 2-core server sent well-behaved policies (5–50 µs per call) to the
+/// pool for good after one such preemption.
 pub const INLINE_BUDGET: Duration = Duration::from_millis(10);
+
+/// CPU time the calling thread has used so far (wall-clock time where the
+/// platform has no per-thread clock).
+fn thread_cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the clock id is a
+        // constant every unix libc defines.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return Duration::new(
+                u64::try_from(ts.tv_sec).unwrap_or(0),
+                u32::try_from(ts.tv_nsec).unwrap_or(0),
+            );
+        }
+    }
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
 
 impl LivePolicy {
     /// Runs one of its hook calls, marking the version slow when the call
     /// overran [`INLINE_BUDGET`].
     pub fn timed<R>(&self, call: impl FnOnce() -> R) -> R {
-        let started = Instant::now();
+        let started = thread_cpu_time();
         let out = call();
-        self.record_call(started.elapsed());
+        self.record_call(thread_cpu_time().saturating_sub(started));
         out
     }
 
@@ -239,5 +264,27 @@ mod tests {
         assert!(!p.runs_inline(), "an overrun moves it to the pool");
         p.record_call(Duration::ZERO);
         assert!(!p.runs_inline(), "and it stays there");
+    }
+
+    #[test]
+    fn a_call_that_waited_without_working_stays_inline() {
+        // What a preempted call looks like: wall-clock time passes, the
+        // thread's CPU time barely moves.
+        let p = policy();
+        p.timed(|| std::thread::sleep(INLINE_BUDGET * 3));
+        assert!(p.runs_inline());
+    }
+
+    #[test]
+    fn a_call_that_works_past_the_budget_goes_to_the_pool() {
+        let p = policy();
+        p.timed(|| {
+            let started = thread_cpu_time();
+            let mut x = 0u64;
+            while thread_cpu_time().saturating_sub(started) <= INLINE_BUDGET {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        });
+        assert!(!p.runs_inline());
     }
 }
