@@ -18,7 +18,8 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
-use super::{printable, Batch, StoreError};
+use super::sled_store::{add_writes, unmet_expectation};
+use super::{Batch, StoreError};
 
 /// The answer a writer awaits.
 type Reply = oneshot::Sender<Result<(), StoreError>>;
@@ -60,8 +61,13 @@ impl GroupWriter {
         (writer, handle)
     }
 
+    /// Queues `batch` and resolves once it is durable or refused.
+    pub(crate) async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.submit(batch)?.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
     /// Queues `batch`; the receiver resolves once it is durable or refused.
-    pub(crate) fn submit(
+    fn submit(
         &self,
         batch: Batch,
     ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
@@ -118,10 +124,13 @@ impl Drop for Exit<'_> {
             queue.stopping = true;
             std::mem::take(&mut queue.jobs)
         };
-        answer_all(jobs, || {
-            Err(StoreError::Durability("the writer thread stopped".into()))
-        });
+        answer_all(jobs, || Err(stopped()));
     }
+}
+
+/// The answer when the writer thread is gone.
+fn stopped() -> StoreError {
+    StoreError::Durability("the writer thread stopped".into())
 }
 
 /// Sends every job the same outcome.
@@ -141,15 +150,12 @@ fn write_round(db: &sled::Db, jobs: Vec<Job>) -> Option<String> {
     let mut merged = sled::Batch::default();
     let mut refused: Vec<Option<StoreError>> = Vec::with_capacity(jobs.len());
     for job in &jobs {
-        let verdict = check(db, &written, &job.batch);
+        let verdict = unmet_expectation(db, &written, &job.batch).err();
         if verdict.is_none() {
             for (key, value) in &job.batch.writes {
                 written.insert(key, value.as_deref());
-                match value {
-                    Some(v) => merged.insert(key.as_slice(), v.as_slice()),
-                    None => merged.remove(key.as_slice()),
-                }
             }
+            add_writes(&mut merged, &job.batch);
         }
         refused.push(verdict);
     }
@@ -186,33 +192,12 @@ fn write_round(db: &sled::Db, jobs: Vec<Job>) -> Option<String> {
     fatal
 }
 
-/// The refusal of `batch`, if one of its expectations does not hold.
-fn check(
-    db: &sled::Db,
-    written: &HashMap<&[u8], Option<&[u8]>>,
-    batch: &Batch,
-) -> Option<StoreError> {
-    for (key, expected) in &batch.expectations {
-        let holds = match written.get(key.as_slice()) {
-            Some(current) => *current == expected.as_deref(),
-            None => match db.get(key) {
-                Ok(current) => current.as_deref() == expected.as_deref(),
-                Err(e) => return Some(StoreError::Backend(e.to_string())),
-            },
-        };
-        if !holds {
-            return Some(StoreError::Conflict {
-                key: printable(key),
-            });
-        }
-    }
-    None
-}
-
-/// The same error for another writer of the round.
+/// The same error for another writer of the round (a round fails only
+/// with these two kinds).
 fn copy(e: &StoreError) -> StoreError {
     match e {
         StoreError::Durability(m) => StoreError::Durability(m.clone()),
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
         other => StoreError::Backend(other.to_string()),
     }
 }

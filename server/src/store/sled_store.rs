@@ -7,6 +7,7 @@
 //! they are checked under striped in-process locks. Either way the database
 //! is embedded and owned by this process, so the checks see every writer.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -101,22 +102,42 @@ impl SledStore {
         stripes.dedup();
         // Locks are taken in ascending order, so two batches never deadlock.
         let _guards: Vec<_> = stripes.iter().map(|i| self.stripes[*i].lock()).collect();
-        for (key, expected) in &batch.expectations {
-            let current = self.db.get(key).map_err(backend)?;
-            if current.as_deref() != expected.as_deref() {
-                return Err(StoreError::Conflict {
-                    key: printable(key),
-                });
-            }
-        }
+        unmet_expectation(&self.db, &HashMap::new(), batch)?;
         let mut sled_batch = sled::Batch::default();
-        for (key, value) in &batch.writes {
-            match value {
-                Some(v) => sled_batch.insert(key.as_slice(), v.as_slice()),
-                None => sled_batch.remove(key.as_slice()),
-            }
-        }
+        add_writes(&mut sled_batch, batch);
         self.db.apply_batch(sled_batch).map_err(backend)
+    }
+}
+
+/// Fails with a conflict when an expectation of `batch` does not hold, its
+/// key read from `written` (what earlier batches of a group commit wrote)
+/// or else from the tree.
+pub(super) fn unmet_expectation(
+    db: &sled::Db,
+    written: &HashMap<&[u8], Option<&[u8]>>,
+    batch: &Batch,
+) -> Result<(), StoreError> {
+    for (key, expected) in &batch.expectations {
+        let holds = match written.get(key.as_slice()) {
+            Some(current) => *current == expected.as_deref(),
+            None => db.get(key).map_err(backend)?.as_deref() == expected.as_deref(),
+        };
+        if !holds {
+            return Err(StoreError::Conflict {
+                key: printable(key),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Adds the puts and deletes of `batch` to a sled batch, in order.
+pub(super) fn add_writes(sled_batch: &mut sled::Batch, batch: &Batch) {
+    for (key, value) in &batch.writes {
+        match value {
+            Some(v) => sled_batch.insert(key.as_slice(), v.as_slice()),
+            None => sled_batch.remove(key.as_slice()),
+        }
     }
 }
 
@@ -175,10 +196,7 @@ impl Store for SledStore {
                 return Ok(());
             }
             if let Some(group) = &self.group {
-                return group
-                    .submit(batch)?
-                    .await
-                    .map_err(|_| StoreError::Durability("the writer thread stopped".into()))?;
+                return group.commit(batch).await;
             }
             self.apply(&batch)?;
             match self.durability {
