@@ -95,10 +95,7 @@ fn generate(rt: &tokio::runtime::Runtime, store: &dyn Store, customers: u64, per
             let id = d.id.as_bytes();
             let t = keys::time(&signed);
             let record = DealRecord::from(&d).encode();
-            batch.put(
-                keys::key(keys::DEAL, &[&d.id]),
-                serde_json::to_vec(&d).unwrap(),
-            );
+            batch.put(keys::key(keys::DEAL, &[&d.id]), d.to_stored());
             batch.put(keys::key(keys::IX_DEAL_BRANCH, &[BRANCH, &d.id]), id);
             batch.put(keys::key(keys::IX_DEAL_CUSTOMER, &[&cid, &d.id]), id);
             batch.put(keys::key(keys::IX_DEAL_OWNER, &[BRANCH, &owner, &d.id]), id);

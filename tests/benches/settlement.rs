@@ -117,10 +117,7 @@ fn deal(
 fn put_deal(batch: &mut Batch, d: &Deal) {
     let id = d.id.as_bytes();
     let t = keys::time(&d.signed_at.expect("signed"));
-    batch.put(
-        keys::key(keys::DEAL, &[&d.id]),
-        serde_json::to_vec(d).unwrap(),
-    );
+    batch.put(keys::key(keys::DEAL, &[&d.id]), d.to_stored());
     batch.put(keys::key(keys::IX_DEAL_BRANCH, &[BRANCH, &d.id]), id);
     batch.put(
         keys::key(keys::IX_DEAL_CUSTOMER, &[&d.customer_id, &d.id]),

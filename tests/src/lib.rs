@@ -68,6 +68,30 @@ impl TestApp {
         }
     }
 
+    /// Drops every handle on the database (once the background re-tier is
+    /// done with it) and returns its directory, to reopen or edit it.
+    pub async fn close(self) -> tempfile::TempDir {
+        self.services.tiering_idle().await;
+        let Self {
+            router,
+            services,
+            dir,
+        } = self;
+        drop(router);
+        drop(services);
+        dir
+    }
+
+    /// A server on the database in `dir`, as a restarted binary opens it.
+    pub async fn reopen(dir: tempfile::TempDir) -> Self {
+        let (router, services) = open_app(dir.path()).await;
+        Self {
+            router,
+            services,
+            dir,
+        }
+    }
+
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn send(
         &self,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use dealflow_tests::{deal_body, open_app, Reply, TestApp, ADMIN};
+use dealflow::domain::deal::Deal;
+use dealflow::store::{keys, Batch, Store};
+use dealflow_tests::{deal_body, open_when_released, Reply, TestApp, ADMIN};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -2832,19 +2834,7 @@ async fn everything_survives_a_reopen_of_the_database() {
     }
 
     // When every handle on the database is dropped and it is reopened
-    let TestApp {
-        router,
-        services,
-        dir,
-    } = app;
-    drop(router);
-    drop(services);
-    let (router, services) = open_app(dir.path()).await;
-    let app = TestApp {
-        router,
-        services,
-        dir,
-    };
+    let app = TestApp::reopen(app.close().await).await;
 
     // Then every read gives the same answer
     for (p, b) in snapshot.iter().zip(&before) {
@@ -2879,6 +2869,57 @@ async fn everything_survives_a_reopen_of_the_database() {
         .post("/v1/branches", ADMIN, json!({"id": "sh", "name": "again"}))
         .await;
     assert_error(&dup, StatusCode::CONFLICT, "duplicate");
+}
+
+#[tokio::test]
+async fn a_deal_stored_as_json_by_an_earlier_version_reads_and_moves() {
+    // Given a deal that moved once
+    let w = world().await;
+    let deal = w.app.deal(&w.rep, &w.customer, "li", "volvo").await;
+    must_move(&w.app, &w.rep, &deal, json!({"to": "qualify"})).await;
+    let before = w.app.get(&format!("/v1/deals/{deal}"), ADMIN).await.body;
+    // stored as an earlier version kept deals: JSON
+    let dir = w.app.close().await;
+    let key = keys::key(keys::DEAL, &[&deal]);
+    {
+        let store = open_when_released(dir.path()).await;
+        let raw = store.get(&key).unwrap().expect("the deal is stored");
+        assert_ne!(raw[0], b'{', "deals are stored in their binary form");
+        let json = serde_json::to_vec(&Deal::from_stored(&raw).unwrap()).unwrap();
+        let mut batch = Batch::new();
+        batch.put(key.clone(), json);
+        store.commit(batch).await.unwrap();
+    }
+
+    // When the current server opens the store
+    let app = TestApp::reopen(dir).await;
+
+    // Then the deal reads and lists as before
+    assert_eq!(
+        app.get(&format!("/v1/deals/{deal}"), ADMIN).await.body,
+        before
+    );
+    let listed = app.get("/v1/deals?stage=qualify", &w.mgr).await;
+    assert_eq!(listed.body["items"][0], before, "{}", listed.body);
+    // And it moves on, and is then stored in the binary form
+    let moved = must_move(&app, &w.rep, &deal, json!({"to": "visit"})).await;
+    assert_eq!(
+        moved.body["stages_passed"],
+        json!(["lead", "qualify", "visit"])
+    );
+    assert_eq!(
+        moved.body["version"],
+        before["version"].as_u64().unwrap() + 1
+    );
+    assert_eq!(
+        app.get(&format!("/v1/deals/{deal}"), ADMIN).await.body,
+        moved.body
+    );
+    let dir = app.close().await;
+    let store = open_when_released(dir.path()).await;
+    let raw = store.get(&key).unwrap().expect("the deal is stored");
+    assert_ne!(raw[0], b'{');
+    assert_eq!(Deal::from_stored(&raw).unwrap().version, 3);
 }
 
 #[tokio::test]

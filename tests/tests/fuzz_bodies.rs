@@ -28,7 +28,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
-use dealflow::store::{Batch, Durability, Entry, SledStore, Store, StoreError, StoreFuture};
+use dealflow::domain::deal::Deal;
+use dealflow::store::{keys, Batch, Durability, Entry, SledStore, Store, StoreError, StoreFuture};
 use dealflow::Services;
 use dealflow_tests::ADMIN;
 use http_body_util::BodyExt;
@@ -1026,7 +1027,16 @@ fn lookup<'a>(dump: &'a [Entry], k: &[u8]) -> Option<&'a [u8]> {
 }
 
 fn stored(dump: &[Entry], tag: &str, id: &str) -> Option<Value> {
-    lookup(dump, &key(tag, id)).map(|raw| serde_json::from_slice(raw).expect("stored JSON"))
+    lookup(dump, &key(tag, id)).map(|raw| as_json(tag.as_bytes(), raw))
+}
+
+/// A stored record as JSON: deals have a binary form of their own.
+fn as_json(tag: &[u8], raw: &[u8]) -> Value {
+    if tag == keys::DEAL.as_bytes() {
+        serde_json::to_value(Deal::from_stored(raw).expect("a stored deal")).expect("deal JSON")
+    } else {
+        serde_json::from_slice(raw).expect("stored JSON")
+    }
 }
 
 fn tag_of(k: &[u8]) -> &[u8] {
@@ -2107,7 +2117,7 @@ impl Session {
         let mut expected_ix: BTreeSet<Vec<u8>> = BTreeSet::new();
         for (key, raw) in &dump {
             let v: Value = match tag_of(key) {
-                b"dl" | b"cu" => serde_json::from_slice(raw).expect("stored JSON"),
+                b"dl" | b"cu" => as_json(tag_of(key), raw),
                 _ => continue,
             };
             let s = |f: &str| v[f].as_str().unwrap_or_default().to_string();

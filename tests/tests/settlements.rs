@@ -1220,7 +1220,13 @@ async fn downgrade_to_schema_1(dir: &std::path::Path) {
             .scan(&keys::prefix(tag, &[]), None, usize::MAX)
             .unwrap()
         {
-            let mut record: Value = serde_json::from_slice(&v).unwrap();
+            // Schema 1 kept deals as JSON.
+            let mut record: Value = if tag == keys::DEAL {
+                serde_json::to_value(dealflow::domain::deal::Deal::from_stored(&v).unwrap())
+                    .unwrap()
+            } else {
+                serde_json::from_slice(&v).unwrap()
+            };
             record.as_object_mut().unwrap().remove(field);
             if tag == keys::CUSTOMER {
                 // Tiers predate the tiering policies.

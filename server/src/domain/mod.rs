@@ -1,6 +1,7 @@
 //! Types and rules with no I/O: money, currencies, ids, the pipeline
 //! definition, and the records the server keeps.
 
+pub mod binary;
 pub mod branch;
 pub mod brand;
 pub mod currency;
@@ -15,6 +16,7 @@ pub mod patch;
 pub mod pipeline;
 pub mod record;
 pub mod settlement;
+pub mod stored_deal;
 pub mod task;
 
 pub mod token;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::binary::{decode_either, Reader, Writer};
 use crate::domain::deal::{Deal, Line};
 
 /// A signed deal as a settlement reads it: only the fields bonus rules see.
@@ -98,8 +99,7 @@ const BINARY_V1: u8 = 1;
 impl DealRecord {
     /// Its signing-index value: the binary form.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(256));
-        w.0.push(BINARY_V1);
+        let mut w = Writer::tagged(BINARY_V1, 256);
         w.str(&self.id);
         w.str(&self.title);
         w.str(&self.owner);
@@ -111,21 +111,11 @@ impl DealRecord {
         w.str(&self.stage);
         w.strs(&self.stages_passed);
         w.opt(self.signed_at.as_ref(), Writer::time);
-        w.len(self.lines.len());
-        for l in &self.lines {
-            w.str(&l.brand);
-            w.str(&l.product);
-            w.decimal(&l.amount);
-            w.decimal(&l.cost);
-        }
+        w.lines(&self.lines);
         w.decimal(&self.amount_total);
         w.decimal(&self.cost_total);
         w.strs(&self.new_brands);
-        w.len(self.attributes.len());
-        for (k, v) in &self.attributes {
-            w.str(k);
-            w.str(v);
-        }
+        w.attributes(&self.attributes);
         w.opt(self.cancelled_at.as_ref(), Writer::time);
         w.opt(self.cancel_reason.as_ref(), |w, s| w.str(s));
         w.0
@@ -134,28 +124,16 @@ impl DealRecord {
     /// Decodes a signing-index value: the binary form, or JSON as written
     /// before it. The error says what is wrong with the bytes.
     pub fn decode(raw: &[u8]) -> Result<DealRecord, String> {
-        match raw.first() {
-            Some(&BINARY_V1) => {
-                let mut r = Reader(&raw[1..]);
-                let record = r.record()?;
-                if !r.0.is_empty() {
-                    return Err(format!("{} bytes after the record", r.0.len()));
-                }
-                Ok(record)
-            }
-            Some(b'{') => serde_json::from_slice(raw).map_err(|e| e.to_string()),
-            _ => Err(not_a_record(raw)),
-        }
+        decode_either(raw, BINARY_V1, RECORD, |r| {
+            let record = r.record()?;
+            r.finish()?;
+            Ok(record)
+        })
     }
 }
 
-/// Why bytes in neither form are no deal record.
-fn not_a_record(raw: &[u8]) -> String {
-    match raw.first() {
-        Some(b) => format!("unknown deal record format {b:#04x}"),
-        None => "empty deal record".into(),
-    }
-}
+/// What errors call a signing-index value.
+const RECORD: &str = "deal record";
 
 /// What revenue counts of a signed deal (tiering reads a year of a branch's
 /// signings): decoded without building the rest of the record.
@@ -181,151 +159,11 @@ impl SignedRevenue {
     /// Decodes it from a signing-index value, either form, skipping the
     /// other fields.
     pub fn decode(raw: &[u8]) -> Result<SignedRevenue, String> {
-        match raw.first() {
-            Some(&BINARY_V1) => Reader(&raw[1..]).revenue(),
-            Some(b'{') => serde_json::from_slice(raw).map_err(|e| e.to_string()),
-            _ => Err(not_a_record(raw)),
-        }
+        decode_either(raw, BINARY_V1, RECORD, |r| r.revenue())
     }
 }
 
-/// Appends the binary form's parts.
-struct Writer(Vec<u8>);
-
-impl Writer {
-    /// A length or count, LEB128.
-    fn len(&mut self, mut n: usize) {
-        while n >= 0x80 {
-            self.0.push(n as u8 | 0x80);
-            n >>= 7;
-        }
-        self.0.push(n as u8);
-    }
-
-    fn str(&mut self, s: &str) {
-        self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
-    }
-
-    fn strs(&mut self, list: &[String]) {
-        self.len(list.len());
-        for s in list {
-            self.str(s);
-        }
-    }
-
-    fn decimal(&mut self, d: &Decimal) {
-        self.0.extend_from_slice(&d.serialize());
-    }
-
-    fn time(&mut self, t: &DateTime<Utc>) {
-        self.0.extend_from_slice(&t.timestamp().to_le_bytes());
-        self.0
-            .extend_from_slice(&t.timestamp_subsec_nanos().to_le_bytes());
-    }
-
-    fn opt<T>(&mut self, value: Option<&T>, write: impl FnOnce(&mut Self, &T)) {
-        match value {
-            None => self.0.push(0),
-            Some(v) => {
-                self.0.push(1);
-                write(self, v);
-            }
-        }
-    }
-}
-
-/// Reads the binary form's parts, refusing truncated or invalid bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.0.len() {
-            return Err(format!(
-                "truncated: {n} bytes wanted, {} left",
-                self.0.len()
-            ));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn byte(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn len(&mut self) -> Result<usize, String> {
-        let mut n: usize = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= usize::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                // No count can exceed the bytes left (each item takes one).
-                if n > self.0.len() {
-                    return Err(format!("a count of {n} with {} bytes left", self.0.len()));
-                }
-                return Ok(n);
-            }
-        }
-        Err("a length longer than 64 bits".into())
-    }
-
-    fn str(&mut self) -> Result<String, String> {
-        let n = self.len()?;
-        let bytes = self.take(n)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|e| format!("a string that is not UTF-8: {e}"))
-    }
-
-    fn strs(&mut self) -> Result<Vec<String>, String> {
-        let n = self.len()?;
-        (0..n).map(|_| self.str()).collect()
-    }
-
-    fn decimal(&mut self) -> Result<Decimal, String> {
-        let bytes: [u8; 16] = self.take(16)?.try_into().expect("16 bytes");
-        // Flags: byte 2 is the scale, bit 7 of byte 3 the sign; the rest
-        // must be zero for a valid decimal.
-        if bytes[0] != 0 || bytes[1] != 0 || bytes[2] > 28 || bytes[3] & 0x7f != 0 {
-            return Err("an invalid decimal".into());
-        }
-        Ok(Decimal::deserialize(bytes))
-    }
-
-    /// A time within years 1 to 9999 (what RFC 3339 text could hold, and
-    /// what calendar arithmetic on it can take without overflowing).
-    fn time(&mut self) -> Result<DateTime<Utc>, String> {
-        use chrono::Datelike;
-        let secs = i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
-        let nanos = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
-        DateTime::from_timestamp(secs, nanos)
-            .filter(|t| (1..=9999).contains(&t.year()))
-            .ok_or_else(|| "a time out of range".into())
-    }
-
-    fn opt<T>(
-        &mut self,
-        read: impl FnOnce(&mut Self) -> Result<T, String>,
-    ) -> Result<Option<T>, String> {
-        match self.byte()? {
-            0 => Ok(None),
-            1 => read(self).map(Some),
-            b => Err(format!("an option tag of {b}")),
-        }
-    }
-
-    /// Passes over a string or a list of strings without copying it.
-    fn skip_str(&mut self) -> Result<(), String> {
-        let n = self.len()?;
-        self.take(n).map(drop)
-    }
-
-    fn skip_strs(&mut self) -> Result<(), String> {
-        (0..self.len()?).try_for_each(|_| self.skip_str())
-    }
-
+impl Reader<'_> {
     /// [`SignedRevenue`]'s fields, in the order of [`Reader::record`].
     fn revenue(&mut self) -> Result<SignedRevenue, String> {
         self.skip_str()?; // id
@@ -375,30 +213,11 @@ impl<'a> Reader<'a> {
             stage: self.str()?,
             stages_passed: self.strs()?,
             signed_at: self.opt(Self::time)?,
-            lines: {
-                let n = self.len()?;
-                (0..n)
-                    .map(|_| {
-                        // Normalised, as a line's amounts read from JSON
-                        // are (`de_decimal`): both forms give one value.
-                        Ok(Line {
-                            brand: self.str()?,
-                            product: self.str()?,
-                            amount: self.decimal()?.normalize(),
-                            cost: self.decimal()?.normalize(),
-                        })
-                    })
-                    .collect::<Result<_, String>>()?
-            },
+            lines: self.lines()?,
             amount_total: self.decimal()?,
             cost_total: self.decimal()?,
             new_brands: self.strs()?,
-            attributes: {
-                let n = self.len()?;
-                (0..n)
-                    .map(|_| Ok((self.str()?, self.str()?)))
-                    .collect::<Result<_, String>>()?
-            },
+            attributes: self.attributes()?,
             cancelled_at: self.opt(Self::time)?,
             cancel_reason: self.opt(Self::str)?,
         })

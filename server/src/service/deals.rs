@@ -58,7 +58,7 @@ pub(crate) fn stage_deal(
 ) {
     let key = keys::key(keys::DEAL, &[&new.id]);
     batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
-    batch.put(key, encode(new));
+    batch.put(key, new.to_stored());
     batch.put(
         keys::key(
             keys::DEAL_HISTORY,
@@ -281,7 +281,7 @@ impl Services {
         caller: &Principal,
         id: &str,
     ) -> Result<Stored<Deal>, ServiceError> {
-        let d: Stored<Deal> = self.repo.fetch(keys::DEAL, "deal", id)?;
+        let d = self.repo.fetch_deal(id)?;
         caller.require_owned(&d.value.branch, &d.value.owner)?;
         Ok(d)
     }
@@ -315,7 +315,7 @@ impl Services {
             (None, _, _, _) => Source::Primary(keys::prefix(keys::DEAL, &[])),
         };
         let stage = f.stage.clone();
-        self.repo.list(source, &page, move |d: &Deal| {
+        self.repo.list_deals(source, &page, move |d: &Deal| {
             branch.as_ref().is_none_or(|b| &d.branch == b)
                 && owner.as_ref().is_none_or(|o| &d.owner == o)
                 && stage.as_ref().is_none_or(|s| &d.stage == s)

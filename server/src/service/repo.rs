@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::page::{cursor_of, Page, PageRequest};
 use super::ServiceError;
+use crate::domain::deal::Deal;
 use crate::domain::ids::server_id;
 use crate::incentive::deal_record::{DealRecord, SignedRevenue};
 use crate::store::{keys, printable, Batch, Store, StoreError};
@@ -60,6 +61,15 @@ impl Repo {
 
     /// Reads and decodes one record.
     pub fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<Stored<T>>, ServiceError> {
+        self.read_with(key, decode)
+    }
+
+    /// Reads one record and decodes it with `decode`.
+    fn read_with<T>(
+        &self,
+        key: &[u8],
+        decode: impl Fn(&[u8], &[u8]) -> Result<T, ServiceError>,
+    ) -> Result<Option<Stored<T>>, ServiceError> {
         match self.store.get(key)? {
             None => Ok(None),
             Some(raw) => Ok(Some(Stored {
@@ -67,6 +77,13 @@ impl Repo {
                 raw,
             })),
         }
+    }
+
+    /// Reads a deal (stored in its own form, see `domain::stored_deal`), or
+    /// 404.
+    pub fn fetch_deal(&self, id: &str) -> Result<Stored<Deal>, ServiceError> {
+        self.read_with(&keys::key(keys::DEAL, &[id]), decode_deal)?
+            .ok_or_else(|| ServiceError::not_found("deal", id))
     }
 
     /// Reads a record by namespace and id, or 404 as `kind`.
@@ -100,6 +117,27 @@ impl Repo {
         &self,
         source: Source<'_>,
         page: &PageRequest,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Page<T>, ServiceError> {
+        self.list_with(source, page, decode, keep)
+    }
+
+    /// One page of deals from `source` that pass `keep`.
+    pub fn list_deals(
+        &self,
+        source: Source<'_>,
+        page: &PageRequest,
+        keep: impl Fn(&Deal) -> bool,
+    ) -> Result<Page<Deal>, ServiceError> {
+        self.list_with(source, page, decode_deal, keep)
+    }
+
+    /// [`Repo::list`] with the records decoded by `decode`.
+    fn list_with<T>(
+        &self,
+        source: Source<'_>,
+        page: &PageRequest,
+        decode: impl Fn(&[u8], &[u8]) -> Result<T, ServiceError>,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Page<T>, ServiceError> {
         let limit = page.limit()?;
@@ -152,6 +190,11 @@ impl Repo {
             }
         }
     }
+}
+
+/// Decodes a stored deal (binary, or JSON as written before).
+pub fn decode_deal(key: &[u8], raw: &[u8]) -> Result<Deal, ServiceError> {
+    Deal::from_stored(raw).map_err(|reason| corrupt(key, reason))
 }
 
 /// Decodes a signing-index entry (binary, or JSON as written before).

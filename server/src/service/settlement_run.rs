@@ -16,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::repo::{decode, decode_deal_record};
+use super::repo::{decode, decode_deal, decode_deal_record};
 use super::rule_book::{RuleBook, RuleVersion};
 use super::{ServiceError, Services};
 use crate::domain::branch::Branch;
@@ -789,7 +789,7 @@ impl Context<'_> {
                 let Some(raw) = services.repo.store().get(&key)? else {
                     return Ok(None);
                 };
-                return self.deal_subject(decode(&key, &raw)?);
+                return self.deal_subject(DealRecord::from(&decode_deal(&key, &raw)?));
             }
             Subject::Customer(id) => {
                 let Some(c) = self.customer(id)? else {

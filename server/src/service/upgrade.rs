@@ -15,11 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::customers::tier_key;
-use super::repo::{decode, encode};
+use super::repo::{decode, decode_deal};
 use super::{stage_customer, stage_signing_indexes, ServiceError, Services};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
-use crate::domain::deal::Deal;
 use crate::domain::pipeline::StageKind;
 use crate::domain::task::{Task, TaskStatus};
 use crate::store::{keys, Batch};
@@ -94,7 +93,7 @@ impl Services {
             .await?;
         indexed += self
             .each_page(keys::DEAL, |batch, key, raw| {
-                let d: Deal = decode(key, raw)?;
+                let d = decode_deal(key, raw)?;
                 if d.stage_kind == StageKind::Open {
                     batch.put(
                         keys::key(keys::IX_DEAL_OPEN, &[&d.branch, &d.owner, &d.id]),
@@ -162,7 +161,7 @@ impl Services {
         let mut first_orders: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         let mut upgraded = 0;
         self.each_page(keys::DEAL, |batch, key, raw| {
-            let old: Deal = decode(key, raw)?;
+            let old = decode_deal(key, raw)?;
             let Some(signed) = old.signed_at else {
                 return Ok(());
             };
@@ -181,7 +180,7 @@ impl Services {
             if deal.new_brands != old.new_brands {
                 batch
                     .expect(key.to_vec(), Some(raw))
-                    .put(key.to_vec(), encode(&deal));
+                    .put(key.to_vec(), deal.to_stored());
             }
             stage_signing_indexes(batch, None, &deal);
             let first = first_orders
