@@ -28,6 +28,27 @@ pub(crate) fn decode_either<T: DeserializeOwned>(
 pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
+    /// A writer whose first byte is `tag` (the form's version).
+    pub(crate) fn tagged(tag: u8, capacity: usize) -> Self {
+        let mut bytes = Vec::with_capacity(capacity);
+        bytes.push(tag);
+        Self(bytes)
+    }
+
+    /// A byte as is (an enum's tag).
+    pub(crate) fn byte(&mut self, b: u8) {
+        self.0.push(b);
+    }
+
+    /// A count that is not a length (a version), LEB128.
+    pub(crate) fn u64(&mut self, mut n: u64) {
+        while n >= 0x80 {
+            self.0.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        self.0.push(n as u8);
+    }
+
     /// A length or count, LEB128.
     pub(crate) fn len(&mut self, n: usize) {
         self.u64(n as u64);
@@ -87,19 +108,33 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn len(&mut self) -> Result<usize, String> {
-        let mut n: usize = 0;
+        let n = self.u64()?;
+        // No count can exceed the bytes left (each item takes one).
+        match usize::try_from(n) {
+            Ok(n) if n <= self.0.len() => Ok(n),
+            _ => Err(format!("a count of {n} with {} bytes left", self.0.len())),
+        }
+    }
+
+    /// A number written by [`Writer::u64`].
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
+        let mut n: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
-            n |= usize::from(b & 0x7f) << shift;
+            n |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
-                // No count can exceed the bytes left (each item takes one).
-                if n > self.0.len() {
-                    return Err(format!("a count of {n} with {} bytes left", self.0.len()));
-                }
                 return Ok(n);
             }
         }
-        Err("a length longer than 64 bits".into())
+        Err("a number longer than 64 bits".into())
+    }
+
+    /// Fails unless every byte was read.
+    pub(crate) fn finish(&self) -> Result<(), String> {
+        match self.0.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} bytes after the record")),
+        }
     }
 
     pub(crate) fn str(&mut self) -> Result<String, String> {
@@ -155,51 +190,5 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn skip_strs(&mut self) -> Result<(), String> {
         (0..self.len()?).try_for_each(|_| self.skip_str())
-    }
-}
-
-impl Writer {
-    /// A writer whose first byte is `tag` (the form's version).
-    pub(crate) fn tagged(tag: u8, capacity: usize) -> Self {
-        let mut bytes = Vec::with_capacity(capacity);
-        bytes.push(tag);
-        Self(bytes)
-    }
-
-    /// A byte as is (an enum's tag).
-    pub(crate) fn byte(&mut self, b: u8) {
-        self.0.push(b);
-    }
-
-    /// A count that is not a length (a version), LEB128.
-    pub(crate) fn u64(&mut self, mut n: u64) {
-        while n >= 0x80 {
-            self.0.push(n as u8 | 0x80);
-            n >>= 7;
-        }
-        self.0.push(n as u8);
-    }
-}
-
-impl Reader<'_> {
-    /// A count written by [`Writer::u64`].
-    pub(crate) fn u64(&mut self) -> Result<u64, String> {
-        let mut n: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err("a number longer than 64 bits".into())
-    }
-
-    /// Fails unless every byte was read.
-    pub(crate) fn finish(&self) -> Result<(), String> {
-        match self.0.len() {
-            0 => Ok(()),
-            n => Err(format!("{n} bytes after the record")),
-        }
     }
 }
