@@ -1,4 +1,5 @@
-//! Typed access to the store: JSON codecs, reads that keep the raw bytes for
+//! Typed access to the store: JSON codecs (deals and signing-index entries
+//! have binary forms of their own), reads that keep the raw bytes for
 //! conditional commits, paged lists over indexes, and id generation.
 
 use std::sync::Arc;
