@@ -21,6 +21,10 @@
 //! - `raw`: a tiny axum route doing one store commit of one key (a single
 //!   sled insert + group commit, no JSON, no service layer): the anchor of
 //!   PITFALLS.md;
+//! - `raw: a transition's 4 keys`: the store work of one move and nothing
+//!   else (read the deal, expect it unchanged, rewrite it, add a history
+//!   entry, delete and put its stage index entry; a transition's value
+//!   sizes) through the same group commit: the floor the store sets;
 //! - breakdown rows (on the `None` server): `GET /v1/deals/{id}` (auth, a
 //!   read, JSON out) and `dry_run` transitions (everything but the write);
 //!   and group commit again with the default policies deactivated (what the
@@ -149,6 +153,70 @@ struct Raw;
 impl Script for Raw {
     fn next(&mut self) -> (Method, String, Option<Bytes>) {
         (Method::POST, "/raw".into(), Some(Bytes::from_static(b"{}")))
+    }
+}
+
+/// Deals the four-key raw phase spreads its writes over.
+const RAW_DEALS: u64 = 4096;
+/// A stored deal of the bench (binary form) is about this long…
+const RAW_DEAL_BYTES: usize = 320;
+/// …and its history entry (JSON) about this.
+const RAW_HISTORY_BYTES: usize = 200;
+
+/// What a `POST /raw` request writes.
+#[derive(Clone, Copy)]
+enum RawWork {
+    /// One new key holding the body.
+    OneInsert,
+    /// One transition's store work without the service: read a deal,
+    /// expect it unchanged, rewrite it, add a history entry, move its stage
+    /// index entry.
+    TransitionKeys,
+}
+
+impl RawWork {
+    async fn commit(
+        self,
+        store: &dyn Store,
+        counter: &AtomicU64,
+        body: Bytes,
+    ) -> Result<(), String> {
+        loop {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let mut batch = Batch::new();
+            match self {
+                Self::OneInsert => {
+                    batch.put(format!("raw\0{n:020}").into_bytes(), body.to_vec());
+                }
+                Self::TransitionKeys => {
+                    let slot = n % RAW_DEALS;
+                    let deal = format!("deal\0{slot:020}").into_bytes();
+                    let current = store.get(&deal).map_err(|e| e.to_string())?;
+                    let (from, to) = if (n / RAW_DEALS) % 2 == 1 {
+                        ("a", "b")
+                    } else {
+                        ("b", "a")
+                    };
+                    batch.expect(deal.clone(), current.as_deref());
+                    batch.put(deal, vec![b'd'; RAW_DEAL_BYTES]);
+                    batch.put(
+                        format!("history\0{slot:020}\0{n:020}").into_bytes(),
+                        vec![b'h'; RAW_HISTORY_BYTES],
+                    );
+                    batch.delete(format!("ix\0stage\0{from}\0{slot:020}").into_bytes());
+                    batch.put(
+                        format!("ix\0stage\0{to}\0{slot:020}").into_bytes(),
+                        format!("{slot:020}").into_bytes(),
+                    );
+                }
+            }
+            match store.commit(batch).await {
+                // Two requests on one deal slot: the later one retries, as a
+                // transition would.
+                Err(dealflow::store::StoreError::Conflict { .. }) => continue,
+                other => return other.map_err(|e| e.to_string()),
+            }
+        }
     }
 }
 
@@ -720,8 +788,21 @@ fn main() {
         }
     }
 
-    // The raw anchor: one key per request through the store's group commit.
-    if wanted("raw: 1 insert + group commit") {
+    // The raw anchor: one key per request through the store's group commit;
+    // and the store floor of a transition: the keys one move writes (the
+    // deal, read and expected unchanged, then rewritten; a new history
+    // entry; the stage index's delete and put), with a transition's value
+    // sizes, through the same group commit, and nothing else.
+    for (name, work) in [
+        ("raw: 1 insert + group commit", RawWork::OneInsert),
+        (
+            "raw: a transition's 4 keys + group commit",
+            RawWork::TransitionKeys,
+        ),
+    ] {
+        if !wanted(name) {
+            continue;
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(dir.path(), Durability::Group).expect("open store"));
@@ -732,10 +813,7 @@ fn main() {
                 let store = Arc::clone(&store);
                 let counter = Arc::clone(&counter);
                 async move {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    let mut batch = Batch::new();
-                    batch.put(format!("raw\0{n:020}").into_bytes(), body.to_vec());
-                    match store.commit(batch).await {
+                    match work.commit(store.as_ref(), &counter, body).await {
                         Ok(()) => (StatusCode::OK, "ok"),
                         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "failed"),
                     }
@@ -745,14 +823,14 @@ fn main() {
         let s = serve_router(&server, app);
         results.push(drive(
             &client,
-            "raw: 1 insert + group commit",
+            name,
             s.addr,
             (0..conns).map(|_| Raw).collect(),
             warmup,
             secs,
         ));
         s.stop(&server);
-        eprintln!("done: raw");
+        eprintln!("done: {name}");
     }
 
     // (a) hello-world again, last: the reference is the mean of both.
@@ -830,6 +908,12 @@ fn main() {
             .find(|r| r.name.ends_with(needle))
             .map(Outcome::rate)
     };
+    if let Some(floor) = rate_of("a transition's 4 keys + group commit") {
+        println!(
+            "the store alone, writing one transition's keys and nothing else: {:.0} % of hello-world (no transition can exceed it)",
+            floor / hello_rate * 100.0
+        );
+    }
     if let (Some(off), Some(pair)) = (
         rate_of("Group, policies off"),
         rate_of("Group, rhai guard + wasm after-hook"),
