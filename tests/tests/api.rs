@@ -1219,7 +1219,7 @@ async fn customers_are_created_read_listed_and_patched() {
             &format!("/v1/customers/{id}"),
             &w.mgr,
             json!({"name": "Daqing Oil", "owner": "zhao", "segment": "government",
-                   "referred_by": null}),
+                   "referred_by": null, "reason": "zhao covers government accounts"}),
             Some(1),
         )
         .await;
@@ -1249,7 +1249,7 @@ async fn customers_are_created_read_listed_and_patched() {
         .patch(
             &format!("/v1/customers/{id}"),
             &w.mgr,
-            json!({"owner": null}),
+            json!({"owner": null, "reason": "back to the pool"}),
             None,
         )
         .await;
@@ -2104,11 +2104,16 @@ async fn a_guard_veto_is_422_and_only_an_admin_may_override_it() {
             "forbidden",
         );
     }
-    // And nothing moved
+    // And nothing moved; the history keeps the rep's refused move as a veto
     let d = app.get(&format!("/v1/deals/{deal}"), &w.rep).await;
     assert_eq!(d.body["stage"], "visit");
     assert_eq!(d.body["version"], 3);
-    assert_eq!(history(app, &deal, &w.rep).await.len(), 3);
+    let h = history(app, &deal, &w.rep).await;
+    assert_eq!(h.len(), 4);
+    assert_eq!(
+        (h[3]["action"].as_str(), h[3]["seq"].as_u64()),
+        (Some("veto"), Some(3))
+    );
 
     // When the admin forces it
     let r = app.post(&path, ADMIN, body).await;
@@ -2117,8 +2122,8 @@ async fn a_guard_veto_is_422_and_only_an_admin_may_override_it() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["stage"], "quote");
     let h = history(app, &deal, &w.rep).await;
-    assert_eq!(h.len(), 4);
-    let last = &h[3];
+    assert_eq!(h.len(), 5);
+    let last = &h[4];
     assert_eq!(last["override_reason"], "approved by the GM");
     assert_eq!(last["by"], "admin");
     assert_eq!(last["to"], "quote");

@@ -420,7 +420,7 @@ async fn matrix(f: &Fixture, who: Who) -> Vec<Case> {
             "give own customer away",
             M::PATCH,
             format!("/v1/customers/{cus_a}"),
-            Some(json!({"owner": "zhao"})),
+            Some(json!({"owner": "zhao", "reason": "territory change"})),
             [200, 200, 403],
         ),
         case(
@@ -569,7 +569,7 @@ async fn matrix(f: &Fixture, who: Who) -> Vec<Case> {
             "give own deal away",
             M::PATCH,
             format!("/v1/deals/{give_away}"),
-            Some(json!({"owner": "zhao"})),
+            Some(json!({"owner": "zhao", "reason": "territory change"})),
             [200, 200, 403],
         ),
         case(

@@ -946,3 +946,154 @@ async fn hostile_input_to_the_key_account_routes_is_a_clear_4xx_and_changes_noth
         assert!(r.body["error"]["code"].is_string(), "{path}: {}", r.body);
     }
 }
+
+#[tokio::test]
+async fn owner_changes_are_controlled_and_kept_in_history_with_who_and_why() {
+    // Given a customer of zhao's with a deal of his (DOMAIN.md §6)
+    let w = world("sh").await;
+    let cus = w.customer("sh", "zhao", "Daqing Oilfield").await;
+    let deal = w.open_deal(&cus, "zhao", "500000").await;
+    let path = format!("/v1/customers/{cus}");
+
+    // When li, another rep, takes the customer for himself
+    let r = w
+        .app
+        .patch(&path, &w.li, json!({"owner": "li"}), None)
+        .await;
+    // Then it is refused, saying whose it is and who may reassign it, and nothing changed
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("belongs to `zhao`"), "{msg}");
+    assert!(msg.contains("manager of `sh`"), "{msg}");
+    let c = w.app.get(&path, ADMIN).await;
+    assert_eq!(
+        (c.body["owner"].as_str(), c.body["version"].as_u64()),
+        (Some("zhao"), Some(1))
+    );
+    assert!(w.history(&cus).await.is_empty());
+
+    // When the manager reassigns it without a reason
+    let r = w
+        .app
+        .patch(&path, &w.mgr, json!({"owner": "li"}), None)
+        .await;
+    // Then the reason is asked for, and nothing changed
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "reason");
+    assert_eq!(w.app.get(&path, ADMIN).await.body["owner"], "zhao");
+
+    // When the manager reassigns it with a reason
+    let r = w
+        .app
+        .patch(
+            &path,
+            &w.mgr,
+            json!({"owner": "li", "reason": "zhao moved to Beijing"}),
+            None,
+        )
+        .await;
+    // Then li owns it and its history says from, to, by and why
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["owner"], "li");
+    let h = w.history(&cus).await;
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0]["action"], "owner_changed");
+    assert_eq!(
+        (h[0]["from"].as_str(), h[0]["to"].as_str()),
+        (Some("zhao"), Some("li"))
+    );
+    assert_eq!(h[0]["by"], "wang");
+    assert_eq!(h[0]["reason"], "zhao moved to Beijing");
+    assert_eq!(h[0]["seq"], r.body["version"]);
+    // and li now lists it among his customers, zhao no longer
+    let mine = w.app.get("/v1/customers?owner=li", &w.li).await;
+    assert!(mine.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == cus.as_str()));
+    let his = w.app.get("/v1/customers?owner=zhao", &w.zhao).await;
+    assert!(!his.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == cus.as_str()));
+
+    // When a customer has no owner, a rep may take it for himself (no reason needed)
+    let r = w
+        .app
+        .patch(
+            &path,
+            &w.mgr,
+            json!({"owner": null, "reason": "to the pool"}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = w
+        .app
+        .patch(&path, &w.zhao, json!({"owner": "zhao"}), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let h = w.history(&cus).await;
+    let last = h.last().unwrap();
+    assert_eq!(
+        (last["action"].as_str(), last["by"].as_str()),
+        (Some("owner_changed"), Some("zhao"))
+    );
+    assert_eq!(
+        (last["from"].as_str(), last["to"].as_str()),
+        (None, Some("zhao"))
+    );
+    assert_eq!(last["trigger"], "claimed");
+
+    // When the manager gives zhao's deal to li: a reason is required too
+    let dpath = format!("/v1/deals/{deal}");
+    let r = w
+        .app
+        .patch(&dpath, &w.mgr, json!({"owner": "li"}), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "reason");
+    let r = w
+        .app
+        .patch(
+            &dpath,
+            &w.mgr,
+            json!({"owner": "li", "reason": "li leads the account now"}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Then the deal's history has the owner change with from, to, by and why
+    let h = w.app.get(&format!("{dpath}/history"), ADMIN).await;
+    let last = h.body["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "owner_changed");
+    assert_eq!(
+        (last["from"].as_str(), last["to"].as_str()),
+        (Some("zhao"), Some("li"))
+    );
+    assert_eq!(
+        (last["by"].as_str(), last["reason"].as_str()),
+        (Some("wang"), Some("li leads the account now"))
+    );
+    assert_eq!(last["seq"], r.body["version"]);
+    // and zhao, the rep who lost it, can no longer read or take it back
+    assert_eq!(
+        w.app.get(&dpath, &w.zhao).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = w
+        .app
+        .patch(&dpath, &w.zhao, json!({"owner": "zhao"}), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // And all of it survives a restart
+    let app = TestApp::reopen(w.app.close().await).await;
+    let h = app
+        .get(&format!("/v1/customers/{cus}/history"), ADMIN)
+        .await;
+    assert_eq!(h.body["items"].as_array().unwrap().len(), 3);
+    assert_eq!(app.get(&dpath, ADMIN).await.body["owner"], "li");
+}

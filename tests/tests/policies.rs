@@ -91,6 +91,12 @@ async fn activate(app: &TestApp, token: &str, name: &str, version: u64) -> Statu
     .status
 }
 
+async fn history_of(app: &TestApp, deal: &str) -> Vec<Value> {
+    let r = app.get(&format!("/v1/deals/{deal}/history"), ADMIN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["items"].as_array().expect("items").clone()
+}
+
 async fn deal_version(app: &TestApp, deal: &str) -> u64 {
     app.get(&format!("/v1/deals/{deal}"), ADMIN).await.body["version"]
         .as_u64()
@@ -654,4 +660,123 @@ async fn hot_swap_under_load_never_mixes_versions_and_never_fails() {
             assert_eq!(versions.len(), 1, "mixed versions in one request: {e}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_refused_move_is_kept_in_the_history_as_a_veto_naming_every_guard() {
+    // Given a deal at `visit` and, beside quote-late, a second global guard that also refuses
+    let w = world().await;
+    let (customer, deal) = deal_at_visit(&w.app, "sh").await;
+    let budget = r#"
+        fn guard(input) {
+            if input.to == "quote" && !("budget" in input.deal.attributes) {
+                return #{ allow: false, reason: "the budget is not known", missing: ["the customer's budget"] };
+            }
+            #{ allow: true }
+        }"#;
+    let (status, up) = upload(&w.app, ADMIN, "budget-known", "global", budget).await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    assert_eq!(
+        activate(&w.app, ADMIN, "budget-known", 1).await,
+        StatusCode::OK
+    );
+    let before = deal_version(&w.app, &deal).await;
+
+    // When the rep moves it to quote
+    let r = w.app.move_to(&w.rep, &deal, "quote").await;
+    // Then both guards are named, each with its reason and what is missing
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.code(), "guard_rejected");
+    let vetoes = r.body["error"]["details"]["vetoes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let named: BTreeSet<&str> = vetoes
+        .iter()
+        .map(|v| v["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, BTreeSet::from(["quote-late", "budget-known"]));
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("quote-late") && message.contains("budget-known"),
+        "{message}"
+    );
+    let budget_veto = vetoes
+        .iter()
+        .find(|v| v["policy"] == "budget-known")
+        .unwrap();
+    assert_eq!(budget_veto["missing"], json!(["the customer's budget"]));
+    assert_eq!(budget_veto["sha256"], up["sha256"]);
+
+    // And the deal did not change, but its history keeps the veto
+    assert_eq!(deal_version(&w.app, &deal).await, before);
+    let items = history_of(&w.app, &deal).await;
+    let veto = items.last().unwrap();
+    assert_eq!(veto["action"], "veto");
+    assert_eq!(veto["seq"], before);
+    assert_eq!(
+        (veto["from"].as_str(), veto["to"].as_str()),
+        (Some("visit"), Some("quote"))
+    );
+    assert_eq!(veto["by"], "li");
+    assert!(veto["at"].is_string() && veto["recorded_at"].is_string());
+    let refused: Vec<&Value> = veto["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["allow"] == false)
+        .collect();
+    assert_eq!(refused.len(), 2, "{veto}");
+    for d in &refused {
+        assert_eq!(d["hook"], "guard");
+        assert_eq!(d["version"], 1);
+        assert_eq!(d["sha256"].as_str().unwrap().len(), 64);
+        assert!(!d["reason"].as_str().unwrap().is_empty());
+        assert!(!d["missing"].as_array().unwrap().is_empty(), "{d}");
+    }
+
+    // When a guard fails instead of answering, the refusal is kept too
+    let broken = r#"fn guard(input) { throw "no budget table"; }"#;
+    let (status, _) = upload(&w.app, ADMIN, "budget-known", "global", broken).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        activate(&w.app, ADMIN, "budget-known", 2).await,
+        StatusCode::OK
+    );
+    satisfy_quote_late(&w.app, &customer, &deal).await;
+    let before = deal_version(&w.app, &deal).await;
+    let r = w.app.move_to(&w.rep, &deal, "quote").await;
+    assert_eq!(r.code(), "policy_failed", "{}", r.body);
+    assert_eq!(deal_version(&w.app, &deal).await, before);
+    let items = history_of(&w.app, &deal).await;
+    let veto = items.last().unwrap();
+    assert_eq!(
+        (veto["action"].as_str(), veto["seq"].as_u64()),
+        (Some("veto"), Some(before))
+    );
+    let failed = veto["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["policy"] == "budget-known")
+        .unwrap();
+    assert_eq!(
+        (failed["allow"].as_bool(), failed["version"].as_u64()),
+        (Some(false), Some(2))
+    );
+    assert!(
+        failed["reason"].as_str().unwrap().contains("failed"),
+        "{failed}"
+    );
+
+    // And the vetoes are still there after a restart, in order
+    let app = TestApp::reopen(w.app.close().await).await;
+    let items = history_of(&app, &deal).await;
+    let vetoes: Vec<u64> = items
+        .iter()
+        .filter(|e| e["action"] == "veto")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(vetoes.len(), 2, "{items:?}");
+    assert!(vetoes[0] < vetoes[1]);
 }

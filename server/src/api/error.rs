@@ -146,8 +146,10 @@ impl From<ServiceError> for ApiError {
                 version,
                 reason,
                 missing,
+                vetoes,
             } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "guard_rejected", message).with_details(
-                json!({"policy": policy, "version": version, "reason": reason, "missing": missing}),
+                json!({"policy": policy, "version": version, "reason": reason, "missing": missing,
+                       "vetoes": vetoes}),
             ),
             E::PolicyFailed {
                 policy,

@@ -73,6 +73,37 @@ impl Principal {
         Ok(())
     }
 
+    /// Changing who owns something in `branch` (a customer or a deal) from
+    /// `current` to `new` (DOMAIN.md §6: assignment is visible and fair): a
+    /// rep may only take what nobody owns, for themselves; the branch's
+    /// managers and admins reassign anything (with a written reason, which
+    /// the use case asks for).
+    pub fn require_owner_change(
+        &self,
+        what: &str,
+        branch: &str,
+        current: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<(), Denied> {
+        self.require_branch(branch)?;
+        if self.role != Role::Rep {
+            return Ok(());
+        }
+        let reassign =
+            || format!("only a manager of `{branch}` or an admin may reassign it, with a reason");
+        match (current, new) {
+            (Some(c), _) if c != self.user => Err(Denied(format!(
+                "this {what} belongs to `{c}`; {}",
+                reassign()
+            ))),
+            (_, Some(n)) if n == self.user => Ok(()),
+            _ => Err(Denied(format!(
+                "a rep cannot give a {what} to someone else; {}",
+                reassign()
+            ))),
+        }
+    }
+
     /// The branch a list is limited to: what was asked for, checked, or the
     /// caller's own branch when nothing was asked (admins: everything).
     pub fn list_scope(&self, requested: Option<&str>) -> Result<Option<String>, Denied> {
@@ -125,5 +156,36 @@ mod tests {
         assert_eq!(admin.list_scope(None).unwrap(), None);
         assert_eq!(rep.owner_scope(None).unwrap().as_deref(), Some("li"));
         assert!(rep.owner_scope(Some("x")).is_err());
+    }
+
+    #[test]
+    fn owner_changes() {
+        let mgr = p(Role::Manager, Some("sh"), "wang");
+        let rep = p(Role::Rep, Some("sh"), "li");
+        // A rep takes what nobody owns, for themselves only.
+        assert!(rep
+            .require_owner_change("customer", "sh", None, Some("li"))
+            .is_ok());
+        assert!(rep
+            .require_owner_change("customer", "sh", Some("li"), Some("li"))
+            .is_ok());
+        assert!(rep
+            .require_owner_change("customer", "sh", None, Some("zhao"))
+            .is_err());
+        assert!(rep
+            .require_owner_change("customer", "sh", Some("li"), None)
+            .is_err());
+        let taken = rep
+            .require_owner_change("customer", "sh", Some("zhao"), Some("li"))
+            .unwrap_err();
+        assert!(taken.0.contains("belongs to `zhao`"), "{taken}");
+        assert!(taken.0.contains("manager of `sh`"), "{taken}");
+        // Managers reassign inside their branch only.
+        assert!(mgr
+            .require_owner_change("customer", "sh", Some("zhao"), Some("li"))
+            .is_ok());
+        assert!(mgr
+            .require_owner_change("customer", "bj", Some("zhao"), Some("li"))
+            .is_err());
     }
 }

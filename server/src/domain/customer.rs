@@ -138,4 +138,8 @@ pub struct CustomerPatch {
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
     #[schema(value_type = Option<String>)]
     pub referred_by: Option<Option<String>>,
+    /// Why the owner changes: required when a manager or admin reassigns
+    /// the customer; kept in its history.
+    #[serde(default)]
+    pub reason: Option<String>,
 }

@@ -1,11 +1,10 @@
-//! A customer's history: every change of tier, with its reason and the
-//! policy version that decided it (DOMAIN.md §1: tiers move, and why is kept).
+//! A customer's history: every change of tier and of owner, with its reason
+//! and who or which policy version decided it (DOMAIN.md §1: tiers move, and
+//! why is kept; §6: assignment is visible).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-use super::customer::Tier;
 
 /// What happened to the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -15,6 +14,9 @@ pub enum CustomerAction {
     TierChanged,
     /// The branch's assignment policy gave it an owner.
     Assigned,
+    /// Someone changed its owner (`from` and `to` name the owners; a
+    /// manager's reassignment carries their written reason).
+    OwnerChanged,
 }
 
 /// One entry of a customer's history; `seq` is the customer version it
@@ -29,24 +31,30 @@ pub struct CustomerEvent {
     pub at: DateTime<Utc>,
     /// Who asked (a user, or `system` for a re-tier after a signing).
     pub by: String,
-    /// What caused it (`retier`, `deal signed`, `created`).
+    /// What caused it (`retier`, `deal signed`, `created`, `patch`).
     pub trigger: String,
-    /// Tier before (tier changes).
+    /// Before: the tier (`A`, `B`, `C`) of a tier change, the owner of an
+    /// owner change (absent when it had none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Tier>,
-    /// Tier after (tier changes).
+    pub from: Option<String>,
+    /// After: the tier of a tier change, the owner of an owner change
+    /// (absent when unassigned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Tier>,
-    /// The owner given (assignments).
+    pub to: Option<String>,
+    /// The owner given (assignments and owner changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    /// The policy's reason (revenue, cumulative share, thresholds; the
-    /// load that made a rep the fairest owner).
+    /// Why: the policy's reason (revenue, cumulative share, thresholds; the
+    /// load that made a rep the fairest owner), or a manager's written
+    /// reason for a reassignment.
     pub reason: Option<String>,
-    /// The deciding policy.
-    pub policy: String,
+    /// The deciding policy (absent when a person decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// Its version.
-    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
     /// SHA-256 of that version.
-    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }

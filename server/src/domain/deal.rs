@@ -188,6 +188,10 @@ pub struct DealPatch {
     /// admins only, since guards read them as approvals.
     #[serde(default)]
     pub attributes: Option<std::collections::BTreeMap<String, Option<String>>>,
+    /// Why: required when a manager or admin gives the deal to another
+    /// owner; kept in the deal's history.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Most attributes a deal may carry.
@@ -262,6 +266,23 @@ pub struct TransitionCheck {
     /// Every check's verdict, in order.
     pub verdicts: Vec<Verdict>,
     /// What is missing for the move, as sentences.
+    pub missing: Vec<String>,
+}
+
+/// One guard's refusal of a move, as a `guard_rejected` error and a `veto`
+/// event name it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GuardVeto {
+    /// The refusing policy.
+    pub policy: String,
+    /// Its version.
+    pub version: u64,
+    /// SHA-256 of that version.
+    pub sha256: String,
+    /// Its reason.
+    pub reason: String,
+    /// What it says is missing, as sentences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
 }
 

@@ -16,9 +16,15 @@ pub enum HistoryAction {
     Transition,
     /// A signed contract was cancelled.
     Cancelled,
+    /// The deal's owner changed (`from` and `to` name the owners).
+    OwnerChanged,
+    /// A guard refused a move (or failed, which refuses it): the deal and
+    /// its version did not change; `seq` is the version that was refused.
+    Veto,
 }
 
-/// One entry of a deal's history; `seq` equals the deal version it produced.
+/// One entry of a deal's history; `seq` equals the deal version it produced
+/// (for a `veto`, the version whose move was refused: a veto changes nothing).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     /// The deal version this entry produced.
@@ -31,10 +37,10 @@ pub struct HistoryEntry {
     pub recorded_at: DateTime<Utc>,
     /// Who did it.
     pub by: String,
-    /// Stage before a transition.
+    /// Stage before a transition (or a vetoed move); owner before an owner change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// Stage after a transition.
+    /// Stage after a transition (the refused target of a veto); owner after an owner change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// The caller's note.
@@ -43,6 +49,10 @@ pub struct HistoryEntry {
     /// An admin's written reason for forcing a vetoed move.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_reason: Option<String>,
+    /// The written reason for a change that needs one (an owner change by a
+    /// manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Every policy decision taken for this entry (guards and after-hooks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
@@ -51,6 +61,33 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub changes: Option<serde_json::Value>,
+}
+
+impl HistoryEntry {
+    /// An entry with only what every entry has; the rest is filled in with
+    /// struct update syntax.
+    pub fn new(
+        seq: u64,
+        action: HistoryAction,
+        at: DateTime<Utc>,
+        recorded_at: DateTime<Utc>,
+        by: &str,
+    ) -> Self {
+        Self {
+            seq,
+            action,
+            at,
+            recorded_at,
+            by: by.to_string(),
+            from: None,
+            to: None,
+            note: None,
+            override_reason: None,
+            reason: None,
+            decisions: Vec::new(),
+            changes: None,
+        }
+    }
 }
 
 /// One hook decision, with the policy version that made it.
@@ -70,6 +107,9 @@ pub struct Decision {
     /// For rejections: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For rejections: what is missing, as sentences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
     /// For after-hooks: what it did (tasks created, attributes set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,

@@ -11,7 +11,7 @@ use crate::auth::{Denied, Principal};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
 use crate::domain::deal::{
-    check_attribute, Deal, TransitionCheck, TransitionRequest, Verdict, MAX_ATTRIBUTES,
+    check_attribute, Deal, GuardVeto, TransitionCheck, TransitionRequest, Verdict, MAX_ATTRIBUTES,
 };
 use crate::domain::history::{Decision, HistoryAction, HistoryEntry};
 use crate::domain::pipeline::{Pipeline, StageKind};
@@ -72,18 +72,65 @@ struct HookRun {
     afters: Vec<(Arc<LivePolicy>, Result<AfterOutput, PolicyError>)>,
 }
 
+/// One guard's refusal of a move (a guard that failed refuses it too).
+struct Refusal<'a> {
+    /// The refusing guard.
+    policy: &'a LivePolicy,
+    /// Its reason.
+    reason: String,
+    /// What it says is missing.
+    missing: Vec<String>,
+    /// The error, when the guard failed rather than answered.
+    failed: Option<&'a PolicyError>,
+}
+
 impl HookRun {
-    /// The first vetoing guard, if any (failures count as vetoes).
-    fn veto(&self) -> Option<(&LivePolicy, String, Vec<String>)> {
-        self.guards.iter().find_map(|(p, r)| match r {
-            Ok(v) if v.allow => None,
-            Ok(v) => Some((
-                p.as_ref(),
-                v.reason.clone().unwrap_or_default(),
-                v.missing.clone(),
-            )),
-            Err(e) => Some((p.as_ref(), format!("the policy failed: {e}"), Vec::new())),
-        })
+    /// Every refusing guard, in order (failures count as refusals).
+    fn refusals(&self) -> Vec<Refusal<'_>> {
+        self.guards
+            .iter()
+            .filter_map(|(p, r)| match r {
+                Ok(v) if v.allow => None,
+                Ok(v) => Some(Refusal {
+                    policy: p.as_ref(),
+                    reason: v.reason.clone().unwrap_or_default(),
+                    missing: v.missing.clone(),
+                    failed: None,
+                }),
+                Err(e) => Some(Refusal {
+                    policy: p.as_ref(),
+                    reason: format!("the policy failed: {e}"),
+                    missing: Vec::new(),
+                    failed: Some(e),
+                }),
+            })
+            .collect()
+    }
+
+    /// Every guard's decision, as the history keeps it; `forced` marks the
+    /// refusals an admin overrode.
+    fn guard_decisions(&self, forced: bool) -> Vec<Decision> {
+        self.guards
+            .iter()
+            .map(|(p, r)| {
+                let mut d = decision("guard", p);
+                match r {
+                    Ok(v) => {
+                        d.allow = Some(v.allow);
+                        d.reason = v.reason.clone();
+                        if !v.allow {
+                            d.missing = v.missing.clone();
+                        }
+                    }
+                    Err(e) => {
+                        d.allow = Some(false);
+                        d.reason = Some(format!("the policy failed: {e}"));
+                    }
+                }
+                d.overridden = forced && d.allow == Some(false);
+                d
+            })
+            .collect()
     }
 }
 
@@ -138,6 +185,7 @@ fn decision(hook: &str, p: &LivePolicy) -> Decision {
         sha256: p.sha256.clone(),
         allow: None,
         reason: None,
+        missing: Vec::new(),
         outcome: None,
         overridden: false,
     }
@@ -267,49 +315,17 @@ impl Services {
                     deal, &req.to, verdict, targets, &run,
                 )));
             }
-            let veto = run
-                .veto()
-                .map(|(p, r, m)| (p.name.clone(), p.version, r, m));
-            if let Some((policy, version, reason, missing)) = &veto {
-                if override_reason.is_none() {
-                    // A guard that failed fails closed, reported as such.
-                    if let Some((p, Err(e))) = run.guards.iter().find(|(p, _)| &p.name == policy) {
-                        return Err(policy_failed(p, "guard", e.clone()));
-                    }
-                    self.publish(
-                        "veto",
-                        Some(&deal.branch),
-                        Some(&deal.owner),
-                        serde_json::json!({"deal": deal.id, "from": deal.stage, "to": req.to, "policy": policy,
-                                           "version": version, "reason": reason, "by": caller.user}),
-                    );
-                    return Err(ServiceError::GuardRejected {
-                        policy: policy.clone(),
-                        version: *version,
-                        reason: reason.clone(),
-                        missing: missing.clone(),
-                    });
-                }
+            let refusals = run.refusals();
+            if !refusals.is_empty() && override_reason.is_none() {
+                return Err(self
+                    .refuse(caller, deal, &req.to, at, note.clone(), &run, refusals)
+                    .await);
             }
-            let mut decisions: Vec<Decision> = run
-                .guards
+            let overridden: Vec<(String, u64, String)> = refusals
                 .iter()
-                .map(|(p, r)| {
-                    let mut d = decision("guard", p);
-                    match r {
-                        Ok(v) => {
-                            d.allow = Some(v.allow);
-                            d.reason = v.reason.clone();
-                        }
-                        Err(e) => {
-                            d.allow = Some(false);
-                            d.reason = Some(format!("the policy failed: {e}"));
-                        }
-                    }
-                    d.overridden = d.allow == Some(false);
-                    d
-                })
+                .map(|r| (r.policy.name.clone(), r.policy.version, r.reason.clone()))
                 .collect();
+            let mut decisions = run.guard_decisions(true);
             let now = now();
             let mut moved = deal.clone();
             moved.stage = req.to.clone();
@@ -351,7 +367,8 @@ impl Services {
                 from: Some(deal.stage.clone()),
                 to: Some(req.to.clone()),
                 note: note.clone(),
-                override_reason: override_reason.clone().filter(|_| veto.is_some()),
+                override_reason: override_reason.clone().filter(|_| !overridden.is_empty()),
+                reason: None,
                 decisions,
                 changes: None,
             };
@@ -377,7 +394,7 @@ impl Services {
                         serde_json::json!({"deal": moved.id, "from": deal.stage, "to": moved.stage,
                                            "version": moved.version, "by": caller.user}),
                     );
-                    if let Some((policy, version, reason, _)) = &veto {
+                    for (policy, version, reason) in &overridden {
                         tracing::warn!(deal = %moved.id, %policy, version, %reason, by = %caller.user, "admin override of a vetoed move");
                         self.publish(
                             "override",
@@ -401,6 +418,76 @@ impl Services {
             }
         }
         Err(ServiceError::Contended)
+    }
+
+    /// Records a refused move in the deal's history (a `veto` entry under
+    /// the version it was refused at: the deal itself does not change),
+    /// announces it, and returns the error the caller gets: `policy_failed`
+    /// when the first refusing guard failed (a failing guard fails closed),
+    /// otherwise `guard_rejected` naming every refusing guard.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        caller: &Principal,
+        deal: &Deal,
+        to: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        note: Option<String>,
+        run: &HookRun,
+        refusals: Vec<Refusal<'_>>,
+    ) -> ServiceError {
+        let entry = HistoryEntry {
+            from: Some(deal.stage.clone()),
+            to: Some(to.to_string()),
+            note,
+            decisions: run.guard_decisions(false),
+            ..HistoryEntry::new(deal.version, HistoryAction::Veto, at, now(), &caller.user)
+        };
+        let recorded = match self.repo.new_id("veto") {
+            Ok(id) => {
+                let mut batch = Batch::new();
+                batch.put(
+                    crate::service::veto_key(&deal.id, deal.version, &id),
+                    encode(&entry),
+                );
+                self.repo.commit(batch).await.map_err(ServiceError::from)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            // The refusal stands; only its record is missing, and the
+            // caller must not believe it was kept.
+            return e;
+        }
+        let vetoes: Vec<GuardVeto> = refusals
+            .iter()
+            .map(|r| GuardVeto {
+                policy: r.policy.name.clone(),
+                version: r.policy.version,
+                sha256: r.policy.sha256.clone(),
+                reason: r.reason.clone(),
+                missing: r.missing.clone(),
+            })
+            .collect();
+        self.publish(
+            "veto",
+            Some(&deal.branch),
+            Some(&deal.owner),
+            serde_json::json!({"deal": deal.id, "from": deal.stage, "to": to, "version": deal.version,
+                               "policy": vetoes[0].policy, "reason": vetoes[0].reason,
+                               "vetoes": vetoes, "by": caller.user}),
+        );
+        let first = &refusals[0];
+        if let Some(e) = first.failed {
+            return policy_failed(first.policy, "guard", e.clone());
+        }
+        ServiceError::GuardRejected {
+            policy: first.policy.name.clone(),
+            version: first.policy.version,
+            reason: first.reason.clone(),
+            missing: first.missing.clone(),
+            vetoes,
+        }
     }
 
     /// Adds the tasks an after-hook asked for; returns how many.

@@ -91,12 +91,12 @@ impl Services {
             by: "system".into(),
             trigger: "created".into(),
             from: None,
-            to: None,
+            to: Some(owner.clone()),
             owner: Some(owner),
             reason: out.reason,
-            policy: policy.name.clone(),
-            version: policy.version,
-            sha256: policy.sha256.clone(),
+            policy: Some(policy.name.clone()),
+            version: Some(policy.version),
+            sha256: Some(policy.sha256.clone()),
         }))
     }
 }

@@ -2,8 +2,11 @@
 
 use super::repo::{encode, Source, Stored};
 use super::{now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
+use serde_json::json;
+
 use crate::auth::{Denied, Principal};
 use crate::domain::customer::{Customer, CustomerPatch, NewCustomer, Tier};
+use crate::domain::customer_history::{CustomerAction, CustomerEvent};
 use crate::domain::token::Role;
 use crate::domain::validate;
 use crate::store::{keys, Batch, StoreError};
@@ -194,16 +197,49 @@ impl Services {
                 c.name = validate::name("name", name)?;
             }
             if let Some(owner) = &patch.owner {
-                if caller.role == Role::Rep && owner.as_deref() != Some(caller.user.as_str()) {
-                    return Err(
-                        Denied("a rep cannot give a customer to someone else".into()).into(),
-                    );
-                }
                 c.owner = owner
                     .as_deref()
                     .map(|o| validate::user("owner", o))
                     .transpose()?;
+                // Naming an owner is a claim even when it changes nothing.
+                caller.require_owner_change(
+                    "customer",
+                    &c.branch,
+                    old.value.owner.as_deref(),
+                    c.owner.as_deref(),
+                )?;
             }
+            let owner_change = if c.owner != old.value.owner {
+                let reason = owner_change_reason(
+                    caller,
+                    "customer",
+                    &c.branch,
+                    old.value.owner.as_deref(),
+                    c.owner.as_deref(),
+                    patch.reason.as_deref(),
+                )?;
+                Some(CustomerEvent {
+                    seq: c.version + 1,
+                    action: CustomerAction::OwnerChanged,
+                    at: now(),
+                    by: caller.user.clone(),
+                    trigger: if caller.role == Role::Rep {
+                        "claimed"
+                    } else {
+                        "reassigned"
+                    }
+                    .into(),
+                    from: old.value.owner.clone(),
+                    to: c.owner.clone(),
+                    owner: c.owner.clone(),
+                    reason,
+                    policy: None,
+                    version: None,
+                    sha256: None,
+                })
+            } else {
+                None
+            };
             if let Some(s) = patch.segment {
                 c.segment = s;
             }
@@ -226,10 +262,23 @@ impl Services {
             c.updated_at = now();
             let mut batch = Batch::new();
             stage_customer(&mut batch, Some(&old), &c);
+            if let Some(event) = &owner_change {
+                batch.put(history_key(&c.id, event.seq), encode(event));
+            }
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
-                other => return other.map(|_| c).map_err(Into::into),
+                other => other?,
             }
+            if let Some(event) = owner_change {
+                self.publish(
+                    "owner_changed",
+                    Some(&c.branch),
+                    c.owner.as_deref(),
+                    json!({"customer": c.id, "from": event.from, "to": event.to,
+                           "by": event.by, "reason": event.reason, "version": c.version}),
+                );
+            }
+            return Ok(c);
         }
         Err(ServiceError::Contended)
     }
@@ -253,6 +302,28 @@ impl Services {
             }),
         }
     }
+}
+
+/// Checks that `caller` may change the owner of a `what` in `branch` from
+/// `from` to `to`, and returns the written reason it must give: a manager
+/// or admin reassigning needs one; a rep taking an unowned one may add one.
+pub(crate) fn owner_change_reason(
+    caller: &Principal,
+    what: &str,
+    branch: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    reason: Option<&str>,
+) -> Result<Option<String>, ServiceError> {
+    caller.require_owner_change(what, branch, from, to)?;
+    let reason = validate::opt_text("reason", reason)?;
+    if reason.is_none() && caller.role != Role::Rep {
+        return Err(ServiceError::invalid(
+            "reason",
+            format!("is required to change a {what}'s owner: say why (it is kept in the {what}'s history)"),
+        ));
+    }
+    Ok(reason)
 }
 
 /// 409 when the client's `If-Match` version is not the current one.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::customers::check_version;
+use super::customers::{check_version, owner_change_reason};
 use super::repo::{encode, Source, Stored};
 use super::{
     check_business_time, now, stage_tier_mark, Page, PageRequest, ServiceError, Services,
@@ -49,6 +49,18 @@ pub struct DealFilter {
     pub cursor: Option<String>,
 }
 
+/// The key of a deal's history entry `seq` (the version it produced).
+fn history_key(deal: &str, seq: u64) -> Vec<u8> {
+    keys::key(keys::DEAL_HISTORY, &[deal, &format!("{seq:020}")])
+}
+
+/// The key of a `veto` entry: under the version whose move was refused,
+/// after that version's own entry and before the next one's, in the order
+/// of the refusals (`id` is a fresh server id, which sorts by time).
+pub(crate) fn veto_key(deal: &str, version: u64, id: &str) -> Vec<u8> {
+    keys::key(keys::DEAL_HISTORY, &[deal, &format!("{version:020}"), id])
+}
+
 /// Writes a deal, its history entry and its indexes in step with `old`.
 pub(crate) fn stage_deal(
     batch: &mut Batch,
@@ -59,13 +71,7 @@ pub(crate) fn stage_deal(
     let key = keys::key(keys::DEAL, &[&new.id]);
     batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
     batch.put(key, new.to_stored());
-    batch.put(
-        keys::key(
-            keys::DEAL_HISTORY,
-            &[&new.id, &format!("{:020}", entry.seq)],
-        ),
-        encode(entry),
-    );
+    batch.put(history_key(&new.id, entry.seq), encode(entry));
     let id = new.id.as_bytes();
     let (b, o, s) = (&new.branch, &new.owner, &new.stage);
     match old.map(|o| &o.value) {
@@ -257,17 +263,8 @@ impl Services {
         };
         deal.retotal();
         let entry = HistoryEntry {
-            seq: 1,
-            action: HistoryAction::Created,
-            at: opened_at,
-            recorded_at: now,
-            by: caller.user.clone(),
-            from: None,
             to: Some(deal.stage.clone()),
-            note: None,
-            override_reason: None,
-            decisions: Vec::new(),
-            changes: None,
+            ..HistoryEntry::new(1, HistoryAction::Created, opened_at, now, &caller.user)
         };
         let mut batch = Batch::new();
         stage_deal(&mut batch, None, &deal, &entry);
@@ -365,13 +362,28 @@ impl Services {
                 note("title", json!(old.value.title), json!(d.title));
             }
             if let Some(o) = &patch.owner {
-                let o = validate::user("owner", o)?;
-                if caller.role == Role::Rep && o != caller.user {
-                    return Err(Denied("a rep cannot give a deal to someone else".into()).into());
-                }
-                note("owner", json!(old.value.owner), json!(o));
-                d.owner = o;
+                d.owner = validate::user("owner", o)?;
+                // Naming an owner is a claim even when it changes nothing.
+                caller.require_owner_change(
+                    "deal",
+                    &d.branch,
+                    Some(&old.value.owner),
+                    Some(&d.owner),
+                )?;
             }
+            let owner_reason = if d.owner != old.value.owner {
+                note("owner", json!(old.value.owner), json!(d.owner));
+                Some(owner_change_reason(
+                    caller,
+                    "deal",
+                    &d.branch,
+                    Some(&old.value.owner),
+                    Some(&d.owner),
+                    patch.reason.as_deref(),
+                )?)
+            } else {
+                None
+            };
             let currency = patch.currency.as_deref().unwrap_or(&d.currency).to_string();
             let prepayment = patch.prepayment_ratio.unwrap_or(d.prepayment_ratio);
             let needs = Self::check_deal_fields(
@@ -420,18 +432,24 @@ impl Services {
             let now = now();
             d.version += 1;
             d.updated_at = now;
-            let entry = HistoryEntry {
-                seq: d.version,
-                action: HistoryAction::Updated,
-                at: now,
-                recorded_at: now,
-                by: caller.user.clone(),
-                from: None,
-                to: None,
-                note: None,
-                override_reason: None,
-                decisions: Vec::new(),
-                changes: Some(changes.into()),
+            let entry = match &owner_reason {
+                Some(reason) => HistoryEntry {
+                    from: Some(old.value.owner.clone()),
+                    to: Some(d.owner.clone()),
+                    reason: reason.clone(),
+                    changes: Some(changes.into()),
+                    ..HistoryEntry::new(
+                        d.version,
+                        HistoryAction::OwnerChanged,
+                        now,
+                        now,
+                        &caller.user,
+                    )
+                },
+                None => HistoryEntry {
+                    changes: Some(changes.into()),
+                    ..HistoryEntry::new(d.version, HistoryAction::Updated, now, now, &caller.user)
+                },
             };
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);
@@ -453,6 +471,15 @@ impl Services {
                     other?;
                     if revenue_moved {
                         self.tiers_changed(&d.branch);
+                    }
+                    if owner_reason.is_some() {
+                        self.publish(
+                            "owner_changed",
+                            Some(&d.branch),
+                            Some(&d.owner),
+                            json!({"deal": d.id, "from": entry.from, "to": entry.to,
+                                   "by": entry.by, "reason": entry.reason, "version": d.version}),
+                        );
                     }
                     return Ok(d);
                 }
@@ -505,17 +532,8 @@ impl Services {
             d.version += 1;
             d.updated_at = now;
             let entry = HistoryEntry {
-                seq: d.version,
-                action: HistoryAction::Cancelled,
-                at,
-                recorded_at: now,
-                by: caller.user.clone(),
-                from: None,
-                to: None,
                 note: Some(reason.clone()),
-                override_reason: None,
-                decisions: Vec::new(),
-                changes: None,
+                ..HistoryEntry::new(d.version, HistoryAction::Cancelled, at, now, &caller.user)
             };
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);

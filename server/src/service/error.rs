@@ -81,17 +81,20 @@ pub enum ServiceError {
     /// 422: a policy upload does not compile, fit the interface or pass its tests.
     #[error("the policy is invalid: {0}")]
     PolicyInvalid(crate::policy::PolicyError),
-    /// 422: a guard vetoed the move.
-    #[error("policy `{policy}` v{version} rejected the move: {reason}")]
+    /// 422: one or more guards vetoed the move (the first one named at the
+    /// top, every one in `vetoes`).
+    #[error("{}", guard_rejected_message(.vetoes, .policy, *.version, .reason))]
     GuardRejected {
-        /// The vetoing policy.
+        /// The first vetoing policy.
         policy: String,
         /// Its version.
         version: u64,
         /// Its reason.
         reason: String,
-        /// What is missing, as sentences.
+        /// What it says is missing, as sentences.
         missing: Vec<String>,
+        /// Every vetoing guard, in order.
+        vetoes: Vec<crate::domain::deal::GuardVeto>,
     },
     /// 422: a hook failed (a failing guard fails closed); nothing was written.
     #[error("policy `{policy}` v{version} failed in `{hook}`: {error}")]
@@ -109,6 +112,28 @@ pub enum ServiceError {
 
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// "policy `a` v1 rejected the move: why", or for several guards each one
+/// with its reason.
+fn guard_rejected_message(
+    vetoes: &[crate::domain::deal::GuardVeto],
+    policy: &str,
+    version: u64,
+    reason: &str,
+) -> String {
+    if vetoes.len() < 2 {
+        return format!("policy `{policy}` v{version} rejected the move: {reason}");
+    }
+    let each: Vec<String> = vetoes
+        .iter()
+        .map(|v| format!("`{}` v{}: {}", v.policy, v.version, v.reason))
+        .collect();
+    format!(
+        "{} policies rejected the move: {}",
+        vetoes.len(),
+        each.join("; ")
+    )
 }
 
 impl ServiceError {

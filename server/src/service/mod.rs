@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub use customers::CustomerFilter;
 pub(crate) use customers::{check_version, stage_customer};
 pub use deals::DealFilter;
-pub(crate) use deals::{stage_deal, stage_signing_indexes};
+pub(crate) use deals::{stage_deal, stage_signing_indexes, veto_key};
 pub use error::ServiceError;
 pub use events::{Event, EventBus};
 pub use followups::{DueCustomer, FollowupFilter, Followups};

@@ -675,13 +675,13 @@ fn stage_tier(
         at,
         by: by.into(),
         trigger: trigger.into(),
-        from: Some(from),
-        to: Some(change.to),
+        from: Some(from.name().into()),
+        to: Some(change.to.name().into()),
         owner: None,
         reason: change.reason.clone(),
-        policy: policy.name.clone(),
-        version: policy.version,
-        sha256: policy.sha256.clone(),
+        policy: Some(policy.name.clone()),
+        version: Some(policy.version),
+        sha256: Some(policy.sha256.clone()),
     };
     batch.put(history_key(&c.id, c.version), encode(&event));
     stage_customer(batch, Some(old), &c);
