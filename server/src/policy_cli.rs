@@ -72,6 +72,12 @@ pub enum PolicyCommand {
         /// Policy name.
         name: String,
     },
+    /// Stop a policy deciding (no version live; the scope falls back to
+    /// what it inherits). Its versions stay for a later activation.
+    Deactivate {
+        /// Policy name.
+        name: String,
+    },
 }
 
 fn runtime_of(file: &Path) -> Result<Runtime, String> {
@@ -207,7 +213,7 @@ async fn remote(args: &PolicyArgs) -> Result<(), String> {
                 .rev()
                 .filter_map(|a| a["version"].as_u64())
                 .find(|v| Some(*v) != current)
-                .ok_or("no earlier version was ever active")?;
+                .ok_or_else(|| nothing_to_roll_back(name, current))?;
             let p = api
                 .call(
                     "POST",
@@ -217,8 +223,29 @@ async fn remote(args: &PolicyArgs) -> Result<(), String> {
                 .await?;
             println!("{p}");
         }
+        PolicyCommand::Deactivate { name } => {
+            let p = api
+                .call("POST", &format!("/v1/policies/{name}/deactivate"), None)
+                .await?;
+            println!("{p}");
+        }
     }
     Ok(())
+}
+
+/// Why a rollback cannot happen, and what to do instead.
+fn nothing_to_roll_back(name: &str, current: Option<u64>) -> String {
+    match current {
+        Some(v) => format!(
+            "`{name}` has had no version active before v{v}, so there is nothing to roll back to. \
+             To stop it deciding, run `dealflow policy deactivate {name}` (the scope then falls \
+             back to the policies it inherits); to switch versions, `dealflow policy activate {name} <version>`."
+        ),
+        None => format!(
+            "`{name}` has never had a version active; activate one with \
+             `dealflow policy activate {name} <version>`."
+        ),
+    }
 }
 
 /// A tiny JSON client for the server.

@@ -1,5 +1,5 @@
 //! The admin's policy CLI against the real binary on a loopback port:
-//! push, list, activate and rollback.
+//! push, list, activate, rollback and deactivate.
 
 use std::process::Command;
 
@@ -60,6 +60,28 @@ fn push_list_activate_and_rollback_through_the_cli() {
     let (ok, out) = policy_cli(&base, &["push", bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(out.contains("policy_invalid"), "{out}");
+
+    // Given a branch policy pushed and activated for the first time
+    let guard = scripts.path().join("sh-guard.rhai");
+    std::fs::write(&guard, "fn guard(i) { #{ allow: true } }").expect("write");
+    let (ok, out) = policy_cli(
+        &base,
+        &["push", guard.to_str().unwrap(), "--scope", "global", "--activate"],
+    );
+    assert!(ok, "{out}");
+    // When it is rolled back, there is nothing to roll back to, and the message says what to do
+    let (ok, out) = policy_cli(&base, &["rollback", "sh-guard"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("nothing to roll back to"), "{out}");
+    assert!(out.contains("dealflow policy deactivate sh-guard"), "{out}");
+    // When it is deactivated instead, no version of it is live any more
+    let (ok, out) = policy_cli(&base, &["deactivate", "sh-guard"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"active_version\":null"), "{out}");
+    let (ok, out) = policy_cli(&base, &["list"]);
+    assert!(ok, "{out}");
+    let line = out.lines().find(|l| l.starts_with("sh-guard")).expect("listed");
+    assert!(line.contains("active null"), "{line}");
 
     server.child.kill().expect("stop");
     let _ = server.child.wait();
