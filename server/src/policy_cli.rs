@@ -20,14 +20,11 @@ use crate::policy::Limits;
 /// Options of `dealflow policy`.
 #[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
-    /// Base URL of the server.
-    #[arg(
-        long,
-        env = "DEALFLOW_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub server: String,
+    /// Base URL of the server (default: `http://` and the server's own
+    /// `DEALFLOW_LISTEN` when set, so a shell that started the server
+    /// reaches it; otherwise `http://127.0.0.1:8080`).
+    #[arg(long, env = "DEALFLOW_URL", global = true)]
+    pub server: Option<String>,
     /// Bearer token (an admin's or a branch manager's).
     #[arg(long, env = "DEALFLOW_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -132,8 +129,12 @@ async fn remote(args: &PolicyArgs) -> Result<(), String> {
         .clone()
         .or_else(|| std::env::var("DEALFLOW_ADMIN_TOKEN").ok())
         .ok_or("set DEALFLOW_TOKEN (or --token) to an admin's or manager's token")?;
+    let base = args.server.clone().unwrap_or_else(|| {
+        let listen = std::env::var("DEALFLOW_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        format!("http://{listen}")
+    });
     let api = Api {
-        base: args.server.trim_end_matches('/').to_string(),
+        base: base.trim_end_matches('/').to_string(),
         token,
         client: Client::builder(TokioExecutor::new()).build_http(),
     };

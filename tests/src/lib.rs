@@ -494,3 +494,34 @@ pub mod bench {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
     }
 }
+
+/// Makes sure `command` is on the `PATH`, installing Debian's `package`
+/// with apt-get when it is missing (these machines run tests as root, and
+/// the README promises one test command on a fresh machine); panics with
+/// what to install when that is not possible.
+pub fn ensure_command(command: &str, package: &str) {
+    let found = |c: &str| {
+        Command::new("bash")
+            .args(["-c", &format!("command -v {c}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found(command) {
+        return;
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = || apt(&["install", "-y", "-q", package]);
+    // A fresh machine may have no package lists yet.
+    let installed = install() || (apt(&["update", "-q"]) && install());
+    assert!(
+        installed && found(command),
+        "this test needs `{command}`: install Debian's `{package}` package"
+    );
+}

@@ -66,7 +66,13 @@ fn push_list_activate_and_rollback_through_the_cli() {
     std::fs::write(&guard, "fn guard(i) { #{ allow: true } }").expect("write");
     let (ok, out) = policy_cli(
         &base,
-        &["push", guard.to_str().unwrap(), "--scope", "global", "--activate"],
+        &[
+            "push",
+            guard.to_str().unwrap(),
+            "--scope",
+            "global",
+            "--activate",
+        ],
     );
     assert!(ok, "{out}");
     // When it is rolled back, there is nothing to roll back to, and the message says what to do
@@ -80,7 +86,10 @@ fn push_list_activate_and_rollback_through_the_cli() {
     assert!(out.contains("\"active_version\":null"), "{out}");
     let (ok, out) = policy_cli(&base, &["list"]);
     assert!(ok, "{out}");
-    let line = out.lines().find(|l| l.starts_with("sh-guard")).expect("listed");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("sh-guard"))
+        .expect("listed");
     assert!(line.contains("active null"), "{line}");
 
     server.child.kill().expect("stop");
