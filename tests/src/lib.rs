@@ -493,6 +493,104 @@ pub mod bench {
     pub fn reset_peak() {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
     }
+
+    /// Resident memory now, in MiB (Linux; 0 elsewhere).
+    pub fn rss_mib() -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// One keep-alive HTTP/1.1 connection of a load generator, sending one
+    /// caller's bearer token.
+    pub struct Conn {
+        sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+        token: String,
+    }
+
+    impl Conn {
+        /// Connects to `addr` as the holder of `token`.
+        pub async fn open(addr: std::net::SocketAddr, token: &str) -> Result<Self, String> {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Self {
+                sender,
+                token: token.to_string(),
+            })
+        }
+
+        /// Sends one request (a JSON body when given) and reads the whole answer.
+        pub async fn call(
+            &mut self,
+            method: hyper::Method,
+            path: &str,
+            body: Option<&serde_json::Value>,
+            if_match: Option<u64>,
+        ) -> Result<(hyper::StatusCode, serde_json::Value), String> {
+            use http_body_util::BodyExt as _;
+            let mut req = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "127.0.0.1")
+                .header("authorization", format!("Bearer {}", self.token));
+            if body.is_some() {
+                req = req.header("content-type", "application/json");
+            }
+            if let Some(v) = if_match {
+                req = req.header("if-match", format!("\"{v}\""));
+            }
+            let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+            let req = req
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(bytes)))
+                .map_err(|e| e.to_string())?;
+            self.sender.ready().await.map_err(|e| e.to_string())?;
+            let res = self
+                .sender
+                .send_request(req)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = res.status();
+            let bytes = res
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            let value = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+            Ok((status, value))
+        }
+
+        /// A request that must succeed (set-up); returns the body.
+        pub async fn ok(
+            &mut self,
+            method: hyper::Method,
+            path: &str,
+            body: serde_json::Value,
+        ) -> serde_json::Value {
+            let (status, v) = self
+                .call(method.clone(), path, Some(&body), None)
+                .await
+                .unwrap_or_else(|e| panic!("set-up {method} {path}: {e}"));
+            assert!(status.is_success(), "set-up {method} {path}: {status} {v}");
+            v
+        }
+    }
 }
 
 /// Makes sure `command` is on the `PATH`, installing Debian's `package`
