@@ -16,6 +16,10 @@
 //! marks each expected failure with a `# expect NNN` comment, and the
 //! non-2xx statuses seen, in order, must be exactly those announced. A
 //! failing `dealflow policy` command stops the script (`set -e`).
+//!
+//! The same binary keeps `docs/http-reference.md` true: it is rendered from
+//! the OpenAPI document (`http_reference`) and must match the committed
+//! file; `UPDATE_DOCS=1` rewrites it.
 
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
@@ -24,6 +28,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dealflow_tests::{dealflow_binary, ensure_command};
+
+mod http_reference;
 
 /// Longest the whole script may run.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -242,4 +248,39 @@ fn the_readme_examples_run_as_written() {
         "non-2xx responses the README does not announce (or announced ones that did not happen):\n{}\n{output}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn the_http_reference_is_generated_from_the_openapi_document() {
+    // Given the OpenAPI document the server publishes
+    let doc = serde_json::to_value(dealflow::api::openapi()).expect("the document serialises");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("docs/http-reference.md");
+
+    // When it is rendered as Markdown
+    let rendered = http_reference::render(&doc);
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &rendered).expect("write docs/http-reference.md");
+    }
+
+    // Then the committed reference is exactly that
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != rendered {
+        let line = committed
+            .lines()
+            .zip(rendered.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(rendered.lines().count()));
+        panic!(
+            "docs/http-reference.md is stale: it differs from the OpenAPI document from line {} on \
+             (committed: {:?}, generated: {:?}). Regenerate it with\n  \
+             UPDATE_DOCS=1 cargo test -p dealflow-tests --test readme http_reference\n\
+             and commit the result.",
+            line + 1,
+            committed.lines().nth(line).unwrap_or("<end of file>"),
+            rendered.lines().nth(line).unwrap_or("<end of file>"),
+        );
+    }
 }
