@@ -36,14 +36,17 @@ differ. The business rules behind the routes are in
   except those marked "no token". A missing or unknown token is 401
   `unauthorized`; a role or branch outside the caller's scope is 403
   `forbidden`. Admins may do everything; a manager everything inside their
-  branch; a rep works in their branch on their own deals, records and tasks.
+  branch; a rep works inside their branch: its customers, and their own
+  deals, records, tasks and statement. Each operation's summary says when
+  it needs more (e.g. "(admin)").
 - **Money** is a decimal string (`"10000.01"`), never a binary float;
-  numbers are accepted on input and normalised. Amounts are at most 10^12
-  with at most 6 decimal places.
+  numbers are accepted on input and normalised. A line's amount and cost
+  are at most 10^12, with at most 6 decimal places.
 - **Times** are RFC 3339 (`2026-03-15T09:30:00Z`), stored and shown at
   millisecond precision; dates are `YYYY-MM-DD`. Writes that record a
   business fact take an optional `at` (a deal: `opened_at`) so history can
-  be imported; it defaults to now and may not lie in the future.
+  be imported; it defaults to now and may not lie more than 5 minutes in
+  the future.
 - **Lists** page with `?limit=&cursor=` (`limit` 1 to 500, default 50) and
   answer `{"items": [...], "next_cursor": ...}`; pass `next_cursor` back as
   `cursor` until it is null.
