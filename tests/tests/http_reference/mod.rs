@@ -50,10 +50,11 @@ differ. The business rules behind the routes are in
 - **Lists** page with `?limit=&cursor=` (`limit` 1 to 500, default 50) and
   answer `{"items": [...], "next_cursor": ...}`; pass `next_cursor` back as
   `cursor` until it is null.
-- **Versions**: a versioned resource carries `version` (also as its `ETag`).
-  Send `If-Match: <version>` on a write to have it refused with 409
-  `version_conflict` (and nothing changed) when someone changed the resource
-  since you read it.
+- **Versions**: resources carry a `version`; a single branch, brand,
+  pipeline, customer, record, deal or task is also answered with it as its
+  `ETag`. Send `If-Match: <version>` on a write to have it refused with 409
+  `version_conflict` (and nothing changed) when someone changed the
+  resource since you read it.
 - **Errors** have one body, [ErrorBody](#errorbody):
   `{"error": {"code", "message", "details"}}`, `details` naming the field or
   the rule when there is one. Codes: `invalid_json`, `invalid_body`,
