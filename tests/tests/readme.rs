@@ -16,6 +16,12 @@
 //! marks each expected failure with a `# expect NNN` comment, and the
 //! non-2xx statuses seen, in order, must be exactly those announced. A
 //! failing `dealflow policy` command stops the script (`set -e`).
+//!
+//! The same binary keeps the documentation true and self-contained:
+//! `docs/http-reference.md` is rendered from the OpenAPI document
+//! (`http_reference`) and must match the committed file (`UPDATE_DOCS=1`
+//! rewrites it), and every relative link of the README and of `docs/`
+//! leads to a file of the repository (and to a heading of it, for `#…`).
 
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
@@ -24,6 +30,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dealflow_tests::{dealflow_binary, ensure_command};
+
+mod http_reference;
 
 /// Longest the whole script may run.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -241,5 +249,134 @@ fn the_readme_examples_run_as_written() {
         seen, expected,
         "non-2xx responses the README does not announce (or announced ones that did not happen):\n{}\n{output}",
         failures.join("\n")
+    );
+}
+
+#[test]
+fn the_http_reference_is_generated_from_the_openapi_document() {
+    // Given the OpenAPI document the server publishes
+    let doc = serde_json::to_value(dealflow::api::openapi()).expect("the document serialises");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("docs/http-reference.md");
+
+    // When it is rendered as Markdown
+    let rendered = http_reference::render(&doc);
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &rendered).expect("write docs/http-reference.md");
+    }
+
+    // Then the committed reference is exactly that
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != rendered {
+        let line = committed
+            .lines()
+            .zip(rendered.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(rendered.lines().count()));
+        panic!(
+            "docs/http-reference.md is stale: it differs from the OpenAPI document from line {} on \
+             (committed: {:?}, generated: {:?}). Regenerate it with\n  \
+             UPDATE_DOCS=1 cargo test -p dealflow-tests --test readme http_reference\n\
+             and commit the result.",
+            line + 1,
+            committed.lines().nth(line).unwrap_or("<end of file>"),
+            rendered.lines().nth(line).unwrap_or("<end of file>"),
+        );
+    }
+}
+
+/// The relative links (`[text](target)`) of a Markdown text, outside code.
+fn relative_links(markdown: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        // Drop inline code spans: `](` inside them is no link.
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        let mut rest = prose.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let target = rest.split(')').next().unwrap_or_default();
+            if !target.contains("://") && !target.starts_with("mailto:") {
+                links.push(target.to_string());
+            }
+        }
+    }
+    links
+}
+
+#[test]
+fn the_documentation_links_lead_inside_the_repository() {
+    // Given the README and every page of docs/
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf();
+    let mut pages = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        let path = entry.expect("a docs entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    pages.sort();
+    assert!(pages.len() >= 5, "docs/ holds too few pages: {pages:?}");
+
+    // When every relative link is followed
+    let root = root.canonicalize().expect("the workspace root");
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("a page");
+        let name = page
+            .strip_prefix(&root)
+            .unwrap_or(page)
+            .display()
+            .to_string();
+        for link in relative_links(&text) {
+            let (file, anchor) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().expect("a directory").join(file)
+            };
+            let Ok(target) = target.canonicalize() else {
+                broken.push(format!("{name}: `{link}` leads to no file"));
+                continue;
+            };
+            if !target.starts_with(&root) {
+                broken.push(format!("{name}: `{link}` leads outside the repository"));
+                continue;
+            }
+            if !anchor.is_empty() {
+                let headings = std::fs::read_to_string(&target).unwrap_or_default();
+                let found = headings
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|h| http_reference::anchor(h.trim_start_matches('#').trim()))
+                    .any(|a| a == anchor);
+                if !found {
+                    broken.push(format!("{name}: `{link}` names no heading of its page"));
+                }
+            }
+        }
+        // Then nothing refers to notes kept outside the repository either
+        if text.contains("../shared") {
+            broken.push(format!(
+                "{name}: refers to `../shared`, outside the repository"
+            ));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "broken documentation links:\n{}",
+        broken.join("\n")
     );
 }
