@@ -29,7 +29,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use dealflow::domain::deal::Deal;
-use dealflow::store::{keys, Batch, Durability, Entry, SledStore, Store, StoreError, StoreFuture};
+use dealflow::store::{
+    keys, Batch, CommittedEvent, Durability, Entry, SledStore, Store, StoreError, StoreFuture,
+};
 use dealflow::Services;
 use dealflow_tests::ADMIN;
 use http_body_util::BodyExt;
@@ -92,6 +94,22 @@ impl Store for CountingStore {
 
     fn next_id(&self) -> Result<u64, StoreError> {
         self.inner.next_id()
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<CommittedEvent>, StoreError> {
+        self.inner.events_after(after, limit)
+    }
+
+    fn last_event_id(&self) -> u64 {
+        self.inner.last_event_id()
+    }
+
+    fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<CommittedEvent> {
+        self.inner.subscribe_events()
+    }
+
+    fn trim_events(&self, through: u64) -> StoreFuture<'_, usize> {
+        self.inner.trim_events(through)
     }
 }
 
