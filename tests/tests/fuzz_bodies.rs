@@ -13,7 +13,8 @@
 //!   reached the store;
 //! - an accepted request commits exactly once and moves the version of the
 //!   resource it wrote by exactly one (a create: to 1), touching only that
-//!   resource, its history and its indexes.
+//!   resource, its history, its indexes and the event log;
+//! - a guard's veto is the one refusal that writes: its `veto` event, alone.
 //!
 //! One app per test function (an app per case would be far too slow). The
 //! app sits on a store wrapper that counts the commits reaching sled, so a
@@ -787,9 +788,9 @@ impl Route {
         match self {
             // (an assignment by policy is kept in the customer's history)
             Route::CreateCustomer | Route::PatchCustomer => {
-                &["cu", "ix.cu.br", "ix.cu.own", "ix.cu.tier", "ch"]
+                &["cu", "ix.cu.br", "ix.cu.own", "ix.cu.tier", "ch", "ev"]
             }
-            Route::CreateRecord => &["rc", "ix.rc.cu", "ix.rc.by", "cu"],
+            Route::CreateRecord => &["rc", "ix.rc.cu", "ix.rc.by", "cu", "ev"],
             // (a signed deal's new amount changes its signing index entries
             // and marks its branch for a re-tier)
             Route::CreateDeal | Route::PatchDeal => &[
@@ -803,6 +804,7 @@ impl Route {
                 "ix.dl.sg",
                 "ix.dl.cs",
                 "tier.dirty",
+                "ev",
             ],
             // (a signing marks its branch for a re-tier)
             Route::Transition => &[
@@ -821,10 +823,11 @@ impl Route {
                 "ix.task.br",
                 "ix.task.dl",
                 "ix.task.open",
+                "ev",
             ],
-            Route::CreateBranch => &["br"],
-            Route::CreateBrand => &["bd"],
-            Route::CreateFx => &["fx"],
+            Route::CreateBranch => &["br", "ev"],
+            Route::CreateBrand => &["bd", "ev"],
+            Route::CreateFx => &["fx", "ev"],
         }
     }
 
@@ -1978,13 +1981,22 @@ impl Session {
             if let Err(e) = check_error_body(&r) {
                 return fail(e);
             }
-            if !changed.is_empty() {
+            // A guard's veto is a decision of record: one commit writing
+            // its `veto` event and nothing else.
+            let veto = r.json()["error"]["code"] == "guard_rejected";
+            let recorded = changed.len() == 1
+                && tag_of(&changed[0]) == keys::EVENT.as_bytes()
+                && lookup(&after, &changed[0])
+                    .and_then(|raw| serde_json::from_slice::<Value>(raw).ok())
+                    .is_some_and(|e| e["kind"] == "veto");
+            let allowed = changed.is_empty() || (veto && recorded);
+            if !allowed {
                 return fail(format!(
                     "partial write: a rejected request changed {}",
                     changed_text()
                 ));
             }
-            if commits != 0 {
+            if commits != u64::from(veto) {
                 return fail(format!("a rejected request applied {commits} commit(s)"));
             }
             if let (Some(g), Some(b)) = (&get, &seen_before) {
