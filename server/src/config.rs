@@ -56,9 +56,26 @@ pub struct ServeArgs {
     /// roughly twice as fast (BENCHMARKS.md).
     #[arg(long, env = "DEALFLOW_CACHE_MB", default_value_t = 1024)]
     pub cache_mb: u64,
+    /// How many days the event log keeps events for clients resuming with
+    /// `Last-Event-ID`.
+    #[arg(long, env = "DEALFLOW_EVENT_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub event_retention_days: u64,
+    /// The most events the log keeps (the oldest go first).
+    #[arg(long, env = "DEALFLOW_EVENT_RETENTION_EVENTS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_retention_events: u64,
     /// Log format.
     #[arg(long, env = "DEALFLOW_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The event log's retention these options ask for.
+    pub fn event_retention(&self) -> crate::service::Retention {
+        crate::service::Retention {
+            max_age: std::time::Duration::from_secs(self.event_retention_days * 24 * 3600),
+            max_events: self.event_retention_events,
+        }
+    }
 }
 
 impl Default for ServeArgs {

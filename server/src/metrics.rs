@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route and status, a latency histogram per
-//! route, and transitions by branch and stage, rendered as text exposition.
+//! route, transitions by branch and stage, and gauges read from the services
+//! when rendered, as text exposition.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -77,10 +78,17 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition, with `gauges` (name, help, value)
+    /// read at the time of the request.
+    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let m = self.inner.lock();
         let mut out = String::new();
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
         out.push_str("# HELP dealflow_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE dealflow_http_requests_total counter\n");
         for ((method, route, status), n) in &m.requests {

@@ -42,10 +42,11 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
             path: args.data_dir.display().to_string(),
             source,
         })?;
-    let services = Services::new(Arc::new(store));
+    let services = Services::new(Arc::new(store)).with_event_retention(args.event_retention());
     services.upgrade_store().await?;
     services.init_policies().await?;
     services.resume_tiering().await?;
+    services.trim_events();
 
     match services
         .bootstrap_admin(args.admin_token.as_deref())
@@ -89,12 +90,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 }
 
 /// Serves `services` on `listener` until `shutdown` resolves, then lets
-/// requests in flight finish.
+/// requests in flight finish (event streams end at once: they would
+/// never finish by themselves).
 pub async fn run(
     listener: TcpListener,
     services: Services,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = services.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.close_event_streams();
+    };
     let app = crate::api::router(services);
     axum::serve(
         listener,

@@ -173,14 +173,17 @@ async fn rep_loop(
             };
             if next == "quote" {
                 // Quote late: the customer was met since the deal opened.
-                let body = json!({"kind": "visit", "summary": "walked the yard with the fleet manager"});
+                let body =
+                    json!({"kind": "visit", "summary": "walked the yard with the fleet manager"});
                 let path = format!("/v1/customers/{}/records", deals[i].customer);
                 let r = c.call(Method::POST, &path, Some(&body), None).await;
                 record.request(t0, "record before quote", &r);
             }
             let t0 = Instant::now();
             let path = format!("/v1/deals/{}/transitions", deals[i].id);
-            let r = c.call(Method::POST, &path, Some(&json!({"to": next})), None).await;
+            let r = c
+                .call(Method::POST, &path, Some(&json!({"to": next})), None)
+                .await;
             if matches!(&r, Ok((s, _)) if s.is_success()) {
                 if matches!(next, "sign" | "lost") {
                     deals.swap_remove(i);
@@ -195,24 +198,47 @@ async fn rep_loop(
             let body = json!({"kind": "call", "summary": "asked about the next delivery",
                               "feedback": "happy with the service", "next_steps": "send the new catalogue"});
             let path = format!("/v1/customers/{customer}/records");
-            ("log a record", c.call(Method::POST, &path, Some(&body), None).await)
+            (
+                "log a record",
+                c.call(Method::POST, &path, Some(&body), None).await,
+            )
         } else if roll < 65 {
             let d = &deals[gen.below(deals.len() as u64) as usize];
-            ("read a deal", c.call(Method::GET, &format!("/v1/deals/{}", d.id), None, None).await)
+            (
+                "read a deal",
+                c.call(Method::GET, &format!("/v1/deals/{}", d.id), None, None)
+                    .await,
+            )
         } else if roll < 70 {
             let path = format!("/v1/customers/{customer}");
-            ("read a customer", c.call(Method::GET, &path, None, None).await)
+            (
+                "read a customer",
+                c.call(Method::GET, &path, None, None).await,
+            )
         } else if roll < 75 {
-            ("list my deals", c.call(Method::GET, "/v1/deals?limit=50", None, None).await)
+            (
+                "list my deals",
+                c.call(Method::GET, "/v1/deals?limit=50", None, None).await,
+            )
         } else if roll < 78 {
-            ("list customers", c.call(Method::GET, "/v1/customers?limit=50", None, None).await)
+            (
+                "list customers",
+                c.call(Method::GET, "/v1/customers?limit=50", None, None)
+                    .await,
+            )
         } else if roll < 84 {
-            ("my follow-ups", c.call(Method::GET, "/v1/followups?limit=50", None, None).await)
+            (
+                "my follow-ups",
+                c.call(Method::GET, "/v1/followups?limit=50", None, None)
+                    .await,
+            )
         } else if roll < 89 {
             let i = gen.below(deals.len() as u64) as usize;
             let body = json!({"title": format!("Fleet {}", gen.below(1000))});
             let path = format!("/v1/deals/{}", deals[i].id);
-            let r = c.call(Method::PATCH, &path, Some(&body), Some(deals[i].version)).await;
+            let r = c
+                .call(Method::PATCH, &path, Some(&body), Some(deals[i].version))
+                .await;
             if let Ok((s, v)) = &r {
                 if s.is_success() {
                     deals[i].version = v["version"].as_u64().unwrap_or(deals[i].version);
@@ -222,7 +248,11 @@ async fn rep_loop(
         } else if roll < 92 {
             let body = json!({"name": "Walk-in", "branch": BRANCH, "segment": "individual",
                               "source": "assigned"});
-            ("new customer, fair assignment", c.call(Method::POST, "/v1/customers", Some(&body), None).await)
+            (
+                "new customer, fair assignment",
+                c.call(Method::POST, "/v1/customers", Some(&body), None)
+                    .await,
+            )
         } else if roll < 96 {
             let d = &deals[gen.below(deals.len() as u64) as usize];
             let path = format!("/v1/deals/{}/history", d.id);
@@ -231,7 +261,10 @@ async fn rep_loop(
             let d = &deals[gen.below(deals.len() as u64) as usize];
             let path = format!("/v1/deals/{}/transitions", d.id);
             let body = json!({"to": "quote", "dry_run": true});
-            ("dry run", c.call(Method::POST, &path, Some(&body), None).await)
+            (
+                "dry run",
+                c.call(Method::POST, &path, Some(&body), None).await,
+            )
         };
         record.request(t0, what, &outcome);
     }
@@ -252,7 +285,9 @@ async fn manager_loop(addr: SocketAddr, token: String, record: Arc<Record>, stop
             let body = json!({"name": "soak-guard", "scope": format!("branch:{BRANCH}"),
                               "runtime": "rhai", "source": source});
             let t0 = Instant::now();
-            let up = c.call(Method::POST, "/v1/policies", Some(&body), None).await;
+            let up = c
+                .call(Method::POST, "/v1/policies", Some(&body), None)
+                .await;
             record.bulk(t0, "upload a guard", &up);
             if let Ok((_, v)) = &up {
                 let version = v["version"].as_u64().unwrap_or(0);
@@ -263,12 +298,26 @@ async fn manager_loop(addr: SocketAddr, token: String, record: Arc<Record>, stop
             }
         } else {
             let t0 = Instant::now();
-            let r = c.call(Method::POST, "/v1/policies/soak-guard/deactivate", None, None).await;
+            let r = c
+                .call(
+                    Method::POST,
+                    "/v1/policies/soak-guard/deactivate",
+                    None,
+                    None,
+                )
+                .await;
             record.bulk(t0, "deactivate the guard", &r);
         }
         if tick % 2 == 0 {
             let t0 = Instant::now();
-            let r = c.call(Method::GET, &format!("/v1/reports/team?branch={BRANCH}"), None, None).await;
+            let r = c
+                .call(
+                    Method::GET,
+                    &format!("/v1/reports/team?branch={BRANCH}"),
+                    None,
+                    None,
+                )
+                .await;
             record.bulk(t0, "team report", &r);
             let t0 = Instant::now();
             let path = format!("/v1/reports/referrals?branch={BRANCH}");
@@ -288,7 +337,9 @@ async fn manager_loop(addr: SocketAddr, token: String, record: Arc<Record>, stop
                 .to_string();
             let t0 = Instant::now();
             let body = json!({"branch": BRANCH, "period": period});
-            let r = c.call(Method::POST, "/v1/settlements", Some(&body), None).await;
+            let r = c
+                .call(Method::POST, "/v1/settlements", Some(&body), None)
+                .await;
             record.bulk(t0, "settlement draft", &r);
             let t0 = Instant::now();
             let r = admin.call(Method::GET, "/metrics", None, None).await;
@@ -329,8 +380,12 @@ fn main() {
         log_format: LogFormat::Human,
     };
     let (addr, stop_server, served) = server_rt.block_on(async {
-        let services = dealflow::server::open(&args).await.expect("open the server");
-        let listener = tokio::net::TcpListener::bind(args.listen).await.expect("bind");
+        let services = dealflow::server::open(&args)
+            .await
+            .expect("open the server");
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(async move {
@@ -479,14 +534,25 @@ fn judge(record: &Record, minutes: usize) {
         worst.map_or(0, |w| w.0),
         f64::from(worst.map_or(0, |w| w.1)) / 1000.0,
         f64::from(worst.map_or(0, |w| w.1)) / f64::from(first_p99),
-        idle.map_or_else(String::new, |i| format!(", minute {} completed nothing", i + 1)),
-        if stall_free { "PASS: within 10x" } else { "FAIL" }
+        idle.map_or_else(String::new, |i| format!(
+            ", minute {} completed nothing",
+            i + 1
+        )),
+        if stall_free {
+            "PASS: within 10x"
+        } else {
+            "FAIL"
+        }
     );
     match (rss_fifth, rss_last) {
         (Some(fifth), Some(last)) if fifth > 0.0 => println!(
             "  memory: minute 5 {fifth:.0} MiB, last minute {last:.0} MiB ({:+.1} %) ({})",
             (last / fifth - 1.0) * 100.0,
-            if (last / fifth - 1.0).abs() <= 0.20 { "PASS: within 20 %" } else { "FAIL" }
+            if (last / fifth - 1.0).abs() <= 0.20 {
+                "PASS: within 20 %"
+            } else {
+                "FAIL"
+            }
         ),
         _ => println!("  memory: fewer than 5 minutes, not judged"),
     }

@@ -21,10 +21,11 @@
 //! - `raw`: a tiny axum route doing one store commit of one key (a single
 //!   sled insert + group commit, no JSON, no service layer): the anchor of
 //!   PITFALLS.md;
-//! - `raw: a transition's 4 keys`: the store work of one move and nothing
+//! - `raw: a transition's 5 keys`: the store work of one move and nothing
 //!   else (read the deal, expect it unchanged, rewrite it, add a history
-//!   entry, delete and put its stage index entry; a transition's value
-//!   sizes) through the same group commit: the floor the store sets;
+//!   entry, delete and put its stage index entry, append its `transition`
+//!   event to the log; a transition's value sizes) through the same group
+//!   commit: the floor the store sets;
 //! - breakdown rows (on the `None` server): `GET /v1/deals/{id}` (auth, a
 //!   read, JSON out) and `dry_run` transitions (everything but the write);
 //!   and group commit again with the default policies deactivated (what the
@@ -161,12 +162,14 @@ impl Script for Raw {
     }
 }
 
-/// Deals the four-key raw phase spreads its writes over.
+/// Deals the five-key raw phase spreads its writes over.
 const RAW_DEALS: u64 = 4096;
 /// A stored deal of the bench (binary form) is about this long…
 const RAW_DEAL_BYTES: usize = 320;
-/// …and its history entry (JSON) about this.
+/// …its history entry (JSON) about this…
 const RAW_HISTORY_BYTES: usize = 200;
+/// …and its `transition` event (JSON) about this.
+const RAW_EVENT_BYTES: usize = 330;
 
 /// What a `POST /raw` request writes.
 #[derive(Clone, Copy)]
@@ -175,7 +178,7 @@ enum RawWork {
     OneInsert,
     /// One transition's store work without the service: read a deal,
     /// expect it unchanged, rewrite it, add a history entry, move its stage
-    /// index entry.
+    /// index entry, append its event to the log.
     TransitionKeys,
 }
 
@@ -213,6 +216,7 @@ impl RawWork {
                         format!("ix\0stage\0{to}\0{slot:020}").into_bytes(),
                         format!("{slot:020}").into_bytes(),
                     );
+                    batch.event(vec![b'e'; RAW_EVENT_BYTES]);
                 }
             }
             match store.commit(batch).await {
@@ -806,12 +810,13 @@ fn main() {
     // The raw anchor: one key per request through the store's group commit;
     // and the store floor of a transition: the keys one move writes (the
     // deal, read and expected unchanged, then rewritten; a new history
-    // entry; the stage index's delete and put), with a transition's value
-    // sizes, through the same group commit, and nothing else.
+    // entry; the stage index's delete and put; its event in the log), with
+    // a transition's value sizes, through the same group commit, and
+    // nothing else.
     for (name, work) in [
         ("raw: 1 insert + group commit", RawWork::OneInsert),
         (
-            "raw: a transition's 4 keys + group commit",
+            "raw: a transition's 5 keys + group commit",
             RawWork::TransitionKeys,
         ),
     ] {
@@ -934,7 +939,7 @@ fn main() {
             .find(|r| r.name.ends_with(needle))
             .map(Outcome::rate)
     };
-    if let Some(floor) = rate_of("a transition's 4 keys + group commit") {
+    if let Some(floor) = rate_of("a transition's 5 keys + group commit") {
         println!(
             "the store alone, writing one transition's keys and nothing else: {:.0} % of hello-world (no transition can exceed it)",
             floor / hello_rate * 100.0

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
+use dealflow::service::Retention;
 use dealflow::store::{Durability, SledStore};
 use dealflow::Services;
 use http_body_util::BodyExt;
@@ -59,8 +60,13 @@ pub struct TestApp {
 impl TestApp {
     /// A fresh server with the admin token [`ADMIN`].
     pub async fn new() -> Self {
+        Self::with_event_retention(Retention::default()).await
+    }
+
+    /// A fresh server whose event log keeps only what `retention` allows.
+    pub async fn with_event_retention(retention: Retention) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (router, services) = open_app(dir.path()).await;
+        let (router, services) = open_app_with(dir.path(), retention).await;
         Self {
             router,
             services,
@@ -68,10 +74,12 @@ impl TestApp {
         }
     }
 
-    /// Drops every handle on the database (once the background re-tier is
-    /// done with it) and returns its directory, to reopen or edit it.
+    /// Drops every handle on the database (once the background re-tier
+    /// and event-log trim are done with it) and returns its directory, to
+    /// reopen or edit it.
     pub async fn close(self) -> tempfile::TempDir {
         self.services.tiering_idle().await;
+        self.services.event_trim_idle().await;
         let Self {
             router,
             services,
@@ -278,8 +286,13 @@ pub fn deal_body(customer: &str, owner: &str, brand: &str) -> Value {
 /// Opens the router over the sled database in `dir` (reopen to test
 /// persistence).
 pub async fn open_app(dir: &Path) -> (Router, Services) {
+    open_app_with(dir, Retention::default()).await
+}
+
+/// [`open_app`] with the event log kept for `retention`.
+pub async fn open_app_with(dir: &Path, retention: Retention) -> (Router, Services) {
     let store = open_when_released(dir).await;
-    let services = Services::new(Arc::new(store));
+    let services = Services::new(Arc::new(store)).with_event_retention(retention);
     services
         .bootstrap_admin(Some(ADMIN))
         .await
@@ -571,8 +584,9 @@ pub mod bench {
                 .await
                 .map_err(|e| e.to_string())?
                 .to_bytes();
-            let value = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+            let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into())
+            });
             Ok((status, value))
         }
 

@@ -13,7 +13,8 @@
 //!   reached the store;
 //! - an accepted request commits exactly once and moves the version of the
 //!   resource it wrote by exactly one (a create: to 1), touching only that
-//!   resource, its history and its indexes.
+//!   resource, its history, its indexes and the event log;
+//! - a guard's veto is the one refusal that writes: its `veto` event, alone.
 //!
 //! One app per test function (an app per case would be far too slow). The
 //! app sits on a store wrapper that counts the commits reaching sled, so a
@@ -29,7 +30,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use dealflow::domain::deal::Deal;
-use dealflow::store::{keys, Batch, Durability, Entry, SledStore, Store, StoreError, StoreFuture};
+use dealflow::store::{
+    keys, Batch, CommittedEvent, Durability, Entry, SledStore, Store, StoreError, StoreFuture,
+};
 use dealflow::Services;
 use dealflow_tests::ADMIN;
 use http_body_util::BodyExt;
@@ -92,6 +95,22 @@ impl Store for CountingStore {
 
     fn next_id(&self) -> Result<u64, StoreError> {
         self.inner.next_id()
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<CommittedEvent>, StoreError> {
+        self.inner.events_after(after, limit)
+    }
+
+    fn last_event_id(&self) -> u64 {
+        self.inner.last_event_id()
+    }
+
+    fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<CommittedEvent> {
+        self.inner.subscribe_events()
+    }
+
+    fn trim_events(&self, through: u64) -> StoreFuture<'_, usize> {
+        self.inner.trim_events(through)
     }
 }
 
@@ -769,9 +788,9 @@ impl Route {
         match self {
             // (an assignment by policy is kept in the customer's history)
             Route::CreateCustomer | Route::PatchCustomer => {
-                &["cu", "ix.cu.br", "ix.cu.own", "ix.cu.tier", "ch"]
+                &["cu", "ix.cu.br", "ix.cu.own", "ix.cu.tier", "ch", "ev"]
             }
-            Route::CreateRecord => &["rc", "ix.rc.cu", "ix.rc.by", "cu"],
+            Route::CreateRecord => &["rc", "ix.rc.cu", "ix.rc.by", "cu", "ev"],
             // (a signed deal's new amount changes its signing index entries
             // and marks its branch for a re-tier)
             Route::CreateDeal | Route::PatchDeal => &[
@@ -785,6 +804,7 @@ impl Route {
                 "ix.dl.sg",
                 "ix.dl.cs",
                 "tier.dirty",
+                "ev",
             ],
             // (a signing marks its branch for a re-tier)
             Route::Transition => &[
@@ -803,10 +823,11 @@ impl Route {
                 "ix.task.br",
                 "ix.task.dl",
                 "ix.task.open",
+                "ev",
             ],
-            Route::CreateBranch => &["br"],
-            Route::CreateBrand => &["bd"],
-            Route::CreateFx => &["fx"],
+            Route::CreateBranch => &["br", "ev"],
+            Route::CreateBrand => &["bd", "ev"],
+            Route::CreateFx => &["fx", "ev"],
         }
     }
 
@@ -1960,19 +1981,25 @@ impl Session {
             if let Err(e) = check_error_body(&r) {
                 return fail(e);
             }
-            // A move a guard refuses (or fails on) is kept in the deal's
-            // history as one `veto` entry, in one commit; the deal itself,
-            // its indexes and everything else stay as they were.
+            // A move a guard refuses (or fails on) is a decision of record:
+            // one commit writing its `veto` entry in the deal's history and
+            // its `veto` event; the deal itself, its indexes and everything
+            // else stay as they were.
             let code = r.json()["error"]["code"].clone();
             let vetoed = route == Route::Transition
                 && (code == json!("guard_rejected") || code == json!("policy_failed"));
             let veto_prefix = key("dh", &format!("{}\0", req.target));
             let only_a_veto = vetoed
-                && changed.len() == 1
-                && changed.iter().all(|k| {
-                    k.starts_with(&veto_prefix)
-                        && lookup(&before, k).is_none()
-                        && printable(k).contains("/veto_")
+                && changed.len() == 2
+                && changed.iter().all(|k| lookup(&before, k).is_none())
+                && changed
+                    .iter()
+                    .any(|k| k.starts_with(&veto_prefix) && printable(k).contains("/veto_"))
+                && changed.iter().any(|k| {
+                    tag_of(k) == keys::EVENT.as_bytes()
+                        && lookup(&after, k)
+                            .and_then(|raw| serde_json::from_slice::<Value>(raw).ok())
+                            .is_some_and(|e| e["kind"] == "veto")
                 })
                 && commits == 1;
             if !changed.is_empty() && !only_a_veto {

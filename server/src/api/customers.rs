@@ -20,7 +20,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_customer, patch_customer))
         .routes(routes!(create_record, list_records))
         .routes(routes!(customer_history))
-        .routes(routes!(patch_record))
+        .routes(routes!(get_record, patch_record))
         .routes(routes!(record_revisions))
         .routes(routes!(records_by_author))
 }
@@ -34,6 +34,19 @@ async fn records_by_author(
     Query(f): Query<RecordFilter>,
 ) -> Result<Json<Page<Record>>, ApiError> {
     Ok(Json(s.services.records_by_author(&caller, &f)?))
+}
+
+/// One communication record (the branch's managers; a rep, those they
+/// wrote).
+#[utoipa::path(get, path = "/v1/customers/{id}/records/{record}", tag = "customers",
+    responses((status = 200, body = Record), (status = "4XX", body = ErrorBody)))]
+async fn get_record(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, record)): Path<(String, String)>,
+) -> Result<Versioned<Record>, ApiError> {
+    let r = s.services.record(&caller, &id, &record)?;
+    Ok(Versioned(StatusCode::OK, r.version, r))
 }
 
 /// Corrects a communication record (its author or a manager); the version

@@ -1,71 +1,105 @@
-//! `GET /v1/events`: server-sent events of everything in the caller's scope.
+//! `GET /v1/events`: server-sent events of everything the caller may read,
+//! resumable with `Last-Event-ID`.
 
 use std::convert::Infallible;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures_util::stream::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use futures_util::stream::{Stream, StreamExt};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ErrorBody;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Caller;
 use super::AppState;
+use crate::service::Delivery;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
-/// A stream of `transition`, `veto`, `override`, `policy_activated`,
-/// `policy_event` … events visible to the caller (text/event-stream; the
-/// event name is the kind, the data the event as JSON).
+/// The `Last-Event-ID` request header: where a reconnecting client left off.
+struct LastEventId(Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get("last-event-id") else {
+            return Ok(LastEventId(None));
+        };
+        let text = v.to_str().unwrap_or("").trim();
+        text.parse::<u64>().map(|id| LastEventId(Some(id))).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_header",
+                format!("Last-Event-ID must be the id of an event this server sent, such as 42, not `{text}`"),
+            )
+            .with_details(json!({"field": "Last-Event-ID"}))
+        })
+    }
+}
+
+/// Server-sent events (`text/event-stream`) of everything that happens to
+/// what the caller may read: an event reaches exactly the callers for whom
+/// `GET` on its resource would succeed, and carries only what they may read
+/// (a rep sees their own deals, records, tasks and award, not other reps'
+/// or a settlement's totals).
+///
+/// Each message has `id:` (the event's position in the server's log,
+/// increasing in commit order), `event:` (its kind) and `data:` (the event
+/// as JSON: `kind`, `at`, `by`, `resource` {`kind`, `id`, `branch`,
+/// `owner`, `href`}, `branch`, `owner`, `data`). Kinds: `branch_created`,
+/// `pipeline_changed`, `brand_created`, `fx_rate_added`,
+/// `customer_created`, `customer_changed`, `owner_changed`,
+/// `tier_changed`, `record_added`, `record_corrected`, `deal_created`,
+/// `deal_changed`, `transition`, `veto`, `override`, `policy_event`,
+/// `deal_cancelled`, `task_created`, `task_closed`, `policy_uploaded`,
+/// `policy_activated`, `policy_rolled_back`, `policy_deactivated`,
+/// `settlement_drafted`, `settlement_approved`, `award_announced`,
+/// `settlement_paid`, `token_revoked`.
+///
+/// Without `Last-Event-ID` the stream starts with the next event. With
+/// it, every event after that id is sent first, in order, without gaps or
+/// repeats, then live ones. Events are kept for 7 days, at most the last
+/// 1,000,000 (the server's `--event-retention-*` options): when some of
+/// those asked for are gone, an `events_lost` message
+/// (`{"after", "next"}`, id `next - 1`) comes first.
 #[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id")),
     responses((status = 200, description = "text/event-stream", content_type = "text/event-stream"),
               (status = "4XX", body = ErrorBody)))]
 async fn events(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    LastEventId(after): LastEventId,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let mut rx = s.services.subscribe();
-    let stream = async_stream(move |yield_tx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) if e.visible_to(&caller) => {
-                    let ev = SseEvent::default()
-                        .event(e.kind.clone())
-                        .json_data(&e)
-                        .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event"));
-                    if yield_tx.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => {
-                    let ev = SseEvent::default()
-                        .event("lagged")
-                        .data(format!("{n} events were missed"));
-                    if yield_tx.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    });
+    let stream = s
+        .services
+        .subscribe_events(caller, after)
+        .map(|d| Ok(message(d)));
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// A stream fed by a task through a small channel (ends when the client goes).
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(f(tx));
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
+/// One delivery as an SSE message.
+fn message(d: Delivery) -> SseEvent {
+    match d {
+        Delivery::Event { id, kind, json } => SseEvent::default()
+            .id(id.to_string())
+            .event(kind)
+            // The log holds the event as one line of JSON.
+            .data(String::from_utf8_lossy(&json)),
+        Delivery::Lost { after, next } => SseEvent::default()
+            .id((next - 1).to_string())
+            .event("events_lost")
+            .data(json!({"after": after, "next": next}).to_string()),
+        Delivery::Failed(reason) => {
+            tracing::error!(error = %reason, "an event subscription could not read the log");
+            SseEvent::default().event("error").data(
+                json!({"message": "reading the event log failed; reconnect with Last-Event-ID"})
+                    .to_string(),
+            )
+        }
+    }
 }

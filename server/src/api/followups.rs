@@ -17,6 +17,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(followups))
         .routes(routes!(list_tasks))
+        .routes(routes!(get_task))
         .routes(routes!(complete_task))
         .routes(routes!(dismiss_task))
 }
@@ -42,6 +43,18 @@ async fn list_tasks(
     Query(f): Query<TaskFilter>,
 ) -> Result<Json<Page<Task>>, ApiError> {
     Ok(Json(s.services.list_tasks(&caller, &f)?))
+}
+
+/// One follow-up task (its assignee, or the branch's managers).
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "followups",
+    responses((status = 200, body = Task), (status = "4XX", body = ErrorBody)))]
+async fn get_task(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Versioned<Task>, ApiError> {
+    let t = s.services.task(&caller, &id)?;
+    Ok(Versioned(StatusCode::OK, t.version, t))
 }
 
 /// Marks an open task done (its assignee or a manager), with an optional note.

@@ -56,7 +56,11 @@ async fn metrics(State(state): State<AppState>, Peer(peer): Peer) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render(&[(
+            "dealflow_event_subscribers",
+            "Open GET /v1/events streams.",
+            state.services.event_subscribers() as u64,
+        )]),
     )
         .into_response()
 }

@@ -7,7 +7,12 @@
 //! | rep     | read                 | own branch       | own branch, own deals | own branch, own ones |
 //!
 //! Another branch's data is always refused with 403.
+//!
+//! Reading one resource is decided by [`Principal::may_read`], per resource
+//! kind: the REST reads call it, and `GET /v1/events` delivers an event
+//! exactly to the callers for whom it allows the event's resource.
 
+use crate::domain::event::{ResourceKind, ResourceRef};
 use crate::domain::token::Role;
 
 /// A refusal, with the sentence shown to the caller.
@@ -104,6 +109,48 @@ impl Principal {
         }
     }
 
+    /// Whether the caller may read `r` (with `GET` on its `href`), as one
+    /// rule per resource kind:
+    ///
+    /// | kind | who reads it |
+    /// |---|---|
+    /// | brand, FX rate, global policy | everyone |
+    /// | branch, pipeline, customer, branch policy | the branch |
+    /// | deal, record, task, statement | the branch's managers; a rep, their own |
+    /// | settlement | the branch's managers (every rep's pay is on it) |
+    /// | token | the branch's managers (a branch-less token: admins) |
+    pub fn may_read(&self, r: &ResourceRef) -> Result<(), Denied> {
+        let Some(branch) = r.branch.as_deref() else {
+            return match r.kind {
+                ResourceKind::Brand | ResourceKind::FxRate | ResourceKind::Policy => Ok(()),
+                _ => self.require_admin(),
+            };
+        };
+        let owner = r.owner.as_deref().unwrap_or_default();
+        // A rep's own: the same check as `require_owned`, with the
+        // sentence each resource has always answered with.
+        let own = |refusal: &str| {
+            self.require_branch(branch)?;
+            if self.role == Role::Rep && self.user != owner {
+                return Err(Denied(refusal.into()));
+            }
+            Ok(())
+        };
+        match r.kind {
+            ResourceKind::Branch
+            | ResourceKind::Pipeline
+            | ResourceKind::Customer
+            | ResourceKind::Policy
+            | ResourceKind::Brand
+            | ResourceKind::FxRate => self.require_branch(branch),
+            ResourceKind::Deal => self.require_owned(branch, owner),
+            ResourceKind::Record => own("a rep reads and corrects only the records they wrote"),
+            ResourceKind::Task => own("a rep sees only their own tasks"),
+            ResourceKind::Statement => own("a rep sees only their own statement"),
+            ResourceKind::Settlement | ResourceKind::Token => self.require_manager_of(branch),
+        }
+    }
+
     /// The branch a list is limited to: what was asked for, checked, or the
     /// caller's own branch when nothing was asked (admins: everything).
     pub fn list_scope(&self, requested: Option<&str>) -> Result<Option<String>, Denied> {
@@ -187,5 +234,73 @@ mod tests {
         assert!(mgr
             .require_owner_change("customer", "bj", Some("zhao"), Some("li"))
             .is_err());
+    }
+
+    #[test]
+    fn who_reads_which_resource() {
+        use crate::domain::event::{ResourceKind, ResourceRef};
+        let admin = p(Role::Admin, None, "root");
+        let mgr = p(Role::Manager, Some("sh"), "wang");
+        let rep = p(Role::Rep, Some("sh"), "li");
+        let other_mgr = p(Role::Manager, Some("bj"), "zhao");
+        let r = |kind, branch: Option<&str>, owner: Option<&str>| ResourceRef {
+            kind,
+            id: "x".into(),
+            branch: branch.map(str::to_string),
+            owner: owner.map(str::to_string),
+            href: String::new(),
+        };
+        let cases = [
+            // (resource, admin, manager of sh, rep li of sh, manager of bj)
+            (r(ResourceKind::Brand, None, None), [true, true, true, true]),
+            (
+                r(ResourceKind::Policy, None, None),
+                [true, true, true, true],
+            ),
+            (
+                r(ResourceKind::Policy, Some("sh"), None),
+                [true, true, true, false],
+            ),
+            (
+                r(ResourceKind::Customer, Some("sh"), Some("zhang")),
+                [true, true, true, false],
+            ),
+            (
+                r(ResourceKind::Deal, Some("sh"), Some("li")),
+                [true, true, true, false],
+            ),
+            (
+                r(ResourceKind::Deal, Some("sh"), Some("zhang")),
+                [true, true, false, false],
+            ),
+            (
+                r(ResourceKind::Record, Some("sh"), Some("zhang")),
+                [true, true, false, false],
+            ),
+            (
+                r(ResourceKind::Task, Some("sh"), Some("li")),
+                [true, true, true, false],
+            ),
+            (
+                r(ResourceKind::Statement, Some("sh"), Some("zhang")),
+                [true, true, false, false],
+            ),
+            (
+                r(ResourceKind::Settlement, Some("sh"), None),
+                [true, true, false, false],
+            ),
+            (
+                r(ResourceKind::Token, Some("sh"), Some("li")),
+                [true, true, false, false],
+            ),
+            (
+                r(ResourceKind::Token, None, Some("root")),
+                [true, false, false, false],
+            ),
+        ];
+        for (resource, expected) in cases {
+            let got = [&admin, &mgr, &rep, &other_mgr].map(|c| c.may_read(&resource).is_ok());
+            assert_eq!(got, expected, "{resource:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod currency;
 pub mod customer;
 pub mod customer_history;
 pub mod deal;
+pub mod event;
 pub mod fx;
 pub mod history;
 pub mod ids;

@@ -10,8 +10,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::pipeline::{Pipeline, PipelineDefinition};
-use crate::service::{ServiceError, Services};
+use crate::service::{events, ServiceError, Services};
 use crate::store::{keys, Batch, StoreError};
 
 /// Effective pipelines by branch.
@@ -58,7 +59,7 @@ impl Services {
 
     /// A branch's pipeline, for anyone in the branch.
     pub fn pipeline(&self, caller: &Principal, branch: &str) -> Result<Pipeline, ServiceError> {
-        caller.require_branch(branch)?;
+        caller.may_read(&ResourceRef::pipeline(branch))?;
         self.require_existing_branch(branch)?;
         Ok(self.pipeline_of(branch)?.as_ref().clone())
     }
@@ -98,6 +99,14 @@ impl Services {
         let mut batch = Batch::new();
         batch.expect(key.clone(), current.as_ref().map(|c| c.raw.as_slice()));
         batch.put(key, serde_json::to_vec(&pipeline).expect("serialises"));
+        events::add(
+            &mut batch,
+            EventKind::PipelineChanged,
+            ResourceRef::pipeline(branch),
+            &caller.user,
+            serde_json::json!({"version": pipeline.version,
+                               "stages": pipeline.stages.iter().map(|s| &s.id).collect::<Vec<_>>()}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => {
                 return Err(ServiceError::VersionConflict {

@@ -13,6 +13,7 @@ use crate::domain::customer::Customer;
 use crate::domain::deal::{
     check_attribute, Deal, GuardVeto, TransitionCheck, TransitionRequest, Verdict, MAX_ATTRIBUTES,
 };
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::history::{Decision, HistoryAction, HistoryEntry};
 use crate::domain::pipeline::{Pipeline, StageKind};
 use crate::domain::task::{Task, TaskStatus};
@@ -20,7 +21,7 @@ use crate::domain::validate;
 use crate::policy::hooks::{AfterOutput, GuardVerdict, TransitionInput};
 use crate::policy::live::LivePolicy;
 use crate::policy::{Limits, PolicyError};
-use crate::service::{check_version, encode, now, ServiceError, Services};
+use crate::service::{check_version, encode, events, now, ServiceError, Services};
 use crate::store::{keys, Batch, StoreError};
 
 use super::hook_input::{actor_info, branch_info, customer_info, deal_info, records_info, ts};
@@ -343,7 +344,7 @@ impl Services {
             let mut emitted = Vec::new();
             for (p, r) in &run.afters {
                 let out = r.clone().map_err(|e| policy_failed(p, "after", e))?;
-                let tasks = self.stage_tasks(&mut batch, &moved, &out, p, &at)?;
+                let tasks = self.stage_tasks(&mut batch, &moved, &out, p, &at, &caller.user)?;
                 apply_attributes(&mut moved, &out).map_err(|e| policy_failed(p, "after", e))?;
                 let mut d = decision("after", p);
                 d.outcome = Some(format!(
@@ -352,11 +353,9 @@ impl Services {
                     out.events.len()
                 ));
                 decisions.push(d);
-                emitted.extend(
-                    out.events
-                        .iter()
-                        .map(|e| (p.name.clone(), p.version, e.clone())),
-                );
+                for e in &out.events {
+                    emitted.push((p.name.clone(), p.version, e.clone()));
+                }
             }
             let entry = HistoryEntry {
                 seq: moved.version,
@@ -379,6 +378,35 @@ impl Services {
                 crate::service::stage_tier_mark(&mut batch, &moved.branch, "deal signed", &signing);
             }
             crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
+            let resource = ResourceRef::deal(&moved);
+            events::add(
+                &mut batch,
+                EventKind::Transition,
+                resource.clone(),
+                &caller.user,
+                serde_json::json!({"deal": moved.id, "from": deal.stage, "to": moved.stage,
+                                   "version": moved.version, "by": caller.user}),
+            );
+            for (policy, version, reason) in &overridden {
+                events::add(
+                    &mut batch,
+                    EventKind::Override,
+                    resource.clone(),
+                    &caller.user,
+                    serde_json::json!({"deal": moved.id, "policy": policy, "version": version, "reason": reason,
+                                       "override_reason": override_reason, "by": caller.user}),
+                );
+            }
+            for (policy, version, e) in emitted {
+                events::add(
+                    &mut batch,
+                    EventKind::PolicyEvent,
+                    resource.clone(),
+                    &caller.user,
+                    serde_json::json!({"deal": moved.id, "policy": policy, "version": version,
+                                       "kind": e.kind, "message": e.message}),
+                );
+            }
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => {
@@ -386,32 +414,8 @@ impl Services {
                     if kind == StageKind::Won {
                         self.tiers_changed(&moved.branch);
                     }
-                    let (b, o) = (Some(moved.branch.as_str()), Some(moved.owner.as_str()));
-                    self.publish(
-                        "transition",
-                        b,
-                        o,
-                        serde_json::json!({"deal": moved.id, "from": deal.stage, "to": moved.stage,
-                                           "version": moved.version, "by": caller.user}),
-                    );
                     for (policy, version, reason) in &overridden {
                         tracing::warn!(deal = %moved.id, %policy, version, %reason, by = %caller.user, "admin override of a vetoed move");
-                        self.publish(
-                            "override",
-                            b,
-                            o,
-                            serde_json::json!({"deal": moved.id, "policy": policy, "version": version, "reason": reason,
-                                               "override_reason": override_reason, "by": caller.user}),
-                        );
-                    }
-                    for (policy, version, e) in emitted {
-                        self.publish(
-                            "policy_event",
-                            b,
-                            o,
-                            serde_json::json!({"deal": moved.id, "policy": policy, "version": version,
-                                               "kind": e.kind, "message": e.message}),
-                        );
                     }
                     return Ok(TransitionOutcome::Moved(Box::new(moved)));
                 }
@@ -443,22 +447,6 @@ impl Services {
             decisions: run.guard_decisions(false),
             ..HistoryEntry::new(deal.version, HistoryAction::Veto, at, now(), &caller.user)
         };
-        let recorded = match self.repo.new_id("veto") {
-            Ok(id) => {
-                let mut batch = Batch::new();
-                batch.put(
-                    crate::service::veto_key(&deal.id, deal.version, &id),
-                    encode(&entry),
-                );
-                self.repo.commit(batch).await.map_err(ServiceError::from)
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = recorded {
-            // The refusal stands; only its record is missing, and the
-            // caller must not believe it was kept.
-            return e;
-        }
         let vetoes: Vec<GuardVeto> = refusals
             .iter()
             .map(|r| GuardVeto {
@@ -469,14 +457,33 @@ impl Services {
                 missing: r.missing.clone(),
             })
             .collect();
-        self.publish(
-            "veto",
-            Some(&deal.branch),
-            Some(&deal.owner),
-            serde_json::json!({"deal": deal.id, "from": deal.stage, "to": to, "version": deal.version,
-                               "policy": vetoes[0].policy, "reason": vetoes[0].reason,
-                               "vetoes": vetoes, "by": caller.user}),
-        );
+        // The refusal is a decision of record: its history entry and its
+        // event are committed (alone) before the 422 is answered.
+        let recorded = match self.repo.new_id("veto") {
+            Ok(id) => {
+                let mut batch = Batch::new();
+                batch.put(
+                    crate::service::veto_key(&deal.id, deal.version, &id),
+                    encode(&entry),
+                );
+                events::add(
+                    &mut batch,
+                    EventKind::Veto,
+                    ResourceRef::deal(deal),
+                    &caller.user,
+                    serde_json::json!({"deal": deal.id, "from": deal.stage, "to": to, "version": deal.version,
+                                       "policy": vetoes[0].policy, "reason": vetoes[0].reason,
+                                       "vetoes": vetoes, "by": caller.user}),
+                );
+                self.repo.commit(batch).await.map_err(ServiceError::from)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            // The refusal stands; only its record is missing, and the
+            // caller must not believe it was kept.
+            return e;
+        }
         let first = &refusals[0];
         if let Some(e) = first.failed {
             return policy_failed(first.policy, "guard", e.clone());
@@ -498,6 +505,7 @@ impl Services {
         out: &AfterOutput,
         policy: &LivePolicy,
         at: &chrono::DateTime<chrono::Utc>,
+        by: &str,
     ) -> Result<usize, ServiceError> {
         if out.tasks.len() > MAX_TASKS_PER_HOOK {
             return Err(policy_failed(
@@ -547,6 +555,14 @@ impl Services {
             batch.put(
                 keys::key(keys::IX_TASK_OPEN, &[&task.branch, &task.id]),
                 task.id.as_bytes(),
+            );
+            events::add(
+                batch,
+                EventKind::TaskCreated,
+                ResourceRef::task(&task),
+                by,
+                serde_json::json!({"deal": deal.id, "customer": task.customer_id, "title": task.title,
+                                   "kind": task.kind, "due_at": task.due_at, "policy": task.created_by_policy}),
             );
         }
         Ok(out.tasks.len())

@@ -1,9 +1,12 @@
 //! Branch offices: created by admins, visible to their own people.
 
+use serde_json::json;
+
 use super::repo::{encode, Source};
-use super::{now, Page, PageRequest, ServiceError, Services};
+use super::{events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::branch::{Branch, NewBranch};
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::{ids, validate};
 use crate::store::{keys, Batch, StoreError};
 
@@ -35,6 +38,13 @@ impl Services {
         let key = keys::key(keys::BRANCH, &[&branch.id]);
         let mut batch = Batch::new();
         batch.expect(key.clone(), None).put(key, encode(&branch));
+        events::add(
+            &mut batch,
+            EventKind::BranchCreated,
+            ResourceRef::branch(&branch.id),
+            &caller.user,
+            json!({"name": branch.name, "timezone": branch.timezone}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => Err(ServiceError::Duplicate {
                 kind: "branch",
@@ -68,7 +78,7 @@ impl Services {
 
     /// One branch, if the caller works there.
     pub fn branch(&self, caller: &Principal, id: &str) -> Result<Branch, ServiceError> {
-        caller.require_branch(id)?;
+        caller.may_read(&ResourceRef::branch(id))?;
         Ok(self.repo.fetch(keys::BRANCH, "branch", id)?.value)
     }
 

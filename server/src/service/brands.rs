@@ -1,9 +1,12 @@
 //! The brand catalog (admin-managed, readable by everyone).
 
+use serde_json::json;
+
 use super::repo::{encode, Source};
-use super::{Page, PageRequest, ServiceError, Services};
+use super::{events, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::brand::{Brand, NewBrand};
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::{ids, validate};
 use crate::store::{keys, Batch, StoreError};
 
@@ -30,6 +33,13 @@ impl Services {
         let key = keys::key(keys::BRAND, &[&brand.id]);
         let mut batch = Batch::new();
         batch.expect(key.clone(), None).put(key, encode(&brand));
+        events::add(
+            &mut batch,
+            EventKind::BrandCreated,
+            ResourceRef::brand(&brand.id),
+            &caller.user,
+            json!({"name": brand.name, "introduced_at": brand.introduced_at}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => Err(ServiceError::Duplicate {
                 kind: "brand",

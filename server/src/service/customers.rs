@@ -1,12 +1,13 @@
 //! Customers: created and changed by their branch, indexed by branch and owner.
 
-use super::repo::{encode, Source, Stored};
-use super::{now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
 use serde_json::json;
 
+use super::repo::{encode, Source, Stored};
+use super::{events, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
 use crate::auth::{Denied, Principal};
 use crate::domain::customer::{Customer, CustomerPatch, NewCustomer, Tier};
 use crate::domain::customer_history::{CustomerAction, CustomerEvent};
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::token::Role;
 use crate::domain::validate;
 use crate::store::{keys, Batch, StoreError};
@@ -136,9 +137,18 @@ impl Services {
         };
         let mut batch = Batch::new();
         stage_customer(&mut batch, None, &customer);
+        let assigned_by_policy = assigned.is_some();
         if let Some(event) = assigned {
             batch.put(history_key(&customer.id, event.seq), encode(&event));
         }
+        events::add(
+            &mut batch,
+            EventKind::CustomerCreated,
+            ResourceRef::customer(&customer),
+            &caller.user,
+            json!({"name": customer.name, "owner": customer.owner, "tier": customer.tier,
+                   "assigned_by_policy": assigned_by_policy, "version": customer.version}),
+        );
         self.repo.commit(batch).await?;
         Ok(customer)
     }
@@ -146,7 +156,7 @@ impl Services {
     /// One customer, if the caller works in its branch.
     pub fn customer(&self, caller: &Principal, id: &str) -> Result<Customer, ServiceError> {
         let c: Customer = self.repo.fetch(keys::CUSTOMER, "customer", id)?.value;
-        caller.require_branch(&c.branch)?;
+        caller.may_read(&ResourceRef::customer(&c))?;
         Ok(c)
     }
 
@@ -190,7 +200,7 @@ impl Services {
     ) -> Result<Customer, ServiceError> {
         for _ in 0..MAX_RETRIES {
             let old: Stored<Customer> = self.repo.fetch(keys::CUSTOMER, "customer", id)?;
-            caller.require_branch(&old.value.branch)?;
+            caller.may_read(&ResourceRef::customer(&old.value))?;
             check_version(if_match, old.value.version)?;
             let mut c = old.value.clone();
             if let Some(name) = &patch.name {
@@ -258,6 +268,7 @@ impl Services {
                 }
                 c.referred_by = r.clone();
             }
+            let fields = changed_fields(&old.value, &c);
             c.version += 1;
             c.updated_at = now();
             let mut batch = Batch::new();
@@ -265,18 +276,31 @@ impl Services {
             if let Some(event) = &owner_change {
                 batch.put(history_key(&c.id, event.seq), encode(event));
             }
+            let resource = ResourceRef::customer(&c);
+            if let Some(event) = &owner_change {
+                events::add(
+                    &mut batch,
+                    EventKind::OwnerChanged,
+                    resource.clone(),
+                    &caller.user,
+                    json!({"customer": c.id, "from": event.from, "to": event.to,
+                           "reason": event.reason, "version": c.version}),
+                );
+            }
+            let others: Vec<&str> = fields.iter().copied().filter(|f| *f != "owner").collect();
+            // Even a patch that changes nothing makes a new version.
+            if !others.is_empty() || fields.is_empty() {
+                events::add(
+                    &mut batch,
+                    EventKind::CustomerChanged,
+                    resource,
+                    &caller.user,
+                    json!({"customer": c.id, "fields": others, "version": c.version}),
+                );
+            }
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => other?,
-            }
-            if let Some(event) = owner_change {
-                self.publish(
-                    "owner_changed",
-                    Some(&c.branch),
-                    c.owner.as_deref(),
-                    json!({"customer": c.id, "from": event.from, "to": event.to,
-                           "by": event.by, "reason": event.reason, "version": c.version}),
-                );
             }
             return Ok(c);
         }
@@ -324,6 +348,27 @@ pub(crate) fn owner_change_reason(
         ));
     }
     Ok(reason)
+}
+
+/// The fields a patch changed (names as in the API).
+fn changed_fields(old: &Customer, new: &Customer) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if old.name != new.name {
+        fields.push("name");
+    }
+    if old.owner != new.owner {
+        fields.push("owner");
+    }
+    if old.segment != new.segment {
+        fields.push("segment");
+    }
+    if old.source != new.source {
+        fields.push("source");
+    }
+    if old.referred_by != new.referred_by {
+        fields.push("referred_by");
+    }
+    fields
 }
 
 /// 409 when the client's `If-Match` version is not the current one.

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::customers::{check_version, owner_change_reason};
 use super::repo::{encode, Source, Stored};
 use super::{
-    check_business_time, now, stage_tier_mark, Page, PageRequest, ServiceError, Services,
+    check_business_time, events, now, stage_tier_mark, Page, PageRequest, ServiceError, Services,
     MAX_RETRIES,
 };
 use crate::auth::{Denied, Principal};
@@ -18,6 +18,7 @@ use crate::domain::customer::Customer;
 use crate::domain::deal::{
     check_attribute, CancelRequest, Deal, DealPatch, Line, NewDeal, MAX_ATTRIBUTES,
 };
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::history::{HistoryAction, HistoryEntry};
 use crate::domain::money::check_amount;
 use crate::domain::pipeline::StageKind;
@@ -131,6 +132,51 @@ pub(crate) fn stage_signing_indexes(batch: &mut Batch, old: Option<&Deal>, new: 
         batch.put(
             keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[c, &t, &new.id]),
             record,
+        );
+    }
+}
+
+/// The fields a history entry records as changed.
+fn changes_of(entry: &HistoryEntry) -> Vec<String> {
+    entry
+        .changes
+        .as_ref()
+        .and_then(|c| c.as_object())
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The events of a change of `old` into `new`: `owner_changed` (with the
+/// written `reason`) when the owner changed, `deal_changed` naming the
+/// other fields that did. Both are about the deal as it now is (its new
+/// owner's).
+pub(crate) fn add_change_events(
+    batch: &mut Batch,
+    old: &Deal,
+    new: &Deal,
+    fields: &[String],
+    by: &str,
+    reason: Option<&str>,
+) {
+    let resource = ResourceRef::deal(new);
+    if old.owner != new.owner {
+        events::add(
+            batch,
+            EventKind::OwnerChanged,
+            resource.clone(),
+            by,
+            json!({"deal": new.id, "from": old.owner, "to": new.owner, "reason": reason,
+                   "version": new.version}),
+        );
+    }
+    let others: Vec<&String> = fields.iter().filter(|f| *f != "owner").collect();
+    if !others.is_empty() {
+        events::add(
+            batch,
+            EventKind::DealChanged,
+            resource,
+            by,
+            json!({"deal": new.id, "fields": others, "version": new.version}),
         );
     }
 }
@@ -268,6 +314,14 @@ impl Services {
         };
         let mut batch = Batch::new();
         stage_deal(&mut batch, None, &deal, &entry);
+        events::add(
+            &mut batch,
+            EventKind::DealCreated,
+            ResourceRef::deal(&deal),
+            &caller.user,
+            json!({"customer": deal.customer_id, "title": deal.title, "stage": deal.stage,
+                   "version": deal.version}),
+        );
         self.repo.commit(batch).await?;
         Ok(deal)
     }
@@ -453,6 +507,14 @@ impl Services {
             };
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);
+            add_change_events(
+                &mut batch,
+                &old.value,
+                &d,
+                &changes_of(&entry),
+                &caller.user,
+                entry.reason.as_deref(),
+            );
             // A signed contract's amount or currency counts in its
             // customer's revenue, hence in the branch's tiers.
             let revenue_moved = d.signed_at.is_some()
@@ -471,15 +533,6 @@ impl Services {
                     other?;
                     if revenue_moved {
                         self.tiers_changed(&d.branch);
-                    }
-                    if owner_reason.is_some() {
-                        self.publish(
-                            "owner_changed",
-                            Some(&d.branch),
-                            Some(&d.owner),
-                            json!({"deal": d.id, "from": entry.from, "to": entry.to,
-                                   "by": entry.by, "reason": entry.reason, "version": d.version}),
-                        );
                     }
                     return Ok(d);
                 }
@@ -537,6 +590,14 @@ impl Services {
             };
             let mut batch = Batch::new();
             stage_deal(&mut batch, Some(&old), &d, &entry);
+            events::add(
+                &mut batch,
+                EventKind::DealCancelled,
+                ResourceRef::deal(&d),
+                &caller.user,
+                json!({"deal": d.id, "reason": reason, "at": at, "by": caller.user,
+                       "version": d.version}),
+            );
             self.stage_first_order_without(&mut batch, &d)?;
             stage_tier_mark(
                 &mut batch,
@@ -549,12 +610,6 @@ impl Services {
                 other => other?,
             }
             self.tiers_changed(&d.branch);
-            self.publish(
-                "deal_cancelled",
-                Some(&d.branch),
-                Some(&d.owner),
-                json!({"deal": d.id, "reason": reason, "at": at, "by": caller.user}),
-            );
             return Ok(d);
         }
         Err(ServiceError::Contended)

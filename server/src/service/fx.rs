@@ -3,10 +3,13 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use serde_json::json;
+
 use super::repo::{decode, encode, Source};
-use super::{now, Page, PageRequest, ServiceError, Services};
+use super::{events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::currency::is_iso_currency;
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::fx::{FxRate, NewFxRate};
 use crate::domain::money::MAX_AMOUNT;
 use crate::store::{keys, Batch, StoreError};
@@ -46,6 +49,13 @@ impl Services {
         let key = keys::key(keys::FX, &[&rate.currency, &rate.date.to_string()]);
         let mut batch = Batch::new();
         batch.expect(key.clone(), None).put(key, encode(&rate));
+        events::add(
+            &mut batch,
+            EventKind::FxRateAdded,
+            ResourceRef::fx_rate(&rate.currency, &rate.date.to_string()),
+            &caller.user,
+            json!({"currency": rate.currency, "date": rate.date, "per_usd": rate.per_usd}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => Err(ServiceError::Duplicate {
                 kind: "fx rate",

@@ -7,7 +7,7 @@ mod brands;
 mod customers;
 mod deals;
 mod error;
-mod events;
+pub(crate) mod events;
 mod followups;
 mod fx;
 mod page;
@@ -30,7 +30,7 @@ pub(crate) use customers::{check_version, stage_customer};
 pub use deals::DealFilter;
 pub(crate) use deals::{stage_deal, stage_signing_indexes, veto_key};
 pub use error::ServiceError;
-pub use events::{Event, EventBus};
+pub use events::{Delivery, EventHub, Retention, DEFAULT_RETENTION};
 pub use followups::{DueCustomer, FollowupFilter, Followups};
 pub use page::{Page, PageRequest};
 pub use policies::{
@@ -69,8 +69,8 @@ pub struct Services {
     pub(crate) pipelines: Arc<crate::pipeline::PipelineCache>,
     /// Policy versions, the live set and the executor.
     pub(crate) policies: Arc<PolicyRegistry>,
-    /// Event fan-out.
-    pub(crate) events: Arc<EventBus>,
+    /// The event log's retention, trimming and subscriptions.
+    pub(crate) events: Arc<EventHub>,
     /// Branches waiting for a re-tier.
     pub(crate) tiering: Arc<TierQueue>,
 }
@@ -88,16 +88,31 @@ impl Services {
 
     /// Services over `store` running policies with `executor`.
     pub fn with_executor(store: Arc<dyn Store>, executor: Executor) -> Self {
-        let repo = Repo::new(store);
+        let events = Arc::new(EventHub::default());
+        let repo = Repo::new(store, Arc::clone(&events));
         Self {
             tokens: Arc::new(tokens::TokenCache::default()),
             pipelines: Arc::default(),
             policies: Arc::new(PolicyRegistry::new(executor)),
-            events: Arc::default(),
+            events,
             tiering: Arc::default(),
 
             repo,
         }
+    }
+
+    /// The same services keeping events for `retention` (call before
+    /// serving).
+    pub fn with_event_retention(mut self, retention: Retention) -> Self {
+        self.events = Arc::new(EventHub::new(retention));
+        self.repo = Repo::new(Arc::clone(self.repo.store_arc()), Arc::clone(&self.events));
+        self
+    }
+
+    /// Trims the event log to its retention in the background (at start:
+    /// afterwards writes keep it trimmed).
+    pub fn trim_events(&self) {
+        self.events.start_trim(self.repo.store_arc());
     }
 
     /// Makes every write so far durable.

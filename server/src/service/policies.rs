@@ -12,9 +12,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use serde_json::json;
+
 use super::repo::{decode, encode, Source, Stored};
-use super::{now, Page, PageRequest, ServiceError, Services};
+use super::{events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::ids;
 use crate::policy::executor::Executor;
 use crate::policy::hooks::Hook;
@@ -243,9 +246,7 @@ impl Services {
         name: &str,
     ) -> Result<Stored<Policy>, ServiceError> {
         let p: Stored<Policy> = self.repo.fetch(keys::POLICY, "policy", name)?;
-        if let Scope::Branch(b) = &p.value.scope {
-            caller.require_branch(b)?;
-        }
+        caller.may_read(&ResourceRef::policy(name, p.value.scope.branch()))?;
         Ok(p)
     }
 
@@ -472,6 +473,14 @@ impl Services {
         batch.put(key, encode(&policy));
         batch.put(version_key(&req.name, version), encode(&meta));
         batch.put(body_key(&req.name, version), body);
+        events::add(
+            &mut batch,
+            EventKind::PolicyUploaded,
+            ResourceRef::policy(&req.name, scope.branch()),
+            &caller.user,
+            json!({"policy": req.name, "version": version, "sha256": sha256, "runtime": runtime,
+                   "hooks": meta.hooks}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
@@ -504,6 +513,12 @@ impl Services {
         self.require_scope(caller, &stored.value.scope)?;
         let mut p = stored.value.clone();
         let live = self.live_policy(&p, version)?;
+        // Going back to a version older than the live one is a rollback.
+        let kind = match p.active_version {
+            Some(current) if version < current => EventKind::PolicyRolledBack,
+            _ => EventKind::PolicyActivated,
+        };
+        let previous = p.active_version;
         p.active_version = Some(version);
         p.activations.push(Activation {
             version: Some(version),
@@ -516,6 +531,14 @@ impl Services {
         batch
             .expect(key.clone(), Some(&stored.raw))
             .put(key, encode(&p));
+        events::add(
+            &mut batch,
+            kind,
+            ResourceRef::policy(name, p.scope.branch()),
+            &caller.user,
+            json!({"policy": name, "version": version, "previous": previous, "by": caller.user,
+                   "effective_from": req.effective_from}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
@@ -526,12 +549,6 @@ impl Services {
         if tiers {
             self.retier_scope(&p.scope, "tier policy activated").await?;
         }
-        self.publish(
-            "policy_activated",
-            p.scope.branch(),
-            None,
-            serde_json::json!({"policy": name, "version": version, "by": caller.user, "effective_from": req.effective_from}),
-        );
         Ok(p)
     }
 
@@ -545,6 +562,7 @@ impl Services {
         let stored = self.visible_policy(caller, name)?;
         self.require_scope(caller, &stored.value.scope)?;
         let mut p = stored.value.clone();
+        let previous = p.active_version;
         p.active_version = None;
         p.activations.push(Activation {
             version: None,
@@ -557,6 +575,13 @@ impl Services {
         batch
             .expect(key.clone(), Some(&stored.raw))
             .put(key, encode(&p));
+        events::add(
+            &mut batch,
+            EventKind::PolicyDeactivated,
+            ResourceRef::policy(name, p.scope.branch()),
+            &caller.user,
+            json!({"policy": name, "previous": previous, "by": caller.user}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
@@ -572,12 +597,6 @@ impl Services {
             self.retier_scope(&p.scope, "tier policy deactivated")
                 .await?;
         }
-        self.publish(
-            "policy_deactivated",
-            p.scope.branch(),
-            None,
-            serde_json::json!({"policy": name, "by": caller.user}),
-        );
         Ok(p)
     }
 

@@ -1,11 +1,15 @@
 //! Communication records: written by the branch, indexed by customer (in
 //! time order) and by author; a record moves its customer's last contact.
 
+use serde_json::json;
+
 use super::repo::{encode, Source, Stored};
 use super::{
-    check_business_time, check_version, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES,
+    check_business_time, check_version, events, now, Page, PageRequest, ServiceError, Services,
+    MAX_RETRIES,
 };
 use crate::auth::{Denied, Principal};
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::record::{NewRecord, Record, RecordPatch};
 use crate::domain::token::Role;
 use crate::domain::validate;
@@ -96,6 +100,14 @@ impl Services {
                     .expect(ckey.clone(), Some(&customer.raw))
                     .put(ckey, encode(&c));
             }
+            events::add(
+                &mut batch,
+                EventKind::RecordAdded,
+                ResourceRef::record(&record),
+                &caller.user,
+                json!({"customer": record.customer_id, "kind": record.kind, "at": record.at,
+                       "by": record.by, "version": record.version}),
+            );
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => return other.map(|_| record).map_err(Into::into),
@@ -199,12 +211,29 @@ impl Services {
                 ),
                 old.raw.clone(),
             );
+            events::add(
+                &mut batch,
+                EventKind::RecordCorrected,
+                ResourceRef::record(&r),
+                &caller.user,
+                json!({"customer": r.customer_id, "version": r.version}),
+            );
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => return other.map(|_| r).map_err(Into::into),
             }
         }
         Err(ServiceError::Contended)
+    }
+
+    /// One record, if the caller may read it.
+    pub fn record(
+        &self,
+        caller: &Principal,
+        customer_id: &str,
+        record_id: &str,
+    ) -> Result<Record, ServiceError> {
+        Ok(self.visible_record(caller, customer_id, record_id)?.value)
     }
 
     /// The versions a record had before its corrections, oldest first.
@@ -235,14 +264,9 @@ impl Services {
         if r.value.customer_id != customer_id {
             return Err(ServiceError::not_found("record", record_id));
         }
-        caller.require_branch(&r.value.branch)?;
         // A rep's own records: those they wrote (what a manager enters for
         // them is the manager's to correct).
-        if caller.role == Role::Rep && r.value.created_by != caller.user {
-            return Err(
-                Denied("a rep reads and corrects only the records they wrote".into()).into(),
-            );
-        }
+        caller.may_read(&ResourceRef::record(&r.value))?;
         Ok(r)
     }
 }

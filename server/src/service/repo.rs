@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::events::EventHub;
 use super::page::{cursor_of, Page, PageRequest};
 use super::ServiceError;
 use crate::domain::deal::Deal;
@@ -42,6 +43,8 @@ pub enum Source<'a> {
 pub struct Repo {
     /// The store.
     store: Arc<dyn Store>,
+    /// Told how many events each commit appended (it trims the log).
+    events: Arc<EventHub>,
 }
 
 /// Encodes a record (our own types always serialise).
@@ -50,14 +53,19 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl Repo {
-    /// A repo over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// A repo over `store` whose event log `events` keeps in bounds.
+    pub fn new(store: Arc<dyn Store>, events: Arc<EventHub>) -> Self {
+        Self { store, events }
     }
 
     /// The underlying store.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// The underlying store, shared (for what outlives a request).
+    pub fn store_arc(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Reads and decodes one record.
@@ -105,7 +113,12 @@ impl Repo {
 
     /// Commits a batch and waits until it is durable.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        self.store.commit(batch).await
+        let events = batch.event_count();
+        self.store.commit(batch).await?;
+        if events > 0 {
+            self.events.written(events, &self.store);
+        }
+        Ok(())
     }
 
     /// A new server id with this prefix.

@@ -11,14 +11,14 @@ use serde_json::json;
 use super::repo::{decode, encode, Source, Stored};
 use super::rule_book::{Candidate, RuleBook};
 use super::settlement_run::{settled_key, Computed, Settled};
-use super::{now, Page, PageRequest, ServiceError, Services};
-use crate::auth::{Denied, Principal};
+use super::{events, now, Page, PageRequest, ServiceError, Services};
+use crate::auth::Principal;
 use crate::domain::branch::Branch;
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::settlement::{
     rep_totals, LineChange, NewSettlement, RepComparison, Settlement, SettlementLine,
     SettlementStatus, SimulateRequest, Simulation, Statement, StatementLine,
 };
-use crate::domain::token::Role;
 use crate::incentive::Period;
 use crate::store::{keys, Batch, StoreError};
 
@@ -151,17 +151,19 @@ impl Services {
             ),
             settlement.id.as_bytes(),
         );
+        events::add(
+            &mut batch,
+            EventKind::SettlementDrafted,
+            ResourceRef::settlement(&settlement),
+            &caller.user,
+            json!({"settlement": settlement.id, "period": label, "total": settlement.total,
+                   "lines": settlement.lines.len(), "replaces": old_draft.as_deref().map(String::from_utf8_lossy),
+                   "by": caller.user}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
-        self.publish(
-            "settlement_drafted",
-            Some(&branch.id),
-            None,
-            json!({"settlement": settlement.id, "period": label, "total": settlement.total,
-                   "lines": settlement.lines.len(), "by": caller.user}),
-        );
         Ok(settlement)
     }
 
@@ -173,7 +175,7 @@ impl Services {
         let s: Stored<Settlement> = self.repo.fetch(keys::SETTLEMENT, "settlement", id)?;
         // Every rep's pay is on it: the branch's manager's to see (a rep
         // reads their own lines in their statement).
-        caller.require_manager_of(&s.value.branch)?;
+        caller.may_read(&ResourceRef::settlement(&s.value))?;
         Ok(s)
     }
 
@@ -318,22 +320,31 @@ impl Services {
                 .expect(k.clone(), raw.as_deref())
                 .put(k, encode(&next));
         }
+        events::add(
+            &mut batch,
+            EventKind::SettlementApproved,
+            ResourceRef::settlement(&s),
+            &caller.user,
+            json!({"settlement": s.id, "period": s.period, "total": s.total, "reps": s.totals.len(),
+                   "approved_by": caller.user}),
+        );
+        // The award announcement HR sends out (DOMAIN.md §5.1): one per
+        // rep, about their statement, so each rep reads their own award
+        // (and the branch's managers all of them).
+        for t in &s.totals {
+            events::add(
+                &mut batch,
+                EventKind::AwardAnnounced,
+                ResourceRef::statement(&s.branch, &t.rep, &s.period),
+                &caller.user,
+                json!({"settlement": s.id, "period": s.period, "rep": t.rep, "total": t.total,
+                       "currency": "CNY", "flags": t.flags, "approved_by": caller.user}),
+            );
+        }
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
-        // The award announcement HR sends out (DOMAIN.md §5.1).
-        let awards: Vec<_> = s
-            .totals
-            .iter()
-            .map(|t| json!({"rep": t.rep, "total": t.total, "currency": "CNY", "flags": t.flags}))
-            .collect();
-        self.publish(
-            "award_announced",
-            Some(&s.branch),
-            None,
-            json!({"settlement": s.id, "period": s.period, "awards": awards, "approved_by": caller.user}),
-        );
         Ok(s)
     }
 
@@ -354,16 +365,17 @@ impl Services {
         batch
             .expect(key.clone(), Some(&old.raw))
             .put(key, encode(&s));
+        events::add(
+            &mut batch,
+            EventKind::SettlementPaid,
+            ResourceRef::settlement(&s),
+            &caller.user,
+            json!({"settlement": s.id, "period": s.period, "total": s.total, "by": caller.user}),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
-        self.publish(
-            "settlement_paid",
-            Some(&s.branch),
-            None,
-            json!({"settlement": s.id, "period": s.period, "total": s.total, "by": caller.user}),
-        );
         Ok(s)
     }
 
@@ -376,10 +388,7 @@ impl Services {
         rep: &str,
         period: &str,
     ) -> Result<Statement, ServiceError> {
-        caller.require_branch(branch)?;
-        if caller.role == Role::Rep && caller.user != rep {
-            return Err(Denied("a rep sees only their own statement".into()).into());
-        }
+        caller.may_read(&ResourceRef::statement(branch, rep, period))?;
         self.require_branch_exists("branch", branch)?;
         let period = parse_period(period)?.to_string();
         let mut lines = Vec::new();

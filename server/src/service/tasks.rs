@@ -1,8 +1,11 @@
 //! Follow-up tasks created by after-hooks: listed by branch or deal.
 
+use serde_json::json;
+
 use super::repo::{encode, Source, Stored};
-use super::{check_version, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
+use super::{check_version, events, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
 use crate::auth::{Denied, Principal};
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::task::{CloseTask, Task, TaskStatus};
 use crate::domain::token::Role;
 use crate::domain::validate;
@@ -64,6 +67,14 @@ impl Services {
 }
 
 impl Services {
+    /// One task, if the caller may read it (its assignee, or the branch's
+    /// managers).
+    pub fn task(&self, caller: &Principal, id: &str) -> Result<Task, ServiceError> {
+        let t: Task = self.repo.fetch(keys::TASK, "task", id)?.value;
+        caller.may_read(&ResourceRef::task(&t))?;
+        Ok(t)
+    }
+
     /// Completes or dismisses an open task: its assignee, or a manager of
     /// its branch. Dismissing needs a note.
     pub async fn close_task(
@@ -105,6 +116,13 @@ impl Services {
             batch
                 .expect(key.clone(), Some(&old.raw))
                 .put(key, encode(&t));
+            events::add(
+                &mut batch,
+                EventKind::TaskClosed,
+                ResourceRef::task(&t),
+                &caller.user,
+                json!({"status": t.status, "note": t.note, "deal": t.deal_id, "version": t.version}),
+            );
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => return other.map(|_| t).map_err(Into::into),

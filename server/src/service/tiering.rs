@@ -20,11 +20,12 @@ use utoipa::ToSchema;
 
 use super::customers::history_key;
 use super::repo::{decode_signed_revenue, encode, Stored};
-use super::{now, stage_customer, ServiceError, Services, MAX_RETRIES};
+use super::{events, now, stage_customer, ServiceError, Services, MAX_RETRIES};
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Tier};
 use crate::domain::customer_history::{CustomerAction, CustomerEvent};
+use crate::domain::event::{EventKind, ResourceRef};
 use crate::incentive::period::{day_start, local_day};
 use crate::incentive::FxTable;
 use crate::pipeline::policy_failed;
@@ -685,4 +686,13 @@ fn stage_tier(
     };
     batch.put(history_key(&c.id, c.version), encode(&event));
     stage_customer(batch, Some(old), &c);
+    events::add(
+        batch,
+        EventKind::TierChanged,
+        ResourceRef::customer(&c),
+        by,
+        serde_json::json!({"customer": c.id, "from": from, "to": change.to, "reason": change.reason,
+                           "trigger": trigger, "policy": policy.name, "policy_version": policy.version,
+                           "version": c.version}),
+    );
 }

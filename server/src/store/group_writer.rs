@@ -10,6 +10,11 @@
 //! merged batch per round pays those costs once for the whole group, and the
 //! workers only queue and await. Concurrent `flush_async` calls deadlock in
 //! sled 0.34 (PITFALLS.md); here exactly one thread ever flushes.
+//!
+//! The round's events are numbered in the order its batches were accepted
+//! and written in its one sled batch; once the flush returns they are
+//! released to subscribers (`event_log`), so rounds, and ids, follow each
+//! other in commit order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +23,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
+use super::event_log::EventLog;
 use super::sled_store::{add_writes, unmet_expectation};
 use super::{Batch, StoreError};
 
@@ -47,8 +53,8 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer thread for `db`.
-    pub(crate) fn start(db: sled::Db) -> (Arc<Self>, JoinHandle<()>) {
+    /// Starts the writer thread for `db`, numbering events in `events`.
+    pub(crate) fn start(db: sled::Db, events: Arc<EventLog>) -> (Arc<Self>, JoinHandle<()>) {
         let writer = Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
@@ -56,7 +62,7 @@ impl GroupWriter {
         let worker = Arc::clone(&writer);
         let handle = std::thread::Builder::new()
             .name("dealflow-writer".into())
-            .spawn(move || worker.run(&db))
+            .spawn(move || worker.run(&db, &events))
             .expect("spawn the writer thread");
         (writer, handle)
     }
@@ -88,7 +94,7 @@ impl GroupWriter {
         self.queued.notify_one();
     }
 
-    fn run(&self, db: &sled::Db) {
+    fn run(&self, db: &sled::Db, events: &EventLog) {
         let _exit = Exit(self);
         // After a failed flush the disk's state is unknown (an fsync error
         // may have dropped dirty pages), so nothing more is acknowledged.
@@ -106,7 +112,7 @@ impl GroupWriter {
             };
             match &failed {
                 Some(e) => answer_all(jobs, || Err(StoreError::Durability(e.clone()))),
-                None => failed = write_round(db, jobs),
+                None => failed = write_round(db, events, jobs),
             }
         }
     }
@@ -143,7 +149,7 @@ fn answer_all(jobs: Vec<Job>, outcome: impl Fn() -> Result<(), StoreError>) {
 
 /// One round: check, merge, apply, flush, answer. Returns the flush error
 /// that must stop all later acknowledgements, if any.
-fn write_round(db: &sled::Db, jobs: Vec<Job>) -> Option<String> {
+fn write_round(db: &sled::Db, events: &EventLog, jobs: Vec<Job>) -> Option<String> {
     // Values as the round has left them so far: a batch's expectations see
     // the writes of the batches accepted before it in the same round.
     let mut written: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
@@ -161,12 +167,21 @@ fn write_round(db: &sled::Db, jobs: Vec<Job>) -> Option<String> {
     }
     let accepted = refused.iter().any(Option::is_none);
     let outcome = if accepted {
-        db.apply_batch(merged)
-            .map_err(|e| StoreError::Backend(e.to_string()))
-            .and_then(|()| {
+        let batches = jobs
+            .iter()
+            .zip(&refused)
+            .filter(|(_, r)| r.is_none())
+            .map(|(j, _)| &j.batch);
+        events
+            .apply(batches, &mut merged, |b| {
+                db.apply_batch(std::mem::take(b))
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            })
+            .and_then(|last_event| {
                 db.flush()
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Durability(e.to_string()))
+                    .map_err(|e| StoreError::Durability(e.to_string()))?;
+                events.release_through(last_event);
+                Ok(())
             })
     } else {
         Ok(())
@@ -245,7 +260,7 @@ mod tests {
             &[("deal", None)],
             &[("deal", Some("b")), ("other", Some("b"))],
         );
-        assert!(write_round(&db, vec![a, b]).is_none());
+        assert!(write_round(&db, &EventLog::open(0), vec![a, b]).is_none());
         assert!(a_answer.blocking_recv().expect("answered").is_ok());
         assert!(matches!(
             b_answer.blocking_recv().expect("answered"),
@@ -269,7 +284,7 @@ mod tests {
             &[("deal", Some("v2"))],
         );
         let (c, c_answer) = job(&[], &[("gone", Some("back"))]);
-        assert!(write_round(&db, vec![a, b, c]).is_none());
+        assert!(write_round(&db, &EventLog::open(0), vec![a, b, c]).is_none());
         for answer in [a_answer, b_answer, c_answer] {
             assert!(answer.blocking_recv().expect("answered").is_ok());
         }
@@ -322,7 +337,7 @@ mod tests {
     #[test]
     fn a_commit_after_shutdown_began_is_refused_not_lost() {
         let (_dir, db) = db();
-        let (writer, handle) = GroupWriter::start(db);
+        let (writer, handle) = GroupWriter::start(db, Arc::new(EventLog::open(0)));
         writer.stop();
         handle.join().expect("writer exits");
         assert!(matches!(

@@ -52,6 +52,12 @@ pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
     String::from_utf8(out).expect("ASCII digits and separators")
 }
 
+/// The key of event `id` in the event log (zero-padded: key order is id
+/// order).
+pub fn event(id: u64) -> Vec<u8> {
+    key(EVENT, &[&format!("{id:020}")])
+}
+
 /// Server metadata (admin token hash, schema version).
 pub const META: &str = "meta";
 /// Branches by id.
@@ -132,6 +138,9 @@ pub const POLICY: &str = "po";
 pub const POLICY_VERSION: &str = "pv";
 /// Policy version bodies (script text or module bytes), like versions.
 pub const POLICY_BODY: &str = "pb";
+/// The event log by id ([`event`]), written by the store from the events a
+/// batch carries.
+pub const EVENT: &str = "ev";
 
 #[cfg(test)]
 mod tests {

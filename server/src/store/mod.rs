@@ -3,11 +3,23 @@
 //!
 //! Everything above this module talks to [`Store`] only, so a second backend
 //! can be added without touching services or handlers. The contract is small
-//! on purpose: point reads, ordered prefix scans, and one atomic, conditional
-//! commit whose future resolves once the write is durable.
+//! on purpose: point reads, ordered prefix scans, one atomic, conditional
+//! commit whose future resolves once the write is durable, and the event
+//! log those commits append to.
+//!
+//! # The event log contract
+//! A [`Batch`] may carry events. A backend appends them in the same atomic
+//! write as the batch's other writes and numbers them 1, 2, 3, … **in
+//! commit order, without holes**: an event with a higher id never becomes
+//! visible before one with a lower id, and a refused batch takes no id.
+//! Events are *released* (readable with [`Store::events_after`], sent to
+//! [`Store::subscribe_events`]) in id order once durable. A subscriber
+//! that subscribes first and then reads the log after its last id misses
+//! nothing: whatever is released after the read reaches the subscription.
 
 mod batch;
 mod durability;
+mod event_log;
 mod group_writer;
 pub mod keys;
 mod sled_store;
@@ -17,6 +29,7 @@ use std::pin::Pin;
 
 pub use batch::Batch;
 pub use durability::Durability;
+pub use event_log::CommittedEvent;
 pub use sled_store::SledStore;
 
 /// A key/value pair returned by a scan.
@@ -81,7 +94,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns a fresh, unique, monotonically increasing number (for ids).
     fn next_id(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` released events with ids above `after`, in id order.
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<CommittedEvent>, StoreError>;
+
+    /// The id of the newest released event (0 before the first).
+    fn last_event_id(&self) -> u64;
+
+    /// Every event released from now on, in id order. A receiver that
+    /// falls too far behind is told it lagged and reads the rest from
+    /// [`Store::events_after`].
+    fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<CommittedEvent>;
+
+    /// Removes the oldest events, up to id `through`, in one batch of at
+    /// most [`TRIM_BATCH`]; never the newest event (its id is where the
+    /// numbering resumes). Returns how many were removed.
+    fn trim_events(&self, through: u64) -> StoreFuture<'_, usize>;
 }
+
+/// Most events one [`Store::trim_events`] call removes.
+pub const TRIM_BATCH: usize = 1024;
 
 /// Renders a key for error messages and logs (keys use NUL separators).
 pub fn printable(key: &[u8]) -> String {

@@ -6,6 +6,10 @@
 //! one writer thread, which checks expectations itself; in the other modes
 //! they are checked under striped in-process locks. Either way the database
 //! is embedded and owned by this process, so the checks see every writer.
+//!
+//! The event log lives in the same tree (`keys::EVENT`); `event_log`
+//! numbers a batch's events as it is applied and releases them once a
+//! flush covers them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,8 +18,12 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
+use super::event_log::{id_of, EventLog};
 use super::group_writer::GroupWriter;
-use super::{printable, Batch, Durability, Entry, Store, StoreError, StoreFuture};
+use super::{
+    keys, printable, Batch, CommittedEvent, Durability, Entry, Store, StoreError, StoreFuture,
+    TRIM_BATCH,
+};
 
 /// Number of lock stripes guarding conditional writes.
 const STRIPES: usize = 256;
@@ -36,6 +44,8 @@ pub struct SledStore {
     /// Serialises conditional writes touching the same keys (modes other
     /// than group, where commits run on the callers' threads).
     stripes: Vec<Mutex<()>>,
+    /// Event ids, events waiting for a flush, and the fan-out.
+    events: Arc<EventLog>,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -76,8 +86,13 @@ impl SledStore {
             })
             .open()
             .map_err(backend)?;
+        let last_event = match db.scan_prefix(keys::prefix(keys::EVENT, &[])).next_back() {
+            Some(entry) => id_of(&entry.map_err(backend)?.0)?,
+            None => 0,
+        };
+        let events = Arc::new(EventLog::open(last_event));
         let (group, writer) = if durability == Durability::Group {
-            let (gw, handle) = GroupWriter::start(db.clone());
+            let (gw, handle) = GroupWriter::start(db.clone(), Arc::clone(&events));
             (Some(gw), Some(handle))
         } else {
             (None, None)
@@ -88,11 +103,13 @@ impl SledStore {
             group,
             writer: Mutex::new(writer),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            events,
         })
     }
 
-    /// Applies the batch now; returns once it is visible (not yet durable).
-    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+    /// Applies the batch now; returns once it is visible (not yet durable)
+    /// with the newest event id it applied (`None`: it carried no event).
+    fn apply(&self, batch: &Batch) -> Result<Option<u64>, StoreError> {
         let mut stripes: Vec<usize> = batch
             .expectations
             .iter()
@@ -105,7 +122,18 @@ impl SledStore {
         unmet_expectation(&self.db, &HashMap::new(), batch)?;
         let mut sled_batch = sled::Batch::default();
         add_writes(&mut sled_batch, batch);
-        self.db.apply_batch(sled_batch).map_err(backend)
+        if batch.events.is_empty() {
+            return self
+                .db
+                .apply_batch(sled_batch)
+                .map_err(backend)
+                .map(|_| None);
+        }
+        self.events
+            .apply([batch], &mut sled_batch, |b| {
+                self.db.apply_batch(std::mem::take(b)).map_err(backend)
+            })
+            .map(Some)
     }
 }
 
@@ -198,18 +226,20 @@ impl Store for SledStore {
             if let Some(group) = &self.group {
                 return group.commit(batch).await;
             }
-            self.apply(&batch)?;
-            match self.durability {
-                Durability::PerWrite => {
-                    let db = self.db.clone();
-                    tokio::task::spawn_blocking(move || db.flush())
-                        .await
-                        .map_err(|e| StoreError::Durability(e.to_string()))?
-                        .map(|_| ())
-                        .map_err(|e| StoreError::Durability(e.to_string()))
-                }
-                Durability::None | Durability::Group => Ok(()),
+            let last_event = self.apply(&batch)?;
+            if self.durability == Durability::PerWrite {
+                let db = self.db.clone();
+                tokio::task::spawn_blocking(move || db.flush())
+                    .await
+                    .map_err(|e| StoreError::Durability(e.to_string()))?
+                    .map_err(|e| StoreError::Durability(e.to_string()))?;
             }
+            // The flush covered every event applied before this one (their
+            // ids are lower), so all of them are released, in order.
+            if let Some(id) = last_event {
+                self.events.release_through(id);
+            }
+            Ok(())
         })
     }
 
@@ -219,6 +249,52 @@ impl Store for SledStore {
 
     fn next_id(&self) -> Result<u64, StoreError> {
         self.db.generate_id().map_err(backend)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<CommittedEvent>, StoreError> {
+        let released = self.events.released();
+        if after >= released {
+            return Ok(Vec::new());
+        }
+        let prefix = keys::prefix(keys::EVENT, &[]);
+        let mut out = Vec::new();
+        for (key, value) in self.scan(&prefix, Some(&keys::event(after)), limit)? {
+            let id = id_of(&key)?;
+            if id > released {
+                break;
+            }
+            out.push(CommittedEvent {
+                id,
+                payload: Arc::from(value),
+            });
+        }
+        Ok(out)
+    }
+
+    fn last_event_id(&self) -> u64 {
+        self.events.released()
+    }
+
+    fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<CommittedEvent> {
+        self.events.subscribe()
+    }
+
+    fn trim_events(&self, through: u64) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let through = through.min(self.events.applied().saturating_sub(1));
+            let prefix = keys::prefix(keys::EVENT, &[]);
+            let mut batch = Batch::new();
+            let mut removed = 0;
+            for (key, _) in self.scan(&prefix, None, TRIM_BATCH)? {
+                if id_of(&key)? > through {
+                    break;
+                }
+                batch.delete(key);
+                removed += 1;
+            }
+            self.commit(batch).await?;
+            Ok(removed)
+        })
     }
 }
 
