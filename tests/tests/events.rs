@@ -124,3 +124,40 @@ async fn subscribers_see_transitions_vetoes_and_activations_in_their_scope_only(
     let (k, _) = bj_events.next().await;
     assert_eq!(k, "policy_activated");
 }
+
+#[tokio::test]
+async fn a_token_revocation_is_published_to_the_branch() {
+    // Given a branch with a manager subscribed and a rep
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    let mgr = app.token("manager", Some("sh"), "wang").await;
+    let issued = app
+        .ok(
+            "/v1/tokens",
+            ADMIN,
+            json!({"role": "rep", "branch": "sh", "user": "li"}),
+        )
+        .await;
+    let mut events = subscribe(&app, &mgr).await;
+
+    // When the manager revokes the rep's token
+    let id = issued["id"].as_str().unwrap();
+    let r = app
+        .send(
+            axum::http::Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(&mgr),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Then the branch's subscriber sees who lost access, and who revoked it
+    let (k, e) = events.next().await;
+    assert_eq!(k, "token_revoked", "{e}");
+    assert_eq!(e["branch"], "sh");
+    assert_eq!(
+        (&e["data"]["id"], &e["data"]["user"], &e["data"]["by"]),
+        (&json!(id), &json!("li"), &json!("wang"))
+    );
+}

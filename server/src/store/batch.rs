@@ -40,6 +40,11 @@ impl Batch {
         self
     }
 
+    /// The keys the batch writes or deletes, in order.
+    pub fn written_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.writes.iter().map(|(k, _)| k.as_slice())
+    }
+
     /// True when the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
