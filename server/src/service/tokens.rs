@@ -611,3 +611,35 @@ impl Services {
         Ok(reps)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached() -> Arc<Cached> {
+        Arc::new(Cached {
+            principal: Principal {
+                role: Role::Rep,
+                branch: Some("sh".into()),
+                user: "li".into(),
+            },
+            expires_at: None,
+            usage: None,
+        })
+    }
+
+    #[test]
+    fn a_lookup_that_read_the_store_before_a_revocation_does_not_cache_its_grant() {
+        let cache = TokenCache::default();
+        // A lookup reads the grant (still valid) ...
+        let before = cache.generation();
+        // ... the revocation is written and drops the grant ...
+        cache.drop_grants(Some("hash"));
+        // ... and the lookup's insert comes last: it must not stick.
+        cache.insert("hash".into(), cached(), before);
+        assert!(cache.get("hash").is_none());
+        // A lookup after the drop caches as usual.
+        cache.insert("hash".into(), cached(), cache.generation());
+        assert!(cache.get("hash").is_some());
+    }
+}
