@@ -241,6 +241,8 @@ fn protected_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::POST, "/v1/tokens", any.clone()),
         (Method::GET, "/v1/tokens", None),
         (Method::DELETE, "/v1/tokens/tok_x", None),
+        (Method::POST, "/v1/admin/backup", any.clone()),
+        (Method::GET, "/v1/admin/backup", None),
         (Method::POST, "/v1/branches", any.clone()),
         (Method::GET, "/v1/branches", None),
         (Method::GET, "/v1/branches/sh", None),
@@ -342,6 +344,7 @@ async fn openapi_document_lists_every_route() {
         ("/metrics", &["get"]),
         ("/v1/tokens", &["get", "post"]),
         ("/v1/tokens/{id}", &["delete"]),
+        ("/v1/admin/backup", &["get", "post"]),
         ("/v1/branches", &["get", "post"]),
         ("/v1/branches/{id}", &["get"]),
         ("/v1/branches/{id}/pipeline", &["get", "put"]),
@@ -846,6 +849,85 @@ async fn tokens_stored_before_token_ids_keep_working_and_get_an_id() {
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
+}
+
+#[tokio::test]
+async fn a_backup_is_refused_to_non_admins_and_into_a_directory_it_could_spoil() {
+    // Given a server with data, and places on disk
+    let w = world().await;
+    let places = tempfile::tempdir().expect("tempdir");
+    let full = places.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "someone's file").unwrap();
+    let file = places.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let fresh = places.path().join("fresh");
+    let path = |p: &std::path::Path| p.display().to_string();
+
+    // When a manager or a rep asks for a backup
+    for token in [&w.mgr, &w.rep] {
+        let r = w
+            .app
+            .post("/v1/admin/backup", token, json!({"to": path(&fresh)}))
+            .await;
+        // Then it is 403 and nothing is written
+        assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+        assert_error(
+            &w.app.get("/v1/admin/backup", token).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    assert!(!fresh.exists());
+
+    // When the admin names a directory that is not empty, a file, or a
+    // relative path
+    for (to, says) in [
+        (path(&full), "not empty"),
+        (path(&file), "not a directory"),
+        ("backups/today".to_string(), "absolute path"),
+        (String::new(), "absolute path"),
+    ] {
+        let r = w
+            .app
+            .post("/v1/admin/backup", ADMIN, json!({"to": to}))
+            .await;
+        // Then it is refused naming the field, and the place is left as it was
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(r.body["error"]["details"]["field"], "to", "{}", r.body);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(full.join("keep.txt")).unwrap(),
+        "someone's file"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+
+    // When the admin backs up into a new directory
+    let r = w
+        .app
+        .post("/v1/admin/backup", ADMIN, json!({"to": path(&fresh)}))
+        .await;
+    // Then it is 201 with the manifest written beside the data
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fresh.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(r.body["manifest"], manifest);
+    assert!(manifest["keys"].as_u64().unwrap() > 0);
+    // And nobody is backing up any more
+    let status = w.app.get("/v1/admin/backup", ADMIN).await;
+    assert_eq!(status.body["running"], false, "{}", status.body);
+    // And a second backup into the same place is refused
+    let r = w
+        .app
+        .post("/v1/admin/backup", ADMIN, json!({"to": path(&fresh)}))
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
 
 #[tokio::test]

@@ -95,6 +95,14 @@ impl Store for CountingStore {
     fn next_id(&self) -> Result<u64, StoreError> {
         self.inner.next_id()
     }
+
+    fn backup(
+        &self,
+        dir: &std::path::Path,
+        progress: dealflow::store::backup::ProgressFn<'_>,
+    ) -> Result<dealflow::store::backup::BackupCopy, StoreError> {
+        self.inner.backup(dir, progress)
+    }
 }
 
 /// True for the key of a token's last use.

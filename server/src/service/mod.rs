@@ -2,6 +2,7 @@
 //! read, write one atomic batch. Handlers call exactly one function here.
 
 mod assignment;
+pub mod backup;
 mod branches;
 mod brands;
 mod customers;
@@ -73,6 +74,8 @@ pub struct Services {
     pub(crate) events: Arc<EventBus>,
     /// Branches waiting for a re-tier.
     pub(crate) tiering: Arc<TierQueue>,
+    /// The backup running now, if any.
+    backups: Arc<backup::Backups>,
 }
 
 /// Most policy executions running at once, by default.
@@ -95,6 +98,7 @@ impl Services {
             policies: Arc::new(PolicyRegistry::new(executor)),
             events: Arc::default(),
             tiering: Arc::default(),
+            backups: Arc::default(),
 
             repo,
         }

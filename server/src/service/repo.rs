@@ -60,6 +60,11 @@ impl Repo {
         self.store.as_ref()
     }
 
+    /// The underlying store, shared (for work on a blocking thread).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
     /// Reads and decodes one record.
     pub fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<Stored<T>>, ServiceError> {
         self.read_with(key, decode)

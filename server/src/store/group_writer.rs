@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
+use super::backup::Tee;
 use super::sled_store::{add_writes, unmet_expectation};
 use super::{Batch, StoreError};
 
@@ -47,8 +48,9 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer thread for `db`.
-    pub(crate) fn start(db: sled::Db) -> (Arc<Self>, JoinHandle<()>) {
+    /// Starts the writer thread for `db`; each round's apply goes through
+    /// `tee`.
+    pub(crate) fn start(db: sled::Db, tee: Arc<Tee>) -> (Arc<Self>, JoinHandle<()>) {
         let writer = Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
@@ -56,7 +58,7 @@ impl GroupWriter {
         let worker = Arc::clone(&writer);
         let handle = std::thread::Builder::new()
             .name("dealflow-writer".into())
-            .spawn(move || worker.run(&db))
+            .spawn(move || worker.run(&db, &tee))
             .expect("spawn the writer thread");
         (writer, handle)
     }
@@ -88,7 +90,7 @@ impl GroupWriter {
         self.queued.notify_one();
     }
 
-    fn run(&self, db: &sled::Db) {
+    fn run(&self, db: &sled::Db, tee: &Tee) {
         let _exit = Exit(self);
         // After a failed flush the disk's state is unknown (an fsync error
         // may have dropped dirty pages), so nothing more is acknowledged.
@@ -106,7 +108,7 @@ impl GroupWriter {
             };
             match &failed {
                 Some(e) => answer_all(jobs, || Err(StoreError::Durability(e.clone()))),
-                None => failed = write_round(db, jobs),
+                None => failed = write_round(db, tee, jobs),
             }
         }
     }
@@ -143,7 +145,7 @@ fn answer_all(jobs: Vec<Job>, outcome: impl Fn() -> Result<(), StoreError>) {
 
 /// One round: check, merge, apply, flush, answer. Returns the flush error
 /// that must stop all later acknowledgements, if any.
-fn write_round(db: &sled::Db, jobs: Vec<Job>) -> Option<String> {
+fn write_round(db: &sled::Db, tee: &Tee, jobs: Vec<Job>) -> Option<String> {
     // Values as the round has left them so far: a batch's expectations see
     // the writes of the batches accepted before it in the same round.
     let mut written: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
@@ -161,13 +163,20 @@ fn write_round(db: &sled::Db, jobs: Vec<Job>) -> Option<String> {
     }
     let accepted = refused.iter().any(Option::is_none);
     let outcome = if accepted {
-        db.apply_batch(merged)
-            .map_err(|e| StoreError::Backend(e.to_string()))
-            .and_then(|()| {
-                db.flush()
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Durability(e.to_string()))
-            })
+        let applied = jobs
+            .iter()
+            .zip(&refused)
+            .filter(|(_, refusal)| refusal.is_none())
+            .map(|(job, _)| &job.batch);
+        tee.apply(applied, || {
+            db.apply_batch(merged)
+                .map_err(|e| StoreError::Backend(e.to_string()))
+        })
+        .and_then(|()| {
+            db.flush()
+                .map(|_| ())
+                .map_err(|e| StoreError::Durability(e.to_string()))
+        })
     } else {
         Ok(())
     };
@@ -245,7 +254,7 @@ mod tests {
             &[("deal", None)],
             &[("deal", Some("b")), ("other", Some("b"))],
         );
-        assert!(write_round(&db, vec![a, b]).is_none());
+        assert!(write_round(&db, &Tee::default(), vec![a, b]).is_none());
         assert!(a_answer.blocking_recv().expect("answered").is_ok());
         assert!(matches!(
             b_answer.blocking_recv().expect("answered"),
@@ -269,7 +278,7 @@ mod tests {
             &[("deal", Some("v2"))],
         );
         let (c, c_answer) = job(&[], &[("gone", Some("back"))]);
-        assert!(write_round(&db, vec![a, b, c]).is_none());
+        assert!(write_round(&db, &Tee::default(), vec![a, b, c]).is_none());
         for answer in [a_answer, b_answer, c_answer] {
             assert!(answer.blocking_recv().expect("answered").is_ok());
         }
@@ -322,7 +331,7 @@ mod tests {
     #[test]
     fn a_commit_after_shutdown_began_is_refused_not_lost() {
         let (_dir, db) = db();
-        let (writer, handle) = GroupWriter::start(db);
+        let (writer, handle) = GroupWriter::start(db, Arc::default());
         writer.stop();
         handle.join().expect("writer exits");
         assert!(matches!(

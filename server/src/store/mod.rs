@@ -3,9 +3,11 @@
 //!
 //! Everything above this module talks to [`Store`] only, so a second backend
 //! can be added without touching services or handlers. The contract is small
-//! on purpose: point reads, ordered prefix scans, and one atomic, conditional
-//! commit whose future resolves once the write is durable.
+//! on purpose: point reads, ordered prefix scans, one atomic, conditional
+//! commit whose future resolves once the write is durable, and a consistent
+//! online copy of everything (`backup`).
 
+pub mod backup;
 mod batch;
 mod durability;
 mod group_writer;
@@ -17,7 +19,7 @@ use std::pin::Pin;
 
 pub use batch::Batch;
 pub use durability::Durability;
-pub use sled_store::SledStore;
+pub use sled_store::{DataDir, SledStore};
 
 /// A key/value pair returned by a scan.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -81,6 +83,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns a fresh, unique, monotonically increasing number (for ids).
     fn next_id(&self) -> Result<u64, StoreError>;
+
+    /// Writes a consistent copy of every key into the empty directory
+    /// `dir` (the data file of [`backup`]) while commits go on: the copy
+    /// equals the store at one moment, each batch wholly in or out. It
+    /// blocks the calling thread until the copy is on disk. One backup at
+    /// a time.
+    fn backup(
+        &self,
+        dir: &std::path::Path,
+        progress: backup::ProgressFn<'_>,
+    ) -> Result<backup::BackupCopy, StoreError>;
 }
 
 /// Renders a key for error messages and logs (keys use NUL separators).
