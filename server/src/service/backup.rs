@@ -98,7 +98,7 @@ pub(crate) struct Backups {
 
 impl Backups {
     /// Claims the one backup slot, or 409.
-    fn claim(&self, to: &str, at: DateTime<Utc>) -> Result<Claim<'_>, ServiceError> {
+    fn claim(self: &Arc<Self>, to: &str, at: DateTime<Utc>) -> Result<Claim, ServiceError> {
         let mut status = self.status.lock();
         if status.running {
             return Err(ServiceError::WrongState {
@@ -117,7 +117,7 @@ impl Backups {
             keys: 0,
             bytes: 0,
         };
-        Ok(Claim(self))
+        Ok(Claim(Arc::clone(self)))
     }
 
     fn progress(&self, p: Progress) {
@@ -129,9 +129,15 @@ impl Backups {
 }
 
 /// The claimed backup slot, released when dropped.
-struct Claim<'a>(&'a Backups);
+struct Claim(Arc<Backups>);
 
-impl Drop for Claim<'_> {
+impl Claim {
+    fn progress(&self, p: Progress) {
+        self.0.progress(p);
+    }
+}
+
+impl Drop for Claim {
     fn drop(&mut self) {
         *self.0.status.lock() = BackupStatus::default();
     }
@@ -192,30 +198,32 @@ impl Services {
     ) -> Result<BackupReport, ServiceError> {
         caller.require_admin()?;
         let started_at = now();
-        let _claim = self.backups.claim(&req.to, started_at)?;
+        let claim = self.backups.claim(&req.to, started_at)?;
         let dir = target_dir(&req.to)?;
         let store = self.repo.shared_store();
-        let backups = Arc::clone(&self.backups);
-        let into = dir.clone();
-        let copy =
-            tokio::task::spawn_blocking(move || store.backup(&into, &|p| backups.progress(p)))
-                .await
-                .map_err(|e| ServiceError::Store(StoreError::Backend(e.to_string())))??;
-        let manifest = Manifest {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            schema: SCHEMA,
-            server_version: env!("CARGO_PKG_VERSION").into(),
-            created_at: {
-                use chrono::SubsecRound;
-                copy.consistent_at.trunc_subsecs(3)
-            },
-            keys: copy.keys,
-            bytes: copy.bytes,
-            sha256: copy.sha256,
-            data_file: backup::DATA_FILE.into(),
-        };
-        write_manifest(&dir, &manifest)?;
+        // The copy and its manifest are written on a blocking thread that
+        // holds the claim to the end, even if the client goes away.
+        let (copy, manifest) = tokio::task::spawn_blocking(move || {
+            let copy = store.backup(&dir, &|p| claim.progress(p))?;
+            let manifest = Manifest {
+                format: FORMAT.into(),
+                format_version: FORMAT_VERSION,
+                schema: SCHEMA,
+                server_version: env!("CARGO_PKG_VERSION").into(),
+                created_at: {
+                    use chrono::SubsecRound;
+                    copy.consistent_at.trunc_subsecs(3)
+                },
+                keys: copy.keys,
+                bytes: copy.bytes,
+                sha256: copy.sha256.clone(),
+                data_file: backup::DATA_FILE.into(),
+            };
+            write_manifest(&dir, &manifest)?;
+            Ok::<_, ServiceError>((copy, manifest))
+        })
+        .await
+        .map_err(|e| ServiceError::Store(StoreError::Backend(e.to_string())))??;
         let took_ms = (now() - started_at).num_milliseconds().max(0) as u64;
         tracing::info!(to = %req.to, keys = manifest.keys, took_ms, "backup written");
         Ok(BackupReport {
