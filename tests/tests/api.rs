@@ -629,8 +629,11 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_one_stops_working_at_on
         assert_eq!(app.get("/v1/branches", t).await.status, StatusCode::OK);
     }
 
-    // And after a restart the revocation still holds
+    // And after a restart the revocation still holds, and the last uses
+    // noted before it were stored
     let app = TestApp::reopen(w.app.close().await).await;
+    let r = app.get("/v1/tokens?user=wang", ADMIN).await;
+    assert!(r.body["items"][0]["last_used_at"].is_string(), "{}", r.body);
     let r = app.get("/v1/customers", &w.rep).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
     let r = app.get("/v1/tokens?user=li", ADMIN).await;

@@ -164,9 +164,10 @@ pub struct TokenFilter {
     /// Only this holder's tokens.
     pub user: Option<String>,
     /// Only tokens in this status.
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     pub status: Option<TokenStatus>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
