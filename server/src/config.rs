@@ -24,6 +24,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage policies: test locally, or push, list, activate, roll back on a server.
     Policy(crate::policy_cli::PolicyArgs),
+    /// Back up a running server's store into a new directory.
+    Backup(crate::backup_cli::BackupArgs),
+    /// Restore a backup into a new data directory (no server needed).
+    Restore(crate::backup_cli::RestoreArgs),
 }
 
 /// Log output format.
@@ -101,6 +105,8 @@ impl Cli {
         let args = match self.command {
             Some(Command::Serve(a)) => a,
             Some(Command::Policy(p)) => return crate::policy_cli::run(p),
+            Some(Command::Backup(b)) => return crate::backup_cli::backup(b),
+            Some(Command::Restore(r)) => return crate::backup_cli::restore(r),
             None => ServeArgs::default(),
         };
 

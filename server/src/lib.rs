@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`config`]: the command line (`dealflow serve …`) and its environment.
+//! - [`policy_cli`], [`backup_cli`]: the `policy`, `backup` and `restore`
+//!   commands; [`cli_client`]: their HTTP client.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`telemetry`]: tracing setup (human or JSON logs).
 //! - [`api`]: the HTTP boundary: routes, handlers, extractors, the error body.
@@ -15,7 +17,8 @@
 //! - [`incentive`]: settlement periods, bonus-hook inputs, the native rules.
 //! - [`accounts`]: key accounts: native Pareto tiering, contact due dates.
 //! - [`domain`]: types and rules without I/O (money, ids, stages, records).
-//! - [`store`]: the `Store` trait, its sled backend and group commit.
+//! - [`store`]: the `Store` trait, its sled backend, group commit and the
+//!   consistent online backup.
 //! - [`metrics`]: Prometheus counters and histograms.
 //!
 //! Layers depend one way: `api` → `service`/`pipeline` → `store`.
@@ -23,6 +26,8 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod backup_cli;
+pub mod cli_client;
 pub mod config;
 pub mod domain;
 pub mod incentive;

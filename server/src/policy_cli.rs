@@ -7,12 +7,9 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::cli_client::Remote;
 use crate::policy::executor::Executor;
 use crate::policy::live::Runtime;
 use crate::policy::Limits;
@@ -20,14 +17,9 @@ use crate::policy::Limits;
 /// Options of `dealflow policy`.
 #[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
-    /// Base URL of the server (default: `http://` and the server's own
-    /// `DEALFLOW_LISTEN` when set, so a shell that started the server
-    /// reaches it; otherwise `http://127.0.0.1:8080`).
-    #[arg(long, env = "DEALFLOW_URL", global = true)]
-    pub server: Option<String>,
-    /// Bearer token (an admin's or a branch manager's).
-    #[arg(long, env = "DEALFLOW_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    /// The server and token.
+    #[command(flatten)]
+    pub remote: Remote,
     /// What to do.
     #[command(subcommand)]
     pub command: PolicyCommand,
@@ -124,20 +116,7 @@ fn test_locally(file: &Path) -> Result<(), String> {
 }
 
 async fn remote(args: &PolicyArgs) -> Result<(), String> {
-    let token = args
-        .token
-        .clone()
-        .or_else(|| std::env::var("DEALFLOW_ADMIN_TOKEN").ok())
-        .ok_or("set DEALFLOW_TOKEN (or --token) to an admin's or manager's token")?;
-    let base = args.server.clone().unwrap_or_else(|| {
-        let listen = std::env::var("DEALFLOW_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
-        format!("http://{listen}")
-    });
-    let api = Api {
-        base: base.trim_end_matches('/').to_string(),
-        token,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    };
+    let api = args.remote.client("an admin's or manager's")?;
     match &args.command {
         PolicyCommand::Test { .. } => unreachable!("handled locally"),
         PolicyCommand::Push {
@@ -246,47 +225,5 @@ fn nothing_to_roll_back(name: &str, current: Option<u64>) -> String {
             "`{name}` has never had a version active; activate one with \
              `dealflow policy activate {name} <version>`."
         ),
-    }
-}
-
-/// A tiny JSON client for the server.
-struct Api {
-    /// Base URL.
-    base: String,
-    /// Bearer token.
-    token: String,
-    /// HTTP client.
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
-            .map_err(|e| e.to_string())?;
-        let res = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| format!("{}: {e}", self.base))?;
-        let status = res.status();
-        let bytes = res
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(v)
-        } else {
-            Err(format!("{status}: {v}"))
-        }
     }
 }

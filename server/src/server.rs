@@ -62,6 +62,19 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
         }
         AdminBootstrap::FromEnv => tracing::info!("admin token taken from DEALFLOW_ADMIN_TOKEN"),
         AdminBootstrap::Existing => tracing::info!("admin token: the one generated at first start"),
+        AdminBootstrap::Revoked { id, active_admins } => {
+            // Rotated through the API, then left in the environment: the
+            // revocation stands (a departed admin's token must not come
+            // back with a restart); the admin tokens in the store decide.
+            tracing::warn!(
+                token = %id,
+                active_admins,
+                "DEALFLOW_ADMIN_TOKEN holds a revoked admin token; it stays revoked and the server starts with the admin tokens it has (set DEALFLOW_ADMIN_TOKEN to a new secret to install a new admin token)"
+            );
+            if active_admins == 0 {
+                tracing::error!("no admin token is active: set DEALFLOW_ADMIN_TOKEN to a new secret and restart");
+            }
+        }
     }
     Ok(services)
 }
@@ -84,6 +97,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     run(listener, services.clone(), shutdown)
         .await
         .map_err(|source| ServeError::Io { addr, source })?;
+    if let Err(e) = services.store_token_usage().await {
+        tracing::warn!(error = %e, "could not store the tokens' last use");
+    }
     services.flush().map_err(ServeError::Service)?;
     tracing::info!("dealflow stopped cleanly");
     Ok(())

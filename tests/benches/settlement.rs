@@ -284,6 +284,7 @@ fn main() {
                     role: Role::Manager,
                     branch: Some(BRANCH.into()),
                     user: "boss".into(),
+                    expires_at: None,
                 },
             )
             .await

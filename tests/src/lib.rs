@@ -333,6 +333,33 @@ pub fn dealflow_binary() -> PathBuf {
     dir.join(format!("dealflow{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// What a run of the `dealflow` command printed, and whether it succeeded.
+#[derive(Debug)]
+pub struct CliRun {
+    /// Exit status 0.
+    pub ok: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (progress lines and errors).
+    pub stderr: String,
+}
+
+/// Runs the `dealflow` binary with `args` and extra environment variables,
+/// and waits for it.
+pub fn run_cli(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> CliRun {
+    let out = Command::new(dealflow_binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("DEALFLOW_ADMIN_TOKEN")
+        .output()
+        .expect("run dealflow");
+    CliRun {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// A running server process and its base URL.
 pub struct Server {
     /// The process.

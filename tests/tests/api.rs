@@ -239,6 +239,10 @@ fn protected_routes() -> Vec<(Method, &'static str, Option<Value>)> {
     let any = Some(json!({}));
     vec![
         (Method::POST, "/v1/tokens", any.clone()),
+        (Method::GET, "/v1/tokens", None),
+        (Method::DELETE, "/v1/tokens/tok_x", None),
+        (Method::POST, "/v1/admin/backup", any.clone()),
+        (Method::GET, "/v1/admin/backup", None),
         (Method::POST, "/v1/branches", any.clone()),
         (Method::GET, "/v1/branches", None),
         (Method::GET, "/v1/branches/sh", None),
@@ -267,6 +271,7 @@ fn protected_routes() -> Vec<(Method, &'static str, Option<Value>)> {
 /// Every list route (path, a token that may read it).
 fn list_routes(w: &World) -> Vec<String> {
     vec![
+        "/v1/tokens".into(),
         "/v1/branches".into(),
         "/v1/brands".into(),
         "/v1/fx-rates".into(),
@@ -337,7 +342,9 @@ async fn openapi_document_lists_every_route() {
     let expected: &[(&str, &[&str])] = &[
         ("/healthz", &["get"]),
         ("/metrics", &["get"]),
-        ("/v1/tokens", &["post"]),
+        ("/v1/tokens", &["get", "post"]),
+        ("/v1/tokens/{id}", &["delete"]),
+        ("/v1/admin/backup", &["get", "post"]),
         ("/v1/branches", &["get", "post"]),
         ("/v1/branches/{id}", &["get"]),
         ("/v1/branches/{id}/pipeline", &["get", "put"]),
@@ -474,6 +481,458 @@ async fn token_requests_are_validated() {
         // Then it is refused with the error body
         assert_error(&r, status, code);
     }
+}
+
+/// An RFC 3339 time of a body, parsed (so the comparison does not depend on
+/// how many fractional digits are printed).
+fn instant(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an RFC 3339 time: {v}"))
+}
+
+/// Issues a token as the admin; returns its body (`id`, `token`, …).
+async fn issue(app: &TestApp, body: Value) -> Value {
+    app.ok("/v1/tokens", ADMIN, body).await
+}
+
+/// The id of `user`'s only token, as the admin lists it.
+async fn token_id(app: &TestApp, user: &str) -> String {
+    let r = app.get(&format!("/v1/tokens?user={user}"), ADMIN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let items = r.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "one token of {user}: {}", r.body);
+    items[0]["id"].as_str().expect("id").to_string()
+}
+
+async fn revoke(app: &TestApp, id: &str, token: &str) -> Reply {
+    app.send(
+        Method::DELETE,
+        &format!("/v1/tokens/{id}"),
+        Some(token),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn tokens_are_listed_without_secrets_and_a_revoked_one_stops_working_at_once() {
+    // Given a branch with a rep and a manager, and a second branch's rep
+    let w = world().await;
+    let app = &w.app;
+    app.branch("bj").await;
+    let bj_rep = app.token("rep", Some("bj"), "zhou").await;
+    // (whose tokens have been used, so they sit in the server's cache)
+    for t in [&w.rep, &w.mgr, &bj_rep] {
+        assert_eq!(app.get("/v1/customers", t).await.status, StatusCode::OK);
+    }
+
+    // When the admin lists tokens
+    let r = app.get("/v1/tokens", ADMIN).await;
+
+    // Then every holder is there with id, role, branch, user, times and status
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap();
+    let users: BTreeSet<&str> = items.iter().map(|t| t["user"].as_str().unwrap()).collect();
+    assert_eq!(users, BTreeSet::from(["admin", "li", "wang", "zhou"]));
+    let li = items.iter().find(|t| t["user"] == "li").unwrap();
+    assert!(li["id"].as_str().unwrap().starts_with("tok_"), "{li}");
+    assert_eq!(
+        (&li["role"], &li["branch"], &li["status"]),
+        (&json!("rep"), &json!("sh"), &json!("active"))
+    );
+    assert!(li["created_at"].as_str().unwrap().ends_with('Z'), "{li}");
+    assert_eq!(li["expires_at"], Value::Null);
+    assert!(li["last_used_at"].is_string(), "used just now: {li}");
+    // And no secret and no hash appears anywhere in the list
+    let text = r.body.to_string();
+    for secret in [ADMIN, &w.rep, &w.mgr, &bj_rep] {
+        assert!(!text.contains(secret), "a secret is listed: {text}");
+        let hash = dealflow::auth::hash_token(secret);
+        assert!(!text.contains(&hash), "a hash is listed: {text}");
+    }
+    // And filters and paging work like other lists
+    let r = app.get("/v1/tokens?branch=sh&user=li", ADMIN).await;
+    assert_eq!(ids(r.body["items"].as_array().unwrap(), "user"), vec!["li"]);
+    let first = app.get("/v1/tokens?limit=1", ADMIN).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
+    let cursor = first.str("next_cursor");
+    let second = app
+        .get(&format!("/v1/tokens?limit=1&cursor={cursor}"), ADMIN)
+        .await;
+    assert_ne!(second.body["items"][0]["id"], first.body["items"][0]["id"]);
+    // And a manager sees only their branch's reps' tokens; a rep may not list
+    let r = app.get("/v1/tokens", &w.mgr).await;
+    assert_eq!(ids(r.body["items"].as_array().unwrap(), "user"), vec!["li"]);
+    assert_error(
+        &app.get("/v1/tokens?branch=bj", &w.mgr).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &app.get("/v1/tokens", &w.rep).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+
+    // When the manager revokes the rep's token
+    let li_id = li["id"].as_str().unwrap().to_string();
+    let r = revoke(app, &li_id, &w.mgr).await;
+
+    // Then the revocation is recorded with who and when
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "revoked");
+    assert_eq!(r.body["revoked_by"], "wang");
+    assert!(r.body["revoked_at"].is_string(), "{}", r.body);
+    let revoked_at = r.body["revoked_at"].clone();
+    // And the very next request with it is 401, saying it was revoked
+    let r = app.get("/v1/customers", &w.rep).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{}",
+        r.body
+    );
+    // And lists show it revoked; `status=active` leaves it out
+    let r = app.get("/v1/tokens?user=li", ADMIN).await;
+    assert_eq!(r.body["items"][0]["status"], "revoked");
+    let r = app.get("/v1/tokens?branch=sh&status=active", ADMIN).await;
+    assert_eq!(
+        ids(r.body["items"].as_array().unwrap(), "user"),
+        vec!["wang"]
+    );
+    // And revoking it again changes nothing
+    let again = revoke(app, &li_id, ADMIN).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        (&again.body["revoked_by"], &again.body["revoked_at"]),
+        (&json!("wang"), &revoked_at)
+    );
+
+    // When a manager or rep reaches beyond their scope, or the id is unknown
+    let wang = token_id(app, "wang").await;
+    let zhou = token_id(app, "zhou").await;
+    let admin = token_id(app, "admin").await;
+    for (id, token, status) in [
+        (wang.as_str(), w.mgr.as_str(), StatusCode::FORBIDDEN),
+        (&admin, &w.mgr, StatusCode::FORBIDDEN),
+        (&zhou, &w.mgr, StatusCode::FORBIDDEN),
+        (&zhou, &bj_rep, StatusCode::FORBIDDEN),
+        ("tok_unknown", ADMIN, StatusCode::NOT_FOUND),
+    ] {
+        // Then it is refused and the token still works
+        let r = revoke(app, id, token).await;
+        assert_eq!(r.status, status, "revoke {id}: {}", r.body);
+    }
+    for t in [&w.mgr, &bj_rep, ADMIN] {
+        assert_eq!(app.get("/v1/branches", t).await.status, StatusCode::OK);
+    }
+
+    // And after a restart the revocation still holds, and the last uses
+    // noted before it were stored
+    let app = TestApp::reopen(w.app.close().await).await;
+    let r = app.get("/v1/tokens?user=wang", ADMIN).await;
+    assert!(r.body["items"][0]["last_used_at"].is_string(), "{}", r.body);
+    let r = app.get("/v1/customers", &w.rep).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    let r = app.get("/v1/tokens?user=li", ADMIN).await;
+    assert_eq!(r.body["items"][0]["revoked_by"], "wang");
+    assert_eq!(
+        app.get("/v1/customers", &w.mgr).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_with_a_message_saying_it_expired() {
+    // Given a rep token that expires in three seconds
+    let w = world().await;
+    let app = &w.app;
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let issued = issue(
+        app,
+        json!({"role": "rep", "branch": "sh", "user": "temp", "expires_at": expires}),
+    )
+    .await;
+    assert_eq!(instant(&issued["expires_at"]), instant(&json!(expires)));
+    let token = issued["token"].as_str().unwrap();
+    // (it works until then)
+    assert_eq!(app.get("/v1/customers", token).await.status, StatusCode::OK);
+
+    // When it is used after that time (polled, bounded)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let r = loop {
+        let r = app.get("/v1/customers", token).await;
+        if r.status != StatusCode::OK || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+
+    // Then it is 401 and the message says it expired
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthorized");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("expired"), "{message}");
+    // And lists show it expired
+    let r = app.get("/v1/tokens?user=temp", ADMIN).await;
+    assert_eq!(r.body["items"][0]["status"], "expired");
+}
+
+#[tokio::test]
+async fn a_token_expiring_in_the_past_or_at_a_malformed_time_is_refused() {
+    // Given a branch
+    let w = world().await;
+    for (expires, status, code, field) in [
+        (
+            json!("2020-01-01T00:00:00Z"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "expires_at",
+        ),
+        (
+            json!("tomorrow"),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "expires_at",
+        ),
+    ] {
+        // When the admin asks for a token expiring then
+        let r = w
+            .app
+            .post(
+                "/v1/tokens",
+                ADMIN,
+                json!({"role": "rep", "branch": "sh", "user": "x", "expires_at": expires}),
+            )
+            .await;
+        // Then it is refused, naming the field, and no token is issued
+        assert_error(&r, status, code);
+        let details = &r.body["error"]["details"];
+        assert!(
+            details["field"] == field || details["path"] == field,
+            "{}",
+            r.body
+        );
+    }
+    let r = w.app.get("/v1/tokens?user=x", ADMIN).await;
+    assert_eq!(r.body["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_admin_token_is_rotated_without_a_restart_and_stays_revoked_after_one() {
+    // Given a server with data, started with DEALFLOW_ADMIN_TOKEN = ADMIN
+    let w = world().await;
+    let app = &w.app;
+    let old = token_id(app, "admin").await;
+
+    // When the admin revokes the only admin token
+    let r = revoke(app, &old, ADMIN).await;
+    // Then it is refused, so nobody locks the server out
+    assert_error(&r, StatusCode::CONFLICT, "last_admin_token");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("last active admin token"));
+    assert_eq!(app.get("/v1/branches", ADMIN).await.status, StatusCode::OK);
+
+    // When the admin issues a new admin token and revokes the old one with it
+    let new = issue(app, json!({"role": "admin", "user": "root"})).await;
+    let new_token = new["token"].as_str().unwrap().to_string();
+    let r = revoke(app, &old, &new_token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Then the old one is refused at once, the new one does everything
+    assert_error(
+        &app.get("/v1/branches", ADMIN).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    app.ok(
+        "/v1/branches",
+        &new_token,
+        json!({"id": "bj", "name": "Beijing"}),
+    )
+    .await;
+    // And the new one, now the last, cannot revoke itself
+    let own = new["id"].as_str().unwrap();
+    assert_error(
+        &revoke(app, own, &new_token).await,
+        StatusCode::CONFLICT,
+        "last_admin_token",
+    );
+
+    // When the server restarts with the old token still in DEALFLOW_ADMIN_TOKEN
+    let app = TestApp::reopen(w.app.close().await).await;
+
+    // Then the old token is not reinstated, the new one works, no data is lost
+    assert_error(
+        &app.get("/v1/branches", ADMIN).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let branches = app.get("/v1/branches", &new_token).await;
+    assert_eq!(
+        ids(branches.body["items"].as_array().unwrap(), "id"),
+        vec!["bj", "sh"]
+    );
+    let c = app
+        .get(&format!("/v1/customers/{}", w.customer), &new_token)
+        .await;
+    assert_eq!(c.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/customers", &w.rep).await.status,
+        StatusCode::OK
+    );
+    let r = app.get("/v1/tokens?user=admin", &new_token).await;
+    assert_eq!(r.body["items"][0]["revoked_by"], "root");
+
+    // When it restarts with a new secret in DEALFLOW_ADMIN_TOKEN
+    let fresh = "a-brand-new-admin-secret-0123";
+    let outcome = app.services.bootstrap_admin(Some(fresh)).await.unwrap();
+    // Then that secret becomes an admin token beside the rotated one
+    assert_eq!(outcome, dealflow::service::AdminBootstrap::FromEnv);
+    assert_eq!(app.get("/v1/branches", fresh).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/branches", &new_token).await.status,
+        StatusCode::OK
+    );
+    assert_error(
+        &app.get("/v1/branches", ADMIN).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+}
+
+#[tokio::test]
+async fn tokens_stored_before_token_ids_keep_working_and_get_an_id() {
+    // Given a store written by a server before token ids: a rep token kept
+    // under its hash only, without id or index
+    let w = world().await;
+    let dir = w.app.close().await;
+    let secret = "dft_an-old-rep-token-0123456789";
+    {
+        let store = open_when_released(dir.path()).await;
+        let mut batch = Batch::new();
+        batch.put(
+            keys::key(keys::TOKEN, &[&dealflow::auth::hash_token(secret)]),
+            json!({"role": "rep", "branch": "sh", "user": "old",
+                   "created_at": "2025-06-01T08:00:00Z"})
+            .to_string(),
+        );
+        batch.put(keys::key(keys::META, &["schema"]), b"4".to_vec());
+        store.commit(batch).await.unwrap();
+        store.flush().unwrap();
+    }
+
+    // When the current server opens it
+    let app = TestApp::reopen(dir).await;
+
+    // Then the old token still works with its scope
+    let r = app.get("/v1/customers", secret).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // And it is listed with an id of its own, under its branch too
+    let r = app.get("/v1/tokens?branch=sh&user=old", ADMIN).await;
+    let listed = &r.body["items"][0];
+    assert!(
+        listed["id"].as_str().unwrap().starts_with("tok_"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        instant(&listed["created_at"]),
+        instant(&json!("2025-06-01T08:00:00Z"))
+    );
+    // And that id revokes it
+    let id = listed["id"].as_str().unwrap();
+    assert_eq!(revoke(&app, id, ADMIN).await.status, StatusCode::OK);
+    assert_error(
+        &app.get("/v1/customers", secret).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+}
+
+#[tokio::test]
+async fn a_backup_is_refused_to_non_admins_and_into_a_directory_it_could_spoil() {
+    // Given a server with data, and places on disk
+    let w = world().await;
+    let places = tempfile::tempdir().expect("tempdir");
+    let full = places.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "someone's file").unwrap();
+    let file = places.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let fresh = places.path().join("fresh");
+    let path = |p: &std::path::Path| p.display().to_string();
+
+    // When a manager or a rep asks for a backup
+    for token in [&w.mgr, &w.rep] {
+        let r = w
+            .app
+            .post("/v1/admin/backup", token, json!({"to": path(&fresh)}))
+            .await;
+        // Then it is 403 and nothing is written
+        assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+        assert_error(
+            &w.app.get("/v1/admin/backup", token).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    assert!(!fresh.exists());
+
+    // When the admin names a directory that is not empty, a file, or a
+    // relative path
+    for (to, says) in [
+        (path(&full), "not empty"),
+        (path(&file), "not a directory"),
+        ("backups/today".to_string(), "absolute path"),
+        (String::new(), "absolute path"),
+    ] {
+        let r = w
+            .app
+            .post("/v1/admin/backup", ADMIN, json!({"to": to}))
+            .await;
+        // Then it is refused naming the field, and the place is left as it was
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(r.body["error"]["details"]["field"], "to", "{}", r.body);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(full.join("keep.txt")).unwrap(),
+        "someone's file"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+
+    // When the admin backs up into a new directory
+    let r = w
+        .app
+        .post("/v1/admin/backup", ADMIN, json!({"to": path(&fresh)}))
+        .await;
+    // Then it is 201 with the manifest written beside the data
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fresh.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(r.body["manifest"], manifest);
+    assert!(manifest["keys"].as_u64().unwrap() > 0);
+    // And nobody is backing up any more
+    let status = w.app.get("/v1/admin/backup", ADMIN).await;
+    assert_eq!(status.body["running"], false, "{}", status.body);
+    // And a second backup into the same place is refused
+    let r = w
+        .app
+        .post("/v1/admin/backup", ADMIN, json!({"to": path(&fresh)}))
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
 
 #[tokio::test]
@@ -2767,7 +3226,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         (Method::PUT, "/v1/customers"),
         (Method::DELETE, "/v1/customers/cus_x"),
         (Method::PATCH, "/v1/brands/volvo"),
-        (Method::GET, "/v1/tokens"),
+        (Method::PUT, "/v1/tokens"),
         (Method::DELETE, "/v1/fx-rates"),
         (Method::POST, "/v1/deals/deal_x/history"),
         (Method::POST, "/healthz"),

@@ -149,6 +149,18 @@ impl Case {
     }
 }
 
+/// Issues a token no row uses, for the revocation rows; returns its id.
+async fn fresh_token(f: &Fixture, role: &str, branch: Option<&str>) -> String {
+    let mut body = json!({"role": role, "user": "spare"});
+    if let Some(b) = branch {
+        body["branch"] = json!(b);
+    }
+    f.app.ok("/v1/tokens", ADMIN, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
 /// The default pipeline as a definition (PUT rows write it back unchanged in
 /// substance, so later rows still find the default stages).
 fn default_pipeline() -> Value {
@@ -240,6 +252,48 @@ async fn matrix(f: &Fixture, who: Who) -> Vec<Case> {
             "/v1/tokens".into(),
             Some(json!({"role": "admin", "user": format!("root-{tag}")})),
             [201, 403, 403],
+        ),
+        case(
+            "list tokens",
+            M::GET,
+            "/v1/tokens".into(),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "list tokens of b",
+            M::GET,
+            "/v1/tokens?branch=b".into(),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "revoke a rep token in a",
+            M::DELETE,
+            format!("/v1/tokens/{}", fresh_token(f, "rep", Some("a")).await),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            "revoke a rep token in b",
+            M::DELETE,
+            format!("/v1/tokens/{}", fresh_token(f, "rep", Some("b")).await),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "revoke a manager token in a",
+            M::DELETE,
+            format!("/v1/tokens/{}", fresh_token(f, "manager", Some("a")).await),
+            None,
+            [200, 403, 403],
+        ),
+        case(
+            "revoke an admin token",
+            M::DELETE,
+            format!("/v1/tokens/{}", fresh_token(f, "admin", None).await),
+            None,
+            [200, 403, 403],
         ),
         // --- branches
         case(

@@ -868,3 +868,51 @@ async fn a_dropped_stream_is_no_longer_counted() {
     // Then it is no longer counted
     assert_eq!(gauge(&app).await.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn a_token_revocation_is_published_to_the_branch() {
+    // Given a branch with a manager subscribed and a rep
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    let mgr = app.token("manager", Some("sh"), "wang").await;
+    let issued = app
+        .ok(
+            "/v1/tokens",
+            ADMIN,
+            json!({"role": "rep", "branch": "sh", "user": "li"}),
+        )
+        .await;
+    let mut events = subscribe(&app, &mgr).await;
+
+    // When the manager revokes the rep's token
+    let id = issued["id"].as_str().unwrap();
+    let r = app
+        .send(
+            axum::http::Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(&mgr),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Then the branch's subscriber sees who lost access, and who revoked it
+    let e = events.next().await;
+    assert_eq!(e.kind, "token_revoked", "{:?}", e.data);
+    assert_eq!(e.data["resource"]["branch"], "sh");
+    assert_eq!(
+        (
+            &e.data["data"]["id"],
+            &e.data["data"]["user"],
+            &e.data["data"]["by"]
+        ),
+        (&json!(id), &json!("li"), &json!("wang"))
+    );
+    // and can read the token it is about (never its secret)
+    let r = app.get(e.href(), &mgr).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["token"].as_str()),
+        (Some("revoked"), None)
+    );
+}

@@ -75,7 +75,9 @@ impl Store for CountingStore {
     }
 
     fn commit(&self, batch: Batch) -> StoreFuture<'_, ()> {
-        let writes = !batch.is_empty();
+        // A token's last use is stored in the background, at most once a
+        // minute, apart from what any request writes: not counted.
+        let writes = batch.written_keys().any(|k| !is_token_use(k));
         let inner = self.inner.commit(batch);
         Box::pin(async move {
             let result = inner.await;
@@ -112,6 +114,19 @@ impl Store for CountingStore {
     fn trim_events(&self, through: u64) -> StoreFuture<'_, usize> {
         self.inner.trim_events(through)
     }
+
+    fn backup(
+        &self,
+        dir: &std::path::Path,
+        progress: dealflow::store::backup::ProgressFn<'_>,
+    ) -> Result<dealflow::store::backup::BackupCopy, StoreError> {
+        self.inner.backup(dir, progress)
+    }
+}
+
+/// True for the key of a token's last use.
+fn is_token_use(key: &[u8]) -> bool {
+    key.starts_with(&keys::prefix(keys::TOKEN_USED, &[]))
 }
 
 /// A response with its raw body.
@@ -225,8 +240,11 @@ impl App {
     }
 
     /// Every key and value in the store, in key order.
+    /// Every entry but the tokens' last uses (see `CountingStore::commit`).
     fn dump(&self) -> Vec<Entry> {
-        self.store.scan(b"", None, usize::MAX).expect("scan")
+        let mut all = self.store.scan(b"", None, usize::MAX).expect("scan");
+        all.retain(|(k, _)| !is_token_use(k));
+        all
     }
 
     fn applied(&self) -> u64 {

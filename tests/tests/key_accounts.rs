@@ -824,6 +824,42 @@ async fn new_customers_go_to_the_fairest_rep_and_the_team_report_shows_the_sprea
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
+#[tokio::test]
+async fn a_revoked_rep_is_never_assigned_a_new_customer() {
+    // Given chen, the rep fair assignment picks (no customers, no deals)
+    let w = world("sh").await;
+    let body =
+        json!({"name": "Newcomer", "branch": "sh", "segment": "enterprise", "source": "assigned"});
+    let r = w.app.post("/v1/customers", &w.mgr, body.clone()).await;
+    assert_eq!(r.body["owner"], "chen", "{}", r.body);
+
+    // When chen leaves and the manager revokes chen's token
+    let tokens = w.app.get("/v1/tokens?user=chen", &w.mgr).await;
+    let id = tokens.body["items"][0]["id"].as_str().unwrap().to_string();
+    let r = w
+        .app
+        .send(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(&w.mgr),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Then customers created without an owner go to the remaining reps only,
+    // though chen still has the fewest
+    for _ in 0..4 {
+        let r = w.app.post("/v1/customers", &w.mgr, body.clone()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let owner = r.str("owner");
+        assert!(
+            ["li", "zhao"].contains(&owner.as_str()),
+            "assigned to {owner}"
+        );
+    }
+}
+
 /// What hostile requests must not change: a record, its revisions, a task.
 async fn snapshot(w: &World, record: &str, task: &str) -> (Value, Value, Option<Value>) {
     let (list, id) = record.rsplit_once('/').unwrap();

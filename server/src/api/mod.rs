@@ -2,6 +2,7 @@
 //! extractors and the error mapping. Handlers extract, call one service
 //! function and return; this module never sees sled types.
 
+mod admin;
 mod branches;
 mod catalog;
 mod customers;
@@ -86,6 +87,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(tokens::router())
+        .merge(admin::router())
         .merge(branches::router())
         .merge(catalog::router())
         .merge(customers::router())

@@ -15,8 +15,10 @@ use crate::policy::PolicyError;
 use crate::store::keys;
 
 impl Services {
-    /// The branch's reps (users holding a rep token for it) and their
-    /// load, by name: read from indexes, no customer or deal is decoded.
+    /// The branch's reps (users holding an active rep token for it: a
+    /// revoked or expired token takes its holder out of assignment) and
+    /// their load, by name: read from indexes, no customer or deal is
+    /// decoded.
     pub(crate) fn rep_loads(&self, branch: &str) -> Result<Vec<RepLoad>, ServiceError> {
         let store = self.repo.store();
         let mut a_tier: HashMap<String, i64> = HashMap::new();
@@ -26,7 +28,7 @@ impl Services {
                 .entry(String::from_utf8_lossy(&owner).into_owned())
                 .or_default() += 1;
         }
-        self.branch_reps(branch)?
+        self.active_reps(branch)?
             .into_iter()
             .map(|user| {
                 let count = |tag| store.count(&keys::prefix(tag, &[branch, &user]));

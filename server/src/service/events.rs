@@ -284,7 +284,7 @@ impl Services {
         caller: Principal,
         after: Option<u64>,
     ) -> impl Stream<Item = Delivery> + Send + 'static {
-        let store = Arc::clone(self.repo.store_arc());
+        let store = self.repo.shared_store();
         let hub = Arc::clone(&self.events);
         // Subscribe before reading the log: whatever is released after the
         // read reaches the receiver (see the module doc).

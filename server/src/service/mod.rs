@@ -2,6 +2,7 @@
 //! read, write one atomic batch. Handlers call exactly one function here.
 
 mod assignment;
+pub mod backup;
 mod branches;
 mod brands;
 mod customers;
@@ -73,6 +74,8 @@ pub struct Services {
     pub(crate) events: Arc<EventHub>,
     /// Branches waiting for a re-tier.
     pub(crate) tiering: Arc<TierQueue>,
+    /// The backup running now, if any.
+    backups: Arc<backup::Backups>,
 }
 
 /// Most policy executions running at once, by default.
@@ -96,6 +99,7 @@ impl Services {
             policies: Arc::new(PolicyRegistry::new(executor)),
             events,
             tiering: Arc::default(),
+            backups: Arc::default(),
 
             repo,
         }
@@ -105,14 +109,14 @@ impl Services {
     /// serving).
     pub fn with_event_retention(mut self, retention: Retention) -> Self {
         self.events = Arc::new(EventHub::new(retention));
-        self.repo = Repo::new(Arc::clone(self.repo.store_arc()), Arc::clone(&self.events));
+        self.repo = Repo::new(self.repo.shared_store(), Arc::clone(&self.events));
         self
     }
 
     /// Trims the event log to its retention in the background (at start:
     /// afterwards writes keep it trimmed).
     pub fn trim_events(&self) {
-        self.events.start_trim(self.repo.store_arc());
+        self.events.start_trim(&self.repo.shared_store());
     }
 
     /// Makes every write so far durable.

@@ -63,9 +63,10 @@ impl Repo {
         self.store.as_ref()
     }
 
-    /// The underlying store, shared (for what outlives a request).
-    pub fn store_arc(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The underlying store, shared (for what outlives a request, or work
+    /// on a blocking thread).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
     }
 
     /// Reads and decodes one record.

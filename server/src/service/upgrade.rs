@@ -9,6 +9,10 @@
 //! Schema 3 (key accounts) added the tier index of customers, the index of
 //! open deals by owner and the index of open tasks, which tiering,
 //! assignment, follow-ups and team reports read.
+//!
+//! Schema 5 (revocable tokens) gave every token a stable id and indexed
+//! tokens by id and by branch; tokens stored before it (keyed by hash, no
+//! id) get theirs and keep working.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,17 +20,20 @@ use chrono::{DateTime, Utc};
 
 use super::customers::tier_key;
 use super::repo::{decode, decode_deal};
+use super::tokens::put_grant;
 use super::{stage_customer, stage_signing_indexes, ServiceError, Services};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
 use crate::domain::pipeline::StageKind;
 use crate::domain::task::{Task, TaskStatus};
+use crate::domain::token::Grant;
 use crate::store::{keys, Batch};
 
 /// The schema this server writes. 4: signing-index entries may be in the
 /// binary form (`incentive::deal_record`), which servers before it cannot
-/// read; nothing is rewritten to get there.
-pub const SCHEMA: u32 = 4;
+/// read; nothing is rewritten to get there. 5: tokens have ids (a server
+/// before it would not see revocations).
+pub const SCHEMA: u32 = 5;
 const SCHEMA_KEY: &str = "schema";
 /// Deals rewritten per batch.
 const PER_BATCH: usize = 500;
@@ -66,6 +73,9 @@ impl Services {
             // the policies are live).
             let branches = self.branch_ids()?;
             self.write_retier_marks(&branches, "store upgrade").await?;
+        }
+        if current < 5 {
+            upgraded += self.upgrade_to_5().await?;
         }
         let mut batch = Batch::new();
         batch.put(schema_key, SCHEMA.to_string().into_bytes());
@@ -116,6 +126,31 @@ impl Services {
             })
             .await?;
         Ok(indexed)
+    }
+
+    /// Schema 5: an id for every token stored without one, and the token
+    /// indexes; returns how many tokens got an id.
+    async fn upgrade_to_5(&self) -> Result<usize, ServiceError> {
+        let prefix = keys::prefix(keys::TOKEN, &[]);
+        let mut legacy = Vec::new();
+        for (key, raw) in self.repo.store().scan(&prefix, None, usize::MAX)? {
+            let grant: Grant = decode(&key, &raw)?;
+            if grant.id.is_empty() {
+                legacy.push((key, raw, grant));
+            }
+        }
+        for page in legacy.chunks(PER_BATCH) {
+            let mut batch = Batch::new();
+            for (key, raw, grant) in page {
+                let mut grant = grant.clone();
+                grant.id = self.repo.new_id("tok")?;
+                let hash = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                batch.expect(key.clone(), Some(raw));
+                put_grant(&mut batch, &hash, &grant);
+            }
+            self.repo.commit(batch).await?;
+        }
+        Ok(legacy.len())
     }
 
     /// Visits every record under `tag` page by page, committing what each

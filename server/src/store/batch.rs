@@ -60,6 +60,11 @@ impl Batch {
         self.events.len()
     }
 
+    /// The keys the batch writes or deletes, in order.
+    pub fn written_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.writes.iter().map(|(k, _)| k.as_slice())
+    }
+
     /// True when the batch writes nothing and appends no event.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.events.is_empty()

@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
+use super::backup::Tee;
 use super::event_log::EventLog;
 use super::sled_store::{add_writes, unmet_expectation};
 use super::{Batch, StoreError};
@@ -53,8 +54,13 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer thread for `db`, numbering events in `events`.
-    pub(crate) fn start(db: sled::Db, events: Arc<EventLog>) -> (Arc<Self>, JoinHandle<()>) {
+    /// Starts the writer thread for `db`, numbering events in `events`;
+    /// each round's apply goes through `tee`.
+    pub(crate) fn start(
+        db: sled::Db,
+        events: Arc<EventLog>,
+        tee: Arc<Tee>,
+    ) -> (Arc<Self>, JoinHandle<()>) {
         let writer = Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             queued: Condvar::new(),
@@ -62,7 +68,7 @@ impl GroupWriter {
         let worker = Arc::clone(&writer);
         let handle = std::thread::Builder::new()
             .name("dealflow-writer".into())
-            .spawn(move || worker.run(&db, &events))
+            .spawn(move || worker.run(&db, &events, &tee))
             .expect("spawn the writer thread");
         (writer, handle)
     }
@@ -94,7 +100,7 @@ impl GroupWriter {
         self.queued.notify_one();
     }
 
-    fn run(&self, db: &sled::Db, events: &EventLog) {
+    fn run(&self, db: &sled::Db, events: &EventLog, tee: &Tee) {
         let _exit = Exit(self);
         // After a failed flush the disk's state is unknown (an fsync error
         // may have dropped dirty pages), so nothing more is acknowledged.
@@ -112,7 +118,7 @@ impl GroupWriter {
             };
             match &failed {
                 Some(e) => answer_all(jobs, || Err(StoreError::Durability(e.clone()))),
-                None => failed = write_round(db, events, jobs),
+                None => failed = write_round(db, events, tee, jobs),
             }
         }
     }
@@ -149,7 +155,7 @@ fn answer_all(jobs: Vec<Job>, outcome: impl Fn() -> Result<(), StoreError>) {
 
 /// One round: check, merge, apply, flush, answer. Returns the flush error
 /// that must stop all later acknowledgements, if any.
-fn write_round(db: &sled::Db, events: &EventLog, jobs: Vec<Job>) -> Option<String> {
+fn write_round(db: &sled::Db, events: &EventLog, tee: &Tee, jobs: Vec<Job>) -> Option<String> {
     // Values as the round has left them so far: a batch's expectations see
     // the writes of the batches accepted before it in the same round.
     let mut written: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
@@ -167,22 +173,26 @@ fn write_round(db: &sled::Db, events: &EventLog, jobs: Vec<Job>) -> Option<Strin
     }
     let accepted = refused.iter().any(Option::is_none);
     let outcome = if accepted {
-        let batches = jobs
+        let batches: Vec<&Batch> = jobs
             .iter()
             .zip(&refused)
             .filter(|(_, r)| r.is_none())
-            .map(|(j, _)| &j.batch);
-        events
-            .apply(batches, &mut merged, |b| {
-                db.apply_batch(std::mem::take(b))
-                    .map_err(|e| StoreError::Backend(e.to_string()))
-            })
-            .and_then(|last_event| {
-                db.flush()
-                    .map_err(|e| StoreError::Durability(e.to_string()))?;
-                events.release_through(last_event);
-                Ok(())
-            })
+            .map(|(j, _)| &j.batch)
+            .collect();
+        tee.apply(&batches, || {
+            events
+                .apply(batches.iter().copied(), &mut merged, |b| {
+                    db.apply_batch(std::mem::take(b))
+                        .map_err(|e| StoreError::Backend(e.to_string()))
+                })
+                .map(Some)
+        })
+        .and_then(|last_event| {
+            db.flush()
+                .map_err(|e| StoreError::Durability(e.to_string()))?;
+            events.release_through(last_event.unwrap_or_default());
+            Ok(())
+        })
     } else {
         Ok(())
     };
@@ -260,7 +270,7 @@ mod tests {
             &[("deal", None)],
             &[("deal", Some("b")), ("other", Some("b"))],
         );
-        assert!(write_round(&db, &EventLog::open(0), vec![a, b]).is_none());
+        assert!(write_round(&db, &EventLog::open(0), &Tee::default(), vec![a, b]).is_none());
         assert!(a_answer.blocking_recv().expect("answered").is_ok());
         assert!(matches!(
             b_answer.blocking_recv().expect("answered"),
@@ -284,7 +294,7 @@ mod tests {
             &[("deal", Some("v2"))],
         );
         let (c, c_answer) = job(&[], &[("gone", Some("back"))]);
-        assert!(write_round(&db, &EventLog::open(0), vec![a, b, c]).is_none());
+        assert!(write_round(&db, &EventLog::open(0), &Tee::default(), vec![a, b, c]).is_none());
         for answer in [a_answer, b_answer, c_answer] {
             assert!(answer.blocking_recv().expect("answered").is_ok());
         }
@@ -337,7 +347,7 @@ mod tests {
     #[test]
     fn a_commit_after_shutdown_began_is_refused_not_lost() {
         let (_dir, db) = db();
-        let (writer, handle) = GroupWriter::start(db, Arc::new(EventLog::open(0)));
+        let (writer, handle) = GroupWriter::start(db, Arc::new(EventLog::open(0)), Arc::default());
         writer.stop();
         handle.join().expect("writer exits");
         assert!(matches!(

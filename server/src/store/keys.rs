@@ -60,6 +60,11 @@ pub fn event(id: u64) -> Vec<u8> {
 
 /// Server metadata (admin token hash, schema version).
 pub const META: &str = "meta";
+/// The store's id floor: [`crate::store::Store::next_id`] hands out
+/// numbers from this value up. A backup writes it into its copy, so a
+/// restored store never hands out an id the original already used (sled's
+/// own id counter is not one of its keys and does not travel with them).
+pub const ID_FLOOR: &[u8] = b"meta\0id_floor";
 /// Branches by id.
 pub const BRANCH: &str = "br";
 /// A branch's own pipeline definition by branch id.
@@ -70,6 +75,14 @@ pub const BRAND: &str = "bd";
 pub const FX: &str = "fx";
 /// Bearer tokens by SHA-256 hash.
 pub const TOKEN: &str = "tk";
+/// When a token was last used, by token id (written at most once a minute
+/// per token, apart from the grant so it never conflicts with a revocation).
+pub const TOKEN_USED: &str = "tk.used";
+/// Index: tokens by id; the value is the token's hash (its key under
+/// [`TOKEN`]).
+pub const IX_TOKEN_ID: &str = "ix.tk.id";
+/// Index: tokens by branch and id; the value is the token's hash.
+pub const IX_TOKEN_BRANCH: &str = "ix.tk.br";
 /// Customers by id.
 pub const CUSTOMER: &str = "cu";
 /// Communication records by id.

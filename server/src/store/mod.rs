@@ -4,8 +4,9 @@
 //! Everything above this module talks to [`Store`] only, so a second backend
 //! can be added without touching services or handlers. The contract is small
 //! on purpose: point reads, ordered prefix scans, one atomic, conditional
-//! commit whose future resolves once the write is durable, and the event
-//! log those commits append to.
+//! commit whose future resolves once the write is durable, the event log
+//! those commits append to, and a consistent online copy of everything
+//! (`backup`).
 //!
 //! # The event log contract
 //! A [`Batch`] may carry events. A backend appends them in the same atomic
@@ -16,7 +17,9 @@
 //! [`Store::subscribe_events`]) in id order once durable. A subscriber
 //! that subscribes first and then reads the log after its last id misses
 //! nothing: whatever is released after the read reaches the subscription.
+//! A backup's copy holds a batch's events exactly when it holds its writes.
 
+pub mod backup;
 mod batch;
 mod durability;
 mod event_log;
@@ -30,7 +33,7 @@ use std::pin::Pin;
 pub use batch::Batch;
 pub use durability::Durability;
 pub use event_log::CommittedEvent;
-pub use sled_store::SledStore;
+pub use sled_store::{DataDir, SledStore};
 
 /// A key/value pair returned by a scan.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -110,6 +113,16 @@ pub trait Store: Send + Sync + 'static {
     /// most [`TRIM_BATCH`]; never the newest event (its id is where the
     /// numbering resumes). Returns how many were removed.
     fn trim_events(&self, through: u64) -> StoreFuture<'_, usize>;
+    /// Writes a consistent copy of every key into the empty directory
+    /// `dir` (the data file of [`backup`]) while commits go on: the copy
+    /// equals the store at one moment, each batch wholly in or out. It
+    /// blocks the calling thread until the copy is on disk. One backup at
+    /// a time.
+    fn backup(
+        &self,
+        dir: &std::path::Path,
+        progress: backup::ProgressFn<'_>,
+    ) -> Result<backup::BackupCopy, StoreError>;
 }
 
 /// Most events one [`Store::trim_events`] call removes.

@@ -9,15 +9,20 @@
 //!
 //! The event log lives in the same tree (`keys::EVENT`); `event_log`
 //! numbers a batch's events as it is applied and releases them once a
-//! flush covers them.
+//! flush covers them. Every apply goes through the backup tee
+//! (`backup::Tee`), so a backup sees each batch (and its events) applied
+//! while it scans; ids are sled's id counter plus the store's id floor
+//! (`keys::ID_FLOOR`), which a restored store carries over from the backup.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use fs2::FileExt;
 use parking_lot::Mutex;
 
+use super::backup::{self, BackupCopy, DataWriter, Phase, Progress, ProgressFn, Tee};
 use super::event_log::{id_of, EventLog};
 use super::group_writer::GroupWriter;
 use super::{
@@ -46,6 +51,21 @@ pub struct SledStore {
     stripes: Vec<Mutex<()>>,
     /// Event ids, events waiting for a flush, and the fan-out.
     events: Arc<EventLog>,
+    /// The commit point a running backup watches.
+    tee: Arc<Tee>,
+    /// Added to sled's id counter (see `keys::ID_FLOOR`).
+    id_floor: u64,
+}
+
+/// What a directory holds, for a restore that must not overwrite data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDir {
+    /// Missing or empty.
+    Free,
+    /// A store a running process holds open (its file lock is taken).
+    InUse,
+    /// Files, but no process holds them.
+    HasData,
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -91,8 +111,20 @@ impl SledStore {
             None => 0,
         };
         let events = Arc::new(EventLog::open(last_event));
+        let id_floor = match db.get(keys::ID_FLOOR).map_err(backend)? {
+            None => 0,
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: printable(keys::ID_FLOOR),
+                    reason: "not a number".into(),
+                })?,
+        };
+        let tee = Arc::new(Tee::default());
         let (group, writer) = if durability == Durability::Group {
-            let (gw, handle) = GroupWriter::start(db.clone(), Arc::clone(&events));
+            let (gw, handle) =
+                GroupWriter::start(db.clone(), Arc::clone(&events), Arc::clone(&tee));
             (Some(gw), Some(handle))
         } else {
             (None, None)
@@ -104,7 +136,30 @@ impl SledStore {
             writer: Mutex::new(writer),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             events,
+            tee,
+            id_floor,
         })
+    }
+
+    /// What `dir` holds: nothing, a store open in a running process, or
+    /// other files. (sled locks its `db` file while a process has it open.)
+    pub fn data_dir_state(dir: &Path) -> std::io::Result<DataDir> {
+        let mut entries = match std::fs::read_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DataDir::Free),
+            other => other?,
+        };
+        if entries.next().is_none() {
+            return Ok(DataDir::Free);
+        }
+        let lock = dir.join("db");
+        if lock.is_file() {
+            let file = std::fs::File::open(&lock)?;
+            if file.try_lock_exclusive().is_err() {
+                return Ok(DataDir::InUse);
+            }
+            let _ = FileExt::unlock(&file);
+        }
+        Ok(DataDir::HasData)
     }
 
     /// Applies the batch now; returns once it is visible (not yet durable)
@@ -122,18 +177,60 @@ impl SledStore {
         unmet_expectation(&self.db, &HashMap::new(), batch)?;
         let mut sled_batch = sled::Batch::default();
         add_writes(&mut sled_batch, batch);
-        if batch.events.is_empty() {
-            return self
-                .db
-                .apply_batch(sled_batch)
-                .map_err(backend)
-                .map(|_| None);
+        self.tee.apply(&[batch], || {
+            if batch.events.is_empty() {
+                return self
+                    .db
+                    .apply_batch(sled_batch)
+                    .map_err(backend)
+                    .map(|_| None);
+            }
+            self.events
+                .apply([batch], &mut sled_batch, |b| {
+                    self.db.apply_batch(std::mem::take(b)).map_err(backend)
+                })
+                .map(Some)
+        })
+    }
+
+    /// The backup (see `backup`): tee, scan, stop, merge.
+    fn copy_into(&self, dir: &Path, progress: ProgressFn<'_>) -> Result<BackupCopy, StoreError> {
+        let scratch = dir.join(backup::SCRATCH_FILE);
+        let tee = self.tee.start()?;
+        let mut scan = DataWriter::create(&scratch)?;
+        for item in self.db.iter() {
+            let (k, v) = item.map_err(backend)?;
+            scan.write(&k, &v)?;
+            if scan.keys() % 4096 == 0 {
+                progress(Progress {
+                    phase: Phase::Scanning,
+                    keys: scan.keys(),
+                    bytes: scan.bytes(),
+                });
+            }
         }
-        self.events
-            .apply([batch], &mut sled_batch, |b| {
-                self.db.apply_batch(std::mem::take(b)).map_err(backend)
-            })
-            .map(Some)
+        scan.finish()?;
+        let mut changes = tee.stop();
+        let consistent_at = chrono::Utc::now();
+        let written_meanwhile = changes.len() as u64;
+        // Above every id handed out so far (sled's counter is monotonic),
+        // so the restored store never hands one out again.
+        let floor = self.next_id()?;
+        changes.insert(
+            keys::ID_FLOOR.to_vec(),
+            Some(floor.to_string().into_bytes()),
+        );
+        let (keys, bytes, sha256) =
+            backup::merge(&scratch, changes, &dir.join(backup::DATA_FILE), progress)?;
+        std::fs::remove_file(&scratch)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", scratch.display())))?;
+        Ok(BackupCopy {
+            keys,
+            bytes,
+            sha256,
+            consistent_at,
+            written_meanwhile,
+        })
     }
 }
 
@@ -248,7 +345,18 @@ impl Store for SledStore {
     }
 
     fn next_id(&self) -> Result<u64, StoreError> {
-        self.db.generate_id().map_err(backend)
+        Ok(self.id_floor + self.db.generate_id().map_err(backend)?)
+    }
+
+    fn backup(&self, dir: &Path, progress: ProgressFn<'_>) -> Result<BackupCopy, StoreError> {
+        let copy = self.copy_into(dir, progress);
+        if copy.is_err() {
+            // Leave no half copy behind that could be taken for a backup.
+            for f in [backup::SCRATCH_FILE, backup::DATA_FILE] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+        }
+        copy
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<CommittedEvent>, StoreError> {
@@ -307,5 +415,141 @@ impl Drop for SledStore {
             let _ = handle.join();
         }
         let _ = self.db.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use super::*;
+    use crate::store::backup::{DataReader, DATA_FILE};
+
+    fn read_copy(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let mut reader = DataReader::open(&dir.join(DATA_FILE)).expect("open copy");
+        let mut out = BTreeMap::new();
+        while let Some((k, v)) = reader.next_record().expect("record") {
+            out.insert(k, v);
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backup_under_concurrent_writes_holds_whole_batches_and_every_earlier_write() {
+        // Given a store with enough keys that a scan takes a while
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(SledStore::open(dir.path(), Durability::Group).expect("open"));
+        let mut fill = Batch::new();
+        for i in 0..20_000 {
+            fill.put(format!("m/{i:06}"), vec![7u8; 100]);
+        }
+        store.commit(fill).await.expect("fill");
+
+        // And writers that each change a pair of keys far apart in one batch
+        // (`a/n` first in a scan, `z/n` last) and log their own sequence
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
+        let writers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let (store, stop, acked) =
+                    (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&acked));
+                tokio::spawn(async move {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let n = (i * 7 + w * 13) % 50;
+                        let value = format!("{w}-{i}");
+                        let mut batch = Batch::new();
+                        batch.put(format!("a/{n:02}"), value.clone());
+                        batch.put(format!("z/{n:02}"), value);
+                        batch.put(format!("seq/{w}/{i:08}"), "x");
+                        store.commit(batch).await.expect("commit");
+                        acked[w as usize].store(i, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        while acked.iter().any(|a| a.load(Ordering::SeqCst) < 20) {
+            tokio::task::yield_now().await;
+        }
+
+        // When a backup runs while they write
+        let before: Vec<u64> = acked.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+        let backup_dir = tempfile::tempdir().expect("backup dir");
+        let copy = {
+            let (store, to) = (Arc::clone(&store), backup_dir.path().to_path_buf());
+            tokio::task::spawn_blocking(move || store.backup(&to, &|_| {}))
+                .await
+                .expect("backup thread")
+                .expect("backup")
+        };
+        stop.store(true, Ordering::SeqCst);
+        for w in writers {
+            w.await.expect("writer");
+        }
+
+        // Then no batch is torn: each pair holds one batch's value
+        let copied = read_copy(backup_dir.path());
+        for n in 0..50 {
+            let a = copied.get(format!("a/{n:02}").as_bytes());
+            let z = copied.get(format!("z/{n:02}").as_bytes());
+            assert_eq!(a, z, "pair {n} torn");
+        }
+        // And every write acknowledged before the backup began is in it
+        for (w, last) in before.iter().enumerate() {
+            for i in 1..=*last {
+                assert!(
+                    copied.contains_key(format!("seq/{w}/{i:08}").as_bytes()),
+                    "write {w}/{i} acknowledged before the backup is missing"
+                );
+            }
+        }
+        assert_eq!(copy.keys as usize, copied.len());
+        assert_eq!(copied.range(b"m/".to_vec()..b"m0".to_vec()).count(), 20_000);
+        // (the writers kept writing during it: this is a backup under load)
+        assert!(
+            copy.written_meanwhile > 0,
+            "no write landed during the backup"
+        );
+
+        // When the copy is loaded into a new store
+        let restored_dir = tempfile::tempdir().expect("restore dir");
+        let restored = SledStore::open(restored_dir.path(), Durability::None).expect("open");
+        let loaded = backup::load(&restored, &backup_dir.path().join(DATA_FILE), &|_| {})
+            .await
+            .expect("load");
+        assert_eq!((loaded.0, loaded.2), (copy.keys, copy.sha256.clone()));
+        drop(restored);
+        let restored = loop {
+            match SledStore::open(restored_dir.path(), Durability::None) {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        // Then it holds exactly the copy, and hands out ids above the original's
+        let all = restored.scan(b"", None, usize::MAX).expect("scan");
+        assert_eq!(all.len(), copied.len());
+        let original_id = store.next_id().expect("id");
+        let floor: u64 = String::from_utf8(copied[keys::ID_FLOOR].clone())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(floor < original_id);
+        assert!(restored.next_id().expect("id") >= floor);
+    }
+
+    #[test]
+    fn a_second_backup_at_once_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SledStore::open(dir.path(), Durability::None).expect("open");
+        let _running = store.tee.start().expect("first");
+        let to = tempfile::tempdir().expect("to");
+        assert!(store.backup(to.path(), &|_| {}).is_err());
+        assert_eq!(
+            std::fs::read_dir(to.path()).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
     }
 }
