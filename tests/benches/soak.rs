@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dealflow::config::{LogFormat, ServeArgs};
-use dealflow::store::Durability;
+use clap::Parser as _;
+use dealflow::config::{Cli, Command};
 use dealflow_tests::bench::{env_num, rss_mib, Conn};
 use dealflow_tests::Gen;
 use hyper::{Method, StatusCode};
@@ -278,7 +278,7 @@ async fn manager_loop(addr: SocketAddr, token: String, record: Arc<Record>, stop
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_secs(30)).await;
         tick += 1;
-        if tick % 2 == 1 {
+        if !tick.is_multiple_of(2) {
             let source = format!(
                 "/// Soak guard, version {tick}.\nfn guard(input) {{ if input.to == \"quote\" && input.deal.needs.is_empty() {{ return #{{ allow: false, reason: \"needs first ({tick})\" }}; }} #{{ allow: true }} }}"
             );
@@ -308,7 +308,7 @@ async fn manager_loop(addr: SocketAddr, token: String, record: Arc<Record>, stop
                 .await;
             record.bulk(t0, "deactivate the guard", &r);
         }
-        if tick % 2 == 0 {
+        if tick.is_multiple_of(2) {
             let t0 = Instant::now();
             let r = c
                 .call(
@@ -324,13 +324,13 @@ async fn manager_loop(addr: SocketAddr, token: String, record: Arc<Record>, stop
             let r = c.call(Method::GET, &path, None, None).await;
             record.bulk(t0, "referral report", &r);
         }
-        if tick % 4 == 0 {
+        if tick.is_multiple_of(4) {
             let t0 = Instant::now();
             let path = format!("/v1/branches/{BRANCH}/retier");
             let r = c.call(Method::POST, &path, Some(&json!({})), None).await;
             record.bulk(t0, "re-tier", &r);
         }
-        if tick % 6 == 0 {
+        if tick.is_multiple_of(6) {
             let period = chrono::Utc::now()
                 .with_timezone(&chrono_tz::Asia::Shanghai)
                 .format("%Y-%m")
@@ -371,13 +371,19 @@ fn main() {
         .build()
         .expect("client runtime");
     let dir = tempfile::tempdir().expect("data dir");
-    let args = ServeArgs {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().to_path_buf(),
-        admin_token: Some(TOKEN.into()),
-        durability: Durability::Group,
-        cache_mb: 1024,
-        log_format: LogFormat::Human,
+    // The server's own defaults, as `dealflow serve` would take them.
+    let cli = Cli::parse_from([
+        "dealflow".as_ref(),
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--admin-token".as_ref(),
+        TOKEN.as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    let Some(Command::Serve(args)) = cli.command else {
+        unreachable!("parsed as serve")
     };
     let (addr, stop_server, served) = server_rt.block_on(async {
         let services = dealflow::server::open(&args)
