@@ -184,10 +184,19 @@ pub struct DealPatch {
     /// Replaces the lines.
     #[serde(default)]
     pub lines: Option<Vec<Line>>,
+    /// Corrects when a signed contract was signed. Once a deal is signed,
+    /// its lines, currency, prepayment and signing time are changed only by
+    /// the branch's managers and admins, each time with a `reason`.
+    #[serde(default)]
+    pub signed_at: Option<DateTime<Utc>>,
     /// Sets (a string) or removes (`null`) deal attributes; managers and
     /// admins only, since guards read them as approvals.
     #[serde(default)]
     pub attributes: Option<std::collections::BTreeMap<String, Option<String>>>,
+    /// Why: required when a manager or admin gives the deal to another
+    /// owner; kept in the deal's history.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Most attributes a deal may carry.

@@ -43,6 +43,10 @@ pub struct HistoryEntry {
     /// An admin's written reason for forcing a vetoed move.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_reason: Option<String>,
+    /// The written reason for a change that needs one (an owner change by a
+    /// manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Every policy decision taken for this entry (guards and after-hooks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
@@ -51,6 +55,33 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub changes: Option<serde_json::Value>,
+}
+
+impl HistoryEntry {
+    /// An entry with only what every entry has; the rest is filled in with
+    /// struct update syntax.
+    pub fn new(
+        seq: u64,
+        action: HistoryAction,
+        at: DateTime<Utc>,
+        recorded_at: DateTime<Utc>,
+        by: &str,
+    ) -> Self {
+        Self {
+            seq,
+            action,
+            at,
+            recorded_at,
+            by: by.to_string(),
+            from: None,
+            to: None,
+            note: None,
+            override_reason: None,
+            reason: None,
+            decisions: Vec::new(),
+            changes: None,
+        }
+    }
 }
 
 /// One hook decision, with the policy version that made it.

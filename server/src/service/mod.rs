@@ -8,6 +8,7 @@ mod customers;
 mod deals;
 mod error;
 mod events;
+mod first_sales;
 mod followups;
 mod fx;
 mod page;
