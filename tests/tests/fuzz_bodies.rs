@@ -810,7 +810,8 @@ impl Route {
             }
             Route::CreateRecord => &["rc", "ix.rc.cu", "ix.rc.by", "cu", "ev"],
             // (a signed deal's new amount changes its signing index entries
-            // and marks its branch for a re-tier)
+            // and marks its branch for a re-tier; its new lines or signing
+            // time may move first sales: brands, other deals, first orders)
             Route::CreateDeal | Route::PatchDeal => &[
                 "dl",
                 "dh",
@@ -823,6 +824,11 @@ impl Route {
                 "ix.dl.cs",
                 "tier.dirty",
                 "ev",
+                "bd",
+                "ix.bd.sg",
+                "sg.stamp",
+                "cu",
+                "ix.cu.fo",
             ],
             // (a signing marks its branch for a re-tier)
             Route::Transition => &[
@@ -837,6 +843,8 @@ impl Route {
                 "ix.cu.fo",
                 "tier.dirty",
                 "bd",
+                "ix.bd.sg",
+                "sg.stamp",
                 "task",
                 "ix.task.br",
                 "ix.task.dl",
@@ -1411,9 +1419,20 @@ impl Session {
     /// Keeps a handful of open deals around to patch and move.
     async fn replenish_deals(&mut self) {
         let dump = self.app.dump();
+        // Open deals, and two signed ones (whose money only a manager or
+        // admin changes, with a reason, moving first sales).
+        let mut signed = 0;
         self.deals.retain(|d| {
-            stored(&dump, "dl", d)
-                .is_some_and(|v| OPEN_STAGES.contains(&v["stage"].as_str().unwrap_or("")))
+            let stage =
+                stored(&dump, "dl", d).map(|v| v["stage"].as_str().unwrap_or("").to_string());
+            match stage.as_deref() {
+                Some(s) if OPEN_STAGES.contains(&s) => true,
+                Some("won") => {
+                    signed += 1;
+                    signed <= 2
+                }
+                _ => false,
+            }
         });
         while self.deals.len() < 6 {
             let customer = self.customers[self.deals.len() % self.customers.len()].clone();
@@ -1707,6 +1726,14 @@ impl Session {
                         ),
                     ),
                     ("lines", p.chance(30).then_some(lines)),
+                    (
+                        "signed_at",
+                        opt_field(p, 15, &valid_times(), &invalid_times()),
+                    ),
+                    (
+                        "reason",
+                        opt_field(p, 40, &[json!("price renegotiated")], &[json!("\u{7}")]),
+                    ),
                 ])
             }
             Route::Transition => {
@@ -2239,6 +2266,66 @@ impl Session {
             .collect();
         assert!(missing.is_empty(), "missing index entries: {missing:?}");
         assert!(stale.is_empty(), "stale index entries: {stale:?}");
+        // The brand index holds each signed contract not cancelled under
+        // each brand of its lines; a brand's first sale is its first entry,
+        // and the only contract selling the brand new.
+        let deals: Vec<Value> = dump
+            .iter()
+            .filter(|(key, _)| tag_of(key) == b"dl")
+            .map(|(_, raw)| as_json(b"dl", raw))
+            .collect();
+        let mut expected_bd = BTreeSet::new();
+        for d in &deals {
+            if let (Some(t), true) = (time_key(&d["signed_at"]), d["cancelled_at"].is_null()) {
+                for l in d["lines"].as_array().into_iter().flatten() {
+                    let (b, id) = (
+                        l["brand"].as_str().unwrap_or_default(),
+                        d["id"].as_str().unwrap_or_default(),
+                    );
+                    expected_bd.insert(k("ix.bd.sg", &[b, &t, id]));
+                }
+            }
+        }
+        let actual_bd: BTreeSet<Vec<u8>> = dump
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.starts_with(b"ix.bd."))
+            .collect();
+        assert_eq!(actual_bd, expected_bd, "brand index");
+        for (_, raw) in dump.iter().filter(|(key, _)| tag_of(key) == b"bd") {
+            let b: Value = serde_json::from_slice(raw).expect("brand JSON");
+            let id = b["id"].as_str().unwrap_or_default();
+            let first = actual_bd
+                .iter()
+                .find(|key| key.starts_with(&k("ix.bd.sg", &[id, ""])))
+                .map(|key| {
+                    printable(key)
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                });
+            assert_eq!(
+                b["first_signed_deal"].as_str(),
+                first.as_deref(),
+                "brand {id}'s first sale"
+            );
+            assert_eq!(b["new"], json!(first.is_none()), "brand {id} is new");
+            let selling: Vec<&str> = deals
+                .iter()
+                .filter(|d| {
+                    d["new_brands"]
+                        .as_array()
+                        .is_some_and(|n| n.contains(&json!(id)))
+                })
+                .map(|d| d["id"].as_str().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                selling,
+                first.as_deref().into_iter().collect::<Vec<_>>(),
+                "deals selling {id} new"
+            );
+        }
         // Every record has exactly one entry in each of its indexes.
         for (key, raw) in dump.iter().filter(|(k, _)| tag_of(k) == b"rc") {
             let v: Value = serde_json::from_slice(raw).expect("record JSON");

@@ -1,11 +1,18 @@
 //! Settlements end to end through the router over a real sled store, with
 //! the default bonus policies (DOMAIN.md §5): what each period settles, the
 //! lifecycle draft → approved → paid, double-pay prevention, true-ups,
-//! effective dating, statements, and simulate == settle.
+//! effective dating, statements, and simulate == settle; who may change a
+//! signed contract's money; first sales by signing time, whatever order the
+//! history arrives in (a property test replays generated histories).
+
+use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use dealflow::store::{keys, Batch, Store};
 use dealflow_tests::{open_app, open_when_released, Reply, TestApp, ADMIN};
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 
 /// A branch whose pipeline signs in one move, reps `li` and `zhao`, manager
@@ -150,6 +157,25 @@ impl World {
             )
             .await;
         id
+    }
+
+    /// A volvo contract in USD at a 20 % margin signed at `at`.
+    async fn volvo(&self, customer: &str, owner: &str, usd: u32, at: &str) -> String {
+        let (amount, cost) = (usd.to_string(), (usd / 5 * 4).to_string());
+        self.signed(
+            customer,
+            owner,
+            "USD",
+            &[("volvo", &amount, &cost)],
+            at,
+            None,
+        )
+        .await
+    }
+
+    /// The brands a contract sells new.
+    async fn new_brands(&self, deal: &str) -> Value {
+        self.app.get(&format!("/v1/deals/{deal}"), ADMIN).await.body["new_brands"].clone()
     }
 
     async fn settle(&self, branch: &str, period: &str) -> Reply {
@@ -582,38 +608,83 @@ async fn approval_is_final_and_no_subject_is_paid_twice() {
 }
 
 #[tokio::test]
-async fn a_change_to_a_paid_contract_is_trued_up_in_the_next_settlement() {
+async fn a_paid_contracts_money_is_changed_only_by_a_manager_with_a_reason_and_trued_up() {
+    // Given li's contract, signed in March and paid 800 CNY by March's settlement
     let w = world("sh", "UTC").await;
     let c = w.customer("sh", "li", "enterprise", "assigned").await;
-    let d = w
-        .signed(
-            &c,
-            "li",
-            "USD",
-            &[("volvo", "80000", "64000")],
-            "2026-03-02T10:00:00Z",
-            None,
-        )
-        .await;
+    let d = w.volvo(&c, "li", 80000, "2026-03-02T10:00:00Z").await;
     let march = w.draft("sh", "2026-03").await;
     let id = march["id"].as_str().unwrap();
     w.app
         .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
         .await;
+    let path = format!("/v1/deals/{d}");
+    let before = w.app.get(&path, &w.li).await.body;
 
-    // When the paid contract's lines shrink to 40,000 USD (a 500 CNY tier)
+    // When li, its owner, raises it to 8,000,000 at a cost of 1, or moves
+    // its currency, prepayment or signing time (even with a reason)
+    for body in [
+        json!({"lines": [{"brand": "volvo", "product": "p", "amount": "8000000", "cost": "1"}]}),
+        json!({"currency": "CNY"}),
+        json!({"prepayment_ratio": "0.5", "title": "Fleet"}),
+        json!({"signed_at": "2026-03-20T10:00:00Z", "reason": "signed later"}),
+    ] {
+        let r = w.app.patch(&path, &w.li, body.clone(), None).await;
+        // Then each is 403, saying who may change it
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{body}: {}",
+            r.body
+        );
+        let m = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("changed only by a manager of `sh` or an admin, with a reason"),
+            "{m}"
+        );
+    }
+    // And nothing changed
+    assert_eq!(w.app.get(&path, &w.li).await.body, before);
+    // While what is not money stays the owner's to edit
     let r = w
         .app
-        .patch(
-            &format!("/v1/deals/{d}"),
-            ADMIN,
-            json!({"lines": [{"brand": "volvo", "product": "p", "amount": "40000", "cost": "32000"}]}),
-            None,
-        )
+        .patch(&path, &w.li, json!({"title": "Fleet renewal"}), None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
-    // Then the next settlement carries a reasoned -300 CNY adjustment
+    // When the manager shrinks the lines to 40,000 USD without a reason
+    let shrink =
+        json!({"lines": [{"brand": "volvo", "product": "p", "amount": "40000", "cost": "32000"}]});
+    let r = w.app.patch(&path, &w.mgr, shrink.clone(), None).await;
+    // Then it is 422 naming `reason`, and nothing changed
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["details"]["field"], "reason");
+    let now = w.app.get(&path, &w.mgr).await.body;
+    assert_eq!(now["lines"], before["lines"]);
+    assert_eq!(now["version"], before["version"].as_u64().unwrap() + 1);
+
+    // When the manager does it with a reason (a 500 CNY tier)
+    let mut body = shrink;
+    body["reason"] = json!("the customer took 4 cars, not 8");
+    let r = w.app.patch(&path, &w.mgr, body, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["amount_total"], "40000");
+
+    // Then the history keeps who, why, and the lines before and after
+    let history = w.app.get(&format!("{path}/history"), &w.li).await;
+    let last = history.body["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["action"], "updated");
+    assert_eq!(last["by"], "wang");
+    assert_eq!(last["reason"], "the customer took 4 cars, not 8");
+    assert_eq!(last["changes"]["lines"]["from"][0]["amount"], "80000");
+    assert_eq!(last["changes"]["lines"]["to"][0]["amount"], "40000");
+
+    // And the next settlement carries a reasoned -300 CNY adjustment
     let april = w.draft("sh", "2026-04").await;
     let adj = lines_of(&april, &d);
     assert_eq!(adj.len(), 1, "{april}");
@@ -665,9 +736,16 @@ async fn a_cancelled_paid_contract_is_reversed_in_the_next_settlement() {
     let cancel = format!("/v1/deals/{d}/cancel");
     let body = json!({"reason": "customer withdrew", "at": "2026-04-03T09:00:00Z"});
 
-    // A rep cannot cancel a contract; an open deal cannot be cancelled
+    // A rep cannot cancel a contract, and is told who may; an open deal
+    // cannot be cancelled
     let r = w.app.post(&cancel, &w.li, body.clone()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let m = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("cancelled only by a manager of `sh` or an admin, with a reason"),
+        "{m}"
+    );
+    assert!(w.app.get(&format!("/v1/deals/{d}"), &w.mgr).await.body["cancelled_at"].is_null());
     let open = w.app.deal(ADMIN, &c, "li", "volvo").await;
     let r = w
         .app
@@ -686,10 +764,10 @@ async fn a_cancelled_paid_contract_is_reversed_in_the_next_settlement() {
     let again = w.app.post(&cancel, &w.mgr, body).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     let history = w.app.get(&format!("/v1/deals/{d}/history"), &w.mgr).await;
-    assert_eq!(
-        history.body["items"].as_array().unwrap().last().unwrap()["action"],
-        "cancelled"
-    );
+    let last = history.body["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["action"], "cancelled");
+    assert_eq!(last["by"], "wang");
+    assert_eq!(last["reason"], "customer withdrew");
 
     // Then the next settlement reverses the 800 CNY with the reason
     let april = w.draft("sh", "2026-04").await;
@@ -825,6 +903,205 @@ async fn a_cancelled_first_order_no_longer_starts_the_window() {
         .await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
     assert_eq!(customer.body["first_order_at"], "2026-02-01T09:00:00Z");
+}
+
+#[tokio::test]
+async fn an_imported_earlier_contract_is_the_brands_first_sale_and_the_next_settlement_trues_up() {
+    // Given a May contract that first sold volvo, paid 800 CNY by May's
+    // approved settlement
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let may = w.volvo(&c, "li", 80000, "2026-05-10T10:00:00Z").await;
+    let may_s = w.draft("sh", "2026-05").await;
+    assert_eq!(amount(lines_of(&may_s, &may)[0]), "800");
+    let id = may_s["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+
+    // When an April contract with volvo arrives after it (imported history)
+    let april = w.volvo(&c, "zhao", 40000, "2026-04-10T10:00:00Z").await;
+
+    // Then the April contract is the brand's first sale, by its own date
+    let brand = w.app.get("/v1/brands/volvo", &w.li).await.body;
+    assert_eq!(brand["new"], false);
+    assert_eq!(brand["first_signed_deal"], april.as_str());
+    assert_eq!(brand["first_signed_at"], "2026-04-10T10:00:00Z");
+    assert_eq!(w.new_brands(&april).await, json!(["volvo"]));
+    assert_eq!(w.new_brands(&may).await, json!([]));
+    // And the May contract's history says why it changed
+    let history = w.app.get(&format!("/v1/deals/{may}/history"), ADMIN).await;
+    let last = history.body["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["action"], "updated");
+    assert_eq!(last["changes"]["new_brands"]["from"], json!(["volvo"]));
+    assert_eq!(last["changes"]["new_brands"]["to"], json!([]));
+    let why = last["reason"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("deal {april} was signed earlier")),
+        "{why}"
+    );
+
+    // And the next settlement takes May's 800 CNY back, saying why
+    let june = w.draft("sh", "2026-06").await;
+    let back = lines_of(&june, &may);
+    assert_eq!(back.len(), 1, "{june}");
+    assert_eq!(amount(back[0]), "-800");
+    assert_eq!(back[0]["adjusts"]["now"], "0");
+    assert!(back[0]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("no longer pays it"));
+    // And April, settled again, pays zhao's April contract (500 CNY)
+    let april_s = w.draft("sh", "2026-04").await;
+    let paid = lines_of(&april_s, &april);
+    assert_eq!(amount(paid[0]), "500", "{april_s}");
+    assert_eq!(paid[0]["rep"], "zhao");
+
+    // When the April contract is cancelled
+    w.app
+        .ok(
+            &format!("/v1/deals/{april}/cancel"),
+            &w.mgr,
+            json!({"reason": "never delivered"}),
+        )
+        .await;
+    // Then the May contract is the brand's first sale again
+    let brand = w.app.get("/v1/brands/volvo", &w.li).await.body;
+    assert_eq!(brand["first_signed_deal"], may.as_str());
+    assert_eq!(w.new_brands(&may).await, json!(["volvo"]));
+    assert_eq!(w.new_brands(&april).await, json!([]));
+
+    // And so it stays after a restart
+    let app = TestApp::reopen(w.app.close().await).await;
+    let brand = app.get("/v1/brands/volvo", ADMIN).await.body;
+    assert_eq!(brand["first_signed_deal"], may.as_str());
+    assert_eq!(brand["first_signed_at"], "2026-05-10T10:00:00Z");
+    let may_now = app.get(&format!("/v1/deals/{may}"), ADMIN).await.body;
+    assert_eq!(may_now["new_brands"], json!(["volvo"]));
+}
+
+#[tokio::test]
+async fn a_corrected_signing_time_moves_the_brands_first_sale_and_the_customers_first_order() {
+    // Given an industrial customer's two volvo contracts: A signed 10 March
+    // (its first order, the brand's first sale), B on 20 March
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "industrial", "self_developed").await;
+    let a = w.volvo(&c, "li", 80000, "2026-03-10T10:00:00Z").await;
+    let b = w.volvo(&c, "li", 40000, "2026-03-20T10:00:00Z").await;
+    let first_order = || async {
+        w.app.get(&format!("/v1/customers/{c}"), ADMIN).await.body["first_order_at"].clone()
+    };
+    assert_eq!(first_order().await, "2026-03-10T10:00:00Z");
+    let path = format!("/v1/deals/{a}");
+
+    // When li tries to correct A's signing time
+    let fix = json!({"signed_at": "2026-03-25T10:00:00Z", "reason": "signed on the 25th"});
+    let r = w.app.patch(&path, &w.li, fix.clone(), None).await;
+    // Then it is 403 and nothing moved
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(first_order().await, "2026-03-10T10:00:00Z");
+
+    // When the manager corrects it to 25 March, with a reason
+    let r = w.app.patch(&path, &w.mgr, fix, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["signed_at"], "2026-03-25T10:00:00Z");
+    assert_eq!(r.body["stage_entered_at"], "2026-03-25T10:00:00Z");
+    assert_eq!(r.body["new_brands"], json!([]));
+
+    // Then B is the brand's first sale and the customer's first order
+    let brand = w.app.get("/v1/brands/volvo", ADMIN).await.body;
+    assert_eq!(brand["first_signed_deal"], b.as_str());
+    assert_eq!(brand["first_signed_at"], "2026-03-20T10:00:00Z");
+    let b_now = w.app.get(&format!("/v1/deals/{b}"), ADMIN).await.body;
+    assert_eq!(b_now["new_brands"], json!(["volvo"]));
+    assert_eq!(first_order().await, "2026-03-20T10:00:00Z");
+    // And A's history keeps the reason beside both times
+    let history = w.app.get(&format!("{path}/history"), ADMIN).await;
+    let last = history.body["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["reason"], "signed on the 25th");
+    assert_eq!(
+        last["changes"]["signed_at"],
+        json!({"from": "2026-03-10T10:00:00Z", "to": "2026-03-25T10:00:00Z"})
+    );
+    // And March pays the new-brand sale to B (500 CNY), not A
+    let march = w.draft("sh", "2026-03").await;
+    assert_eq!(amount(lines_of(&march, &b)[0]), "500", "{march}");
+    assert!(lines_of(&march, &a).is_empty(), "{march}");
+
+    // And a signing time before the deal was opened, or of a deal not
+    // signed, is refused naming `signed_at`
+    let early = json!({"signed_at": "2025-01-01T00:00:00Z", "reason": "typo"});
+    let r = w.app.patch(&path, &w.mgr, early.clone(), None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "signed_at");
+    let open = w.app.deal(ADMIN, &c, "li", "volvo").await;
+    let r = w
+        .app
+        .patch(&format!("/v1/deals/{open}"), &w.mgr, early, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "signed_at");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_signed_and_cancelled_at_once_agree_on_the_first_sale() {
+    // Given twelve volvo contracts of one customer, signed on twelve
+    // different days, every third one then cancelled
+    let w = std::sync::Arc::new(world("sh", "UTC").await);
+    let c = w.customer("sh", "li", "enterprise", "self_developed").await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let mut body = dealflow_tests::deal_body(&c, "li", "volvo");
+        body["opened_at"] = json!("2025-06-01T00:00:00Z");
+        ids.push(
+            w.app.ok("/v1/deals", ADMIN, body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // When all of it arrives at once, latest first
+    let mut arrivals = tokio::task::JoinSet::new();
+    for (i, id) in ids.iter().enumerate().rev() {
+        let (w, id) = (std::sync::Arc::clone(&w), id.clone());
+        arrivals.spawn(async move {
+            let at = format!("2026-02-{:02}T10:00:00Z", i + 1);
+            let r = w
+                .app
+                .post(
+                    &format!("/v1/deals/{id}/transitions"),
+                    ADMIN,
+                    json!({"to": "sign", "at": at}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            if i % 3 == 0 {
+                let r = w
+                    .app
+                    .post(
+                        &format!("/v1/deals/{id}/cancel"),
+                        &w.mgr,
+                        json!({"reason": "void", "at": at}),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            }
+        });
+    }
+    while let Some(done) = arrivals.join_next().await {
+        done.expect("every arrival is accepted");
+    }
+    // Then the earliest contract not cancelled (2 February) is the brand's
+    // first sale, the only one selling it new, and the customer's first order
+    let brand = w.app.get("/v1/brands/volvo", ADMIN).await.body;
+    assert_eq!(brand["first_signed_deal"], ids[1].as_str(), "{brand}");
+    assert_eq!(brand["first_signed_at"], "2026-02-02T10:00:00Z");
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i == 1 { json!(["volvo"]) } else { json!([]) };
+        assert_eq!(w.new_brands(id).await, want, "contract {i}");
+    }
+    let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await.body;
+    assert_eq!(customer["first_order_at"], "2026-02-02T10:00:00Z");
 }
 
 #[tokio::test]
@@ -1419,6 +1696,97 @@ async fn a_rule_declaring_its_subjects_is_asked_about_no_others() {
     );
 }
 
+/// Rewrites the store in `dir` as a server of schema 4 would have left it
+/// after `later` and then `earlier` were signed with `brand`: no brand
+/// index, and the first contract to arrive (`later`) as the brand's first
+/// sale.
+async fn first_to_arrive_at_schema_4(
+    dir: &std::path::Path,
+    brand: &str,
+    later: &str,
+    earlier: &str,
+) {
+    use dealflow::domain::deal::Deal;
+    use dealflow::incentive::inputs::DealRecord;
+    let store = open_when_released(dir).await;
+    let mut batch = Batch::new();
+    batch.put(keys::key(keys::META, &["schema"]), b"4".to_vec());
+    for (k, _) in store
+        .scan(&keys::prefix(keys::IX_BRAND_SIGNED, &[]), None, usize::MAX)
+        .unwrap()
+    {
+        batch.delete(k);
+    }
+    let mut first_signed_at = None;
+    for (id, new_brands) in [(later, vec![brand.to_string()]), (earlier, Vec::new())] {
+        let key = keys::key(keys::DEAL, &[id]);
+        let mut d = Deal::from_stored(&store.get(&key).unwrap().unwrap()).unwrap();
+        d.new_brands = new_brands;
+        let t = keys::time(&d.signed_at.unwrap());
+        first_signed_at.get_or_insert(d.signed_at.unwrap());
+        let record = DealRecord::from(&d).encode();
+        batch.put(
+            keys::key(keys::IX_DEAL_SIGNED, &[&d.branch, &t, id]),
+            record.clone(),
+        );
+        batch.put(
+            keys::key(keys::IX_DEAL_CUSTOMER_SIGNED, &[&d.customer_id, &t, id]),
+            record,
+        );
+        batch.put(key, d.to_stored());
+    }
+    let key = keys::key(keys::BRAND, &[brand]);
+    let mut b: Value = serde_json::from_slice(&store.get(&key).unwrap().unwrap()).unwrap();
+    b["first_signed_deal"] = json!(later);
+    b["first_signed_at"] = json!(first_signed_at);
+    batch.put(key, serde_json::to_vec(&b).unwrap());
+    store.commit(batch).await.unwrap();
+    store.flush().unwrap();
+}
+
+#[tokio::test]
+async fn a_store_that_kept_the_first_contract_to_arrive_is_corrected_at_upgrade() {
+    // Given a May contract, then an imported April one, both with volvo,
+    // in a store whose server kept the first to arrive (May) as the
+    // brand's first sale
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let may = w.volvo(&c, "li", 80000, "2026-05-10T10:00:00Z").await;
+    let april = w.volvo(&c, "li", 40000, "2026-04-10T10:00:00Z").await;
+    let w = w
+        .restart(async |dir| first_to_arrive_at_schema_4(dir, "volvo", &may, &april).await)
+        .await;
+
+    // When the current server has opened it (above)
+    // Then the April contract is the brand's first sale
+    let brand = w.app.get("/v1/brands/volvo", ADMIN).await.body;
+    assert_eq!(brand["first_signed_deal"], april.as_str());
+    assert_eq!(brand["first_signed_at"], "2026-04-10T10:00:00Z");
+    assert_eq!(w.new_brands(&april).await, json!(["volvo"]));
+    assert_eq!(w.new_brands(&may).await, json!([]));
+    // And the corrected contracts' histories say why
+    let history = w.app.get(&format!("/v1/deals/{may}/history"), ADMIN).await;
+    let last = history.body["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["by"], "system");
+    assert!(last["reason"].as_str().unwrap().contains("store upgrade"));
+    // And settlements pay April's contract, not May's
+    assert_eq!(
+        amount(lines_of(&w.draft("sh", "2026-04").await, &april)[0]),
+        "500"
+    );
+    assert!(lines_of(&w.draft("sh", "2026-05").await, &may).is_empty());
+    // And the brand index is back: cancelling April gives May the brand
+    w.app
+        .ok(
+            &format!("/v1/deals/{april}/cancel"),
+            &w.mgr,
+            json!({"reason": "void"}),
+        )
+        .await;
+    let brand = w.app.get("/v1/brands/volvo", ADMIN).await.body;
+    assert_eq!(brand["first_signed_deal"], may.as_str());
+}
+
 #[tokio::test]
 async fn a_store_written_by_a_newer_server_is_refused_at_start() {
     // Given a store whose schema is newer than this server's
@@ -1443,4 +1811,357 @@ async fn a_store_written_by_a_newer_server_is_refused_at_start() {
     let services = dealflow::Services::new(std::sync::Arc::new(store));
     let err = services.upgrade_store().await.unwrap_err().to_string();
     assert!(err.contains("newer server (schema 99)"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Imported history decides by its own dates: a generated history, signed in
+// random arrival orders (some contracts first arriving with a wrong signing
+// time or wrong lines that a manager corrects later), settles line for line
+// as the same history lived through in the order of its dates.
+
+/// A line of a generated contract: (brand, amount in thousands, cost as a
+/// percentage of the amount).
+type GenLine = (usize, u32, u32);
+
+/// One contract of a generated history.
+#[derive(Debug, Clone)]
+struct Contract {
+    /// Index of its customer.
+    customer: usize,
+    currency: &'static str,
+    lines: Vec<GenLine>,
+    /// Minutes after 2026-01-01T00:00Z (distinct per contract).
+    signed: i64,
+    /// Prepayment in percent.
+    prepayment: Option<u32>,
+    /// Cancelled this many days after its signing.
+    cancelled: Option<i64>,
+    /// How it first arrives wrong in a shuffled run (a manager corrects it
+    /// later, with a reason).
+    wrong: Option<Wrong>,
+}
+
+#[derive(Debug, Clone)]
+enum Wrong {
+    /// Signed this many days too early.
+    Early(i64),
+    /// With these lines instead.
+    Lines(Vec<GenLine>),
+}
+
+/// Customers (segment, source, owner), contracts, and the seeds of the
+/// shuffled arrival orders.
+#[derive(Debug, Clone)]
+struct History {
+    customers: Vec<(&'static str, &'static str, &'static str)>,
+    contracts: Vec<Contract>,
+    orders: Vec<u64>,
+}
+
+const GEN_BRANDS: [&str; 3] = ["volvo", "polestar", "bmw"];
+
+fn gen_lines() -> impl Strategy<Value = Vec<GenLine>> {
+    prop::collection::vec((0..3usize, 5u32..150, 70u32..98), 1..=2)
+}
+
+fn gen_history() -> impl Strategy<Value = History> {
+    let customer = (
+        select(vec!["industrial", "enterprise"]),
+        select(vec!["self_developed", "assigned"]),
+        select(vec!["li", "zhao"]),
+    );
+    let wrong = prop_oneof![
+        (1i64..60).prop_map(Wrong::Early),
+        gen_lines().prop_map(Wrong::Lines)
+    ];
+    let contract = (
+        0..3usize,
+        select(vec!["CNY", "USD"]),
+        gen_lines(),
+        (0i64..181, 0i64..24),
+        prop::option::of(0u32..=100),
+        prop::option::weighted(0.2, 0i64..40),
+        prop::option::weighted(0.3, wrong),
+    );
+    (
+        prop::collection::vec(customer, 3),
+        prop::collection::vec(contract, 5..=9),
+        prop::collection::vec(any::<u64>(), 2),
+    )
+        .prop_map(|(customers, contracts, orders)| History {
+            customers,
+            contracts: contracts
+                .into_iter()
+                .enumerate()
+                .map(
+                    |(
+                        i,
+                        (customer, currency, lines, (day, hour), prepayment, cancelled, wrong),
+                    )| {
+                        Contract {
+                            customer,
+                            currency,
+                            lines,
+                            signed: (day * 24 + hour) * 60 + i as i64,
+                            prepayment,
+                            cancelled,
+                            wrong,
+                        }
+                    },
+                )
+                .collect(),
+            orders,
+        })
+}
+
+/// What arrives: a contract signed, cancelled, or corrected.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    Sign(usize),
+    Cancel(usize),
+    Correct(usize),
+}
+
+/// `minutes` after 2026-01-01T00:00Z, as RFC 3339.
+fn gen_time(minutes: i64) -> String {
+    let base: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    (base + chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Contract {
+    /// Minutes of its cancellation.
+    fn cancel_at(&self) -> Option<i64> {
+        self.cancelled.map(|d| self.signed + d * 24 * 60 + 1)
+    }
+}
+
+/// The history in the order of its dates, each contract right the first time.
+fn in_date_order(h: &History) -> Vec<Arrival> {
+    let mut dated: Vec<(i64, Arrival)> = Vec::new();
+    for (i, c) in h.contracts.iter().enumerate() {
+        dated.push((c.signed, Arrival::Sign(i)));
+        if let Some(t) = c.cancel_at() {
+            dated.push((t, Arrival::Cancel(i)));
+        }
+    }
+    dated.sort_by_key(|(t, _)| *t);
+    dated.into_iter().map(|(_, a)| a).collect()
+}
+
+/// A random arrival order: a contract's cancellation and correction come
+/// after its signing, anything else in any order.
+fn shuffled(h: &History, seed: u64) -> Vec<Arrival> {
+    let mut g = dealflow_tests::Gen(seed | 1);
+    let mut ready: Vec<Arrival> = (0..h.contracts.len()).map(Arrival::Sign).collect();
+    let mut order = Vec::new();
+    while !ready.is_empty() {
+        let next = ready.swap_remove(g.below(ready.len() as u64) as usize);
+        if let Arrival::Sign(i) = next {
+            let c = &h.contracts[i];
+            if c.cancelled.is_some() {
+                ready.push(Arrival::Cancel(i));
+            }
+            if c.wrong.is_some() {
+                ready.push(Arrival::Correct(i));
+            }
+        }
+        order.push(next);
+    }
+    order
+}
+
+fn gen_line_bodies(lines: &[GenLine]) -> Value {
+    lines
+        .iter()
+        .map(|(b, thousands, cost)| {
+            let amount = u64::from(*thousands) * 1000;
+            json!({"brand": GEN_BRANDS[*b], "product": "p", "amount": amount.to_string(),
+                   "cost": (amount * u64::from(*cost) / 100).to_string()})
+        })
+        .collect()
+}
+
+/// Plays `arrivals` of `h` on `w` (contracts arriving wrong when
+/// `with_mistakes`); the ids of its deals and customers.
+async fn play(
+    w: &World,
+    h: &History,
+    arrivals: &[Arrival],
+    with_mistakes: bool,
+) -> (Vec<String>, Vec<String>) {
+    let mut customers = Vec::new();
+    for (segment, source, owner) in &h.customers {
+        customers.push(w.customer("sh", owner, segment, source).await);
+    }
+    let mut deals = vec![String::new(); h.contracts.len()];
+    for a in arrivals {
+        match *a {
+            Arrival::Sign(i) => {
+                let c = &h.contracts[i];
+                let (mut lines, mut at) = (c.lines.clone(), c.signed);
+                match &c.wrong {
+                    Some(Wrong::Early(days)) if with_mistakes => at -= days * 24 * 60,
+                    Some(Wrong::Lines(l)) if with_mistakes => lines = l.clone(),
+                    _ => {}
+                }
+                let owner = h.customers[c.customer].2;
+                let mut body = json!({"customer_id": customers[c.customer], "title": format!("D{i}"),
+                                      "owner": owner, "currency": c.currency,
+                                      "lines": gen_line_bodies(&lines), "opened_at": "2025-06-01T00:00:00Z"});
+                if let Some(p) = c.prepayment {
+                    body["prepayment_ratio"] = json!(rust_decimal::Decimal::new(p.into(), 2));
+                }
+                let id = w.app.ok("/v1/deals", ADMIN, body).await["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                w.app
+                    .ok(
+                        &format!("/v1/deals/{id}/transitions"),
+                        ADMIN,
+                        json!({"to": "sign", "at": gen_time(at)}),
+                    )
+                    .await;
+                deals[i] = id;
+            }
+            Arrival::Cancel(i) => {
+                let at = h.contracts[i].cancel_at().unwrap();
+                w.app
+                    .ok(
+                        &format!("/v1/deals/{}/cancel", deals[i]),
+                        &w.mgr,
+                        json!({"reason": "withdrawn", "at": gen_time(at)}),
+                    )
+                    .await;
+            }
+            Arrival::Correct(i) => {
+                let c = &h.contracts[i];
+                let mut body = match c.wrong {
+                    Some(Wrong::Early(_)) => json!({"signed_at": gen_time(c.signed)}),
+                    _ => json!({"lines": gen_line_bodies(&c.lines)}),
+                };
+                body["reason"] = json!("imported with a mistake");
+                let r = w
+                    .app
+                    .patch(&format!("/v1/deals/{}", deals[i]), &w.mgr, body, None)
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "correcting D{i}: {}", r.body);
+            }
+        }
+    }
+    (deals, customers)
+}
+
+/// Every period a generated history touches.
+const GEN_PERIODS: [&str; 10] = [
+    "2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06", "2026-Q1", "2026-Q2",
+    "2026-Q3", "2026",
+];
+
+/// What a history settles to, with ids replaced by the history's own
+/// labels (`D3`, `C1`): each period's lines (sorted), each brand's first
+/// sale, each contract's new brands, each customer's first order.
+async fn settled(w: &World, deals: &[String], customers: &[String]) -> BTreeMap<String, Value> {
+    let labels: Vec<(String, String)> = deals
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.clone(), format!("D{i}")))
+        .chain(
+            customers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), format!("C{i}"))),
+        )
+        .collect();
+    let relabel = |v: &Value| -> Value {
+        let mut text = v.to_string();
+        for (id, label) in &labels {
+            text = text.replace(id.as_str(), label);
+        }
+        serde_json::from_str(&text).unwrap()
+    };
+    let mut out = BTreeMap::new();
+    for period in GEN_PERIODS {
+        let s = w.draft("sh", period).await;
+        let mut lines: Vec<String> = s["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| relabel(l).to_string())
+            .collect();
+        lines.sort();
+        out.insert(format!("settlement {period}"), json!(lines));
+    }
+    for b in GEN_BRANDS {
+        let brand = w.app.get(&format!("/v1/brands/{b}"), ADMIN).await.body;
+        out.insert(
+            format!("brand {b}"),
+            relabel(&json!([
+                brand["new"],
+                brand["first_signed_deal"],
+                brand["first_signed_at"]
+            ])),
+        );
+    }
+    for (i, d) in deals.iter().enumerate() {
+        let deal = w.app.get(&format!("/v1/deals/{d}"), ADMIN).await.body;
+        out.insert(format!("D{i} new_brands"), deal["new_brands"].clone());
+    }
+    for (i, c) in customers.iter().enumerate() {
+        let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await.body;
+        out.insert(
+            format!("C{i} first_order_at"),
+            customer["first_order_at"].clone(),
+        );
+    }
+    out
+}
+
+/// Lives `h` through in date order, then replays it in each shuffled order
+/// on a fresh server; every answer must be the same.
+async fn same_in_every_order(h: History) -> Result<(), TestCaseError> {
+    let lived = {
+        let w = world("sh", "UTC").await;
+        let (d, c) = play(&w, &h, &in_date_order(&h), false).await;
+        settled(&w, &d, &c).await
+    };
+    for seed in &h.orders {
+        let w = world("sh", "UTC").await;
+        let order = shuffled(&h, *seed);
+        let (d, c) = play(&w, &h, &order, true).await;
+        let imported = settled(&w, &d, &c).await;
+        for (what, want) in &lived {
+            prop_assert_eq!(
+                &imported[what],
+                want,
+                "{} differs when the history arrives as {:?}",
+                what,
+                order
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn imported_history_settles_line_for_line_as_lived_through_in_any_arrival_order() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cases = std::env::var("ARRIVAL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0x51_6e_ed),
+        // Each case runs three servers: shrink a failure a little, not long.
+        max_shrink_iters: 24,
+        ..Config::default()
+    });
+    if let Err(e) = runner.run(&gen_history(), |h| rt.block_on(same_in_every_order(h))) {
+        panic!("{e}");
+    }
 }

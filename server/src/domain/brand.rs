@@ -1,4 +1,5 @@
-//! The brand catalog; a brand is *new* until a contract containing it is signed.
+//! The brand catalog; a brand is *new* until a contract containing it is
+//! signed (and not cancelled).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,12 +14,15 @@ pub struct Brand {
     pub name: String,
     /// When the company introduced the brand.
     pub introduced_at: NaiveDate,
-    /// True until a deal containing the brand is signed.
+    /// True while no contract containing the brand is signed (cancelled
+    /// ones do not count).
     pub new: bool,
-    /// When the first deal containing the brand was signed.
+    /// When its first sale was signed.
     #[serde(default)]
     pub first_signed_at: Option<DateTime<Utc>>,
-    /// The first signed deal containing the brand.
+    /// Its first sale: the earliest by signing time (then id) of the signed
+    /// contracts containing the brand that are not cancelled, whatever
+    /// order they arrived in.
     #[serde(default)]
     pub first_signed_deal: Option<String>,
     /// Optimistic-concurrency version.

@@ -75,8 +75,9 @@ pub struct Deal {
     pub signed_at: Option<DateTime<Utc>>,
     /// When the deal reached a lost stage.
     pub lost_at: Option<DateTime<Utc>>,
-    /// Brands of its lines that were still new (never sold) when it was
-    /// signed: what the new-brand bonus (DOMAIN.md §5.1) pays on.
+    /// Brands whose first sale this contract is (the earliest signed,
+    /// not cancelled, with the brand): what the new-brand bonus (DOMAIN.md
+    /// §5.1) pays on.
     #[serde(default)]
     pub new_brands: Vec<String>,
     /// When a signed contract was cancelled (settlements reverse what it
@@ -184,6 +185,11 @@ pub struct DealPatch {
     /// Replaces the lines.
     #[serde(default)]
     pub lines: Option<Vec<Line>>,
+    /// Corrects when a signed contract was signed. Once a deal is signed,
+    /// its lines, currency, prepayment and signing time are changed only by
+    /// the branch's managers and admins, each time with a `reason`.
+    #[serde(default)]
+    pub signed_at: Option<DateTime<Utc>>,
     /// Sets (a string) or removes (`null`) deal attributes; managers and
     /// admins only, since guards read them as approvals.
     #[serde(default)]

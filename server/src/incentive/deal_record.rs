@@ -54,7 +54,7 @@ pub struct DealRecord {
     pub amount_total: Decimal,
     /// Sum of line costs.
     pub cost_total: Decimal,
-    /// Brands that were new when it was signed.
+    /// Brands whose first sale it is (`Deal::new_brands`).
     #[serde(default)]
     pub new_brands: Vec<String>,
     /// Attributes set by after-hooks.

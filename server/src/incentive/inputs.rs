@@ -141,7 +141,8 @@ fn base(
 
 /// The input for a signed deal, in the month of its signing (`day`: its
 /// signing day in the branch's calendar). Lines count as new-brand lines when
-/// their brand was new when the deal was signed.
+/// the deal is their brand's first sale (its earliest signed contract not
+/// cancelled).
 pub fn deal_input(
     branch: &BranchCalendar,
     deal: DealRecord,

@@ -4,11 +4,9 @@
 //! history entry (with every decision), its stage index, the follow-up tasks
 //! and (on signing) the brands it makes no longer new, in one atomic batch.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::auth::{Denied, Principal};
-use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
 use crate::domain::deal::{
     check_attribute, Deal, GuardVeto, TransitionCheck, TransitionRequest, Verdict, MAX_ATTRIBUTES,
@@ -372,8 +370,7 @@ impl Services {
                 changes: None,
             };
             if kind == StageKind::Won {
-                moved.new_brands = self.stage_brands_sold(&mut batch, &moved)?;
-                self.stage_first_order(&mut batch, &moved)?;
+                self.stage_first_sales(&mut batch, Some(deal), &mut moved, &caller.user)?;
                 let signing = format!("{}@{}", moved.id, moved.version);
                 crate::service::stage_tier_mark(&mut batch, &moved.branch, "deal signed", &signing);
             }
@@ -566,55 +563,6 @@ impl Services {
             );
         }
         Ok(out.tasks.len())
-    }
-
-    /// Marks the deal's brands that were still new as sold by this deal;
-    /// returns them (the brands new at its signing).
-    fn stage_brands_sold(
-        &self,
-        batch: &mut Batch,
-        deal: &Deal,
-    ) -> Result<Vec<String>, ServiceError> {
-        let brands: BTreeSet<&str> = deal.lines.iter().map(|l| l.brand.as_str()).collect();
-        let mut sold = Vec::new();
-        for id in brands {
-            let key = keys::key(keys::BRAND, &[id]);
-            let Some(stored) = self.repo.read::<Brand>(&key)? else {
-                continue;
-            };
-            if !stored.value.new {
-                continue;
-            }
-            let mut b = stored.value.clone();
-            b.new = false;
-            b.first_signed_at = deal.signed_at;
-            b.first_signed_deal = Some(deal.id.clone());
-            b.version += 1;
-            batch.expect(key.clone(), Some(&stored.raw));
-            batch.put(key, encode(&b));
-            sold.push(id.to_string());
-        }
-        Ok(sold)
-    }
-
-    /// Makes a signed deal its customer's first order when it is the
-    /// earliest signed so far (history may be imported out of order).
-    fn stage_first_order(&self, batch: &mut Batch, deal: &Deal) -> Result<(), ServiceError> {
-        let key = keys::key(keys::CUSTOMER, &[&deal.customer_id]);
-        let Some(old) = self.repo.read::<Customer>(&key)? else {
-            return Ok(());
-        };
-        let first = match (old.value.first_order_at, deal.signed_at) {
-            (_, None) => return Ok(()),
-            (Some(f), Some(s)) if f <= s => return Ok(()),
-            (_, Some(s)) => s,
-        };
-        let mut c = old.value.clone();
-        c.first_order_at = Some(first);
-        c.version += 1;
-        c.updated_at = now();
-        crate::service::stage_customer(batch, Some(&old), &c);
-        Ok(())
     }
 }
 

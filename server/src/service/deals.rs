@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::customers::{check_version, owner_change_reason};
+use super::first_sales::brand_index_keys;
 use super::repo::{encode, Source, Stored};
 use super::{
     check_business_time, events, now, stage_tier_mark, Page, PageRequest, ServiceError, Services,
@@ -14,7 +15,6 @@ use super::{
 };
 use crate::auth::{Denied, Principal};
 use crate::domain::currency::is_iso_currency;
-use crate::domain::customer::Customer;
 use crate::domain::deal::{
     check_attribute, CancelRequest, Deal, DealPatch, Line, NewDeal, MAX_ATTRIBUTES,
 };
@@ -110,9 +110,18 @@ pub(crate) fn stage_deal(
 }
 
 /// Writes a deal's entries in the signing indexes (by branch and by
-/// customer). They carry the deal as settlements read it, so they are
-/// rewritten with every change of a signed deal.
+/// customer; by brand while it is not cancelled). Those by branch and
+/// customer carry the deal as settlements read it, so they are rewritten
+/// with every change of a signed deal.
 pub(crate) fn stage_signing_indexes(batch: &mut Batch, old: Option<&Deal>, new: &Deal) {
+    let was = old.map(brand_index_keys).unwrap_or_default();
+    let is = brand_index_keys(new);
+    for k in was.difference(&is) {
+        batch.delete(k.clone());
+    }
+    for k in is.difference(&was) {
+        batch.put(k.clone(), new.id.as_bytes());
+    }
     let (b, c) = (&new.branch, &new.customer_id);
     if let Some(t) = old
         .and_then(|o| o.signed_at)
@@ -179,6 +188,76 @@ pub(crate) fn add_change_events(
             json!({"deal": new.id, "fields": others, "version": new.version}),
         );
     }
+}
+
+/// What of a signed contract only its branch's managers and admins change,
+/// with a reason: its money and when it was signed.
+const SIGNED_MONEY: [&str; 4] = ["lines", "currency", "prepayment_ratio", "signed_at"];
+
+/// Refuses a change of a signed contract's money (`changes` names the
+/// changed fields) by a rep (403), or by a manager or admin without a
+/// reason (422 naming `reason`).
+fn check_signed_money(
+    caller: &Principal,
+    deal: &Deal,
+    changes: &serde_json::Map<String, serde_json::Value>,
+    reason: Option<&str>,
+) -> Result<(), ServiceError> {
+    let money: Vec<&str> = SIGNED_MONEY
+        .into_iter()
+        .filter(|f| changes.contains_key(*f))
+        .collect();
+    if deal.signed_at.is_none() || money.is_empty() {
+        return Ok(());
+    }
+    if caller.role == Role::Rep {
+        return Err(Denied(format!(
+            "a signed contract's money ({}) is changed only by a manager of `{}` or an admin, with a reason",
+            money.join(", "),
+            deal.branch
+        ))
+        .into());
+    }
+    if reason.is_none() {
+        return Err(ServiceError::invalid(
+            "reason",
+            format!(
+                "is required to change a signed contract's {} (kept in its history)",
+                money.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A corrected signing time: only of a signed contract, not before it was
+/// opened, not after its cancellation.
+fn check_signing_time(
+    deal: &Deal,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, ServiceError> {
+    if deal.signed_at.is_none() {
+        return Err(ServiceError::invalid(
+            "signed_at",
+            "only a signed contract has a signing time; a deal is signed by a transition",
+        ));
+    }
+    if at < deal.opened_at {
+        return Err(ServiceError::invalid(
+            "signed_at",
+            format!(
+                "must not be before the deal was opened ({})",
+                deal.opened_at.to_rfc3339()
+            ),
+        ));
+    }
+    if deal.cancelled_at.is_some_and(|c| at > c) {
+        return Err(ServiceError::invalid(
+            "signed_at",
+            "must not be after the contract's cancellation",
+        ));
+    }
+    Ok(at)
 }
 
 impl Services {
@@ -401,6 +480,11 @@ impl Services {
             .as_deref()
             .map(|l| self.check_lines(l))
             .transpose()?;
+        let reason = validate::opt_text("reason", patch.reason.as_deref())?;
+        let signed_at = patch
+            .signed_at
+            .map(|t| check_business_time("signed_at", Some(t)))
+            .transpose()?;
         for _ in 0..MAX_RETRIES {
             let old = self.visible_deal(caller, id)?;
             check_version(if_match, old.value.version)?;
@@ -450,7 +534,7 @@ impl Services {
             note(
                 "prepayment_ratio",
                 json!(d.prepayment_ratio),
-                json!(prepayment),
+                json!(prepayment.map(|p| p.normalize())),
             );
             d.currency = currency;
             d.needs = needs;
@@ -459,6 +543,12 @@ impl Services {
                 note("lines", json!(d.lines), json!(lines));
                 d.lines = lines.clone();
                 d.retotal();
+            }
+            if let Some(t) = signed_at {
+                d.signed_at = Some(check_signing_time(&old.value, t)?);
+                // A signed deal entered its won stage when it was signed.
+                d.stage_entered_at = t;
+                note("signed_at", json!(old.value.signed_at), json!(d.signed_at));
             }
             if let Some(attributes) = &patch.attributes {
                 for (key, value) in attributes {
@@ -483,11 +573,12 @@ impl Services {
             if changes.is_empty() {
                 return Ok(old.value);
             }
+            check_signed_money(caller, &old.value, &changes, reason.as_deref())?;
             let now = now();
             d.version += 1;
             d.updated_at = now;
             let entry = match &owner_reason {
-                Some(reason) => HistoryEntry {
+                Some(_) => HistoryEntry {
                     from: Some(old.value.owner.clone()),
                     to: Some(d.owner.clone()),
                     reason: reason.clone(),
@@ -501,11 +592,13 @@ impl Services {
                     )
                 },
                 None => HistoryEntry {
+                    reason: reason.clone(),
                     changes: Some(changes.into()),
                     ..HistoryEntry::new(d.version, HistoryAction::Updated, now, now, &caller.user)
                 },
             };
             let mut batch = Batch::new();
+            self.stage_first_sales(&mut batch, Some(&old.value), &mut d, &caller.user)?;
             stage_deal(&mut batch, Some(&old), &d, &entry);
             add_change_events(
                 &mut batch,
@@ -515,10 +608,12 @@ impl Services {
                 &caller.user,
                 entry.reason.as_deref(),
             );
-            // A signed contract's amount or currency counts in its
-            // customer's revenue, hence in the branch's tiers.
+            // A signed contract's amount, currency and signing time count in
+            // its customer's revenue, hence in the branch's tiers.
             let revenue_moved = d.signed_at.is_some()
-                && (d.amount_total != old.value.amount_total || d.currency != old.value.currency);
+                && (d.amount_total != old.value.amount_total
+                    || d.currency != old.value.currency
+                    || d.signed_at != old.value.signed_at);
             if revenue_moved {
                 stage_tier_mark(
                     &mut batch,
@@ -552,7 +647,12 @@ impl Services {
         if_match: Option<u64>,
     ) -> Result<Deal, ServiceError> {
         let deal = self.visible_deal(caller, id)?;
-        caller.require_manager_of(&deal.value.branch)?;
+        let branch = &deal.value.branch;
+        caller.require_manager_of(branch).map_err(|_| {
+            Denied(format!(
+                "a signed contract is cancelled only by a manager of `{branch}` or an admin, with a reason"
+            ))
+        })?;
         let reason = validate::name("reason", &req.reason)?;
         let at = check_business_time("at", req.at)?;
         for _ in 0..MAX_RETRIES {
@@ -586,9 +686,11 @@ impl Services {
             d.updated_at = now;
             let entry = HistoryEntry {
                 note: Some(reason.clone()),
+                reason: Some(reason.clone()),
                 ..HistoryEntry::new(d.version, HistoryAction::Cancelled, at, now, &caller.user)
             };
             let mut batch = Batch::new();
+            self.stage_first_sales(&mut batch, Some(&old.value), &mut d, &caller.user)?;
             stage_deal(&mut batch, Some(&old), &d, &entry);
             events::add(
                 &mut batch,
@@ -598,7 +700,6 @@ impl Services {
                 json!({"deal": d.id, "reason": reason, "at": at, "by": caller.user,
                        "version": d.version}),
             );
-            self.stage_first_order_without(&mut batch, &d)?;
             stage_tier_mark(
                 &mut batch,
                 &d.branch,
@@ -613,38 +714,6 @@ impl Services {
             return Ok(d);
         }
         Err(ServiceError::Contended)
-    }
-
-    /// A cancelled contract is no order: when `cancelled` was its
-    /// customer's first, the first order becomes the earliest signed
-    /// contract not cancelled (none: no first order).
-    fn stage_first_order_without(
-        &self,
-        batch: &mut Batch,
-        cancelled: &Deal,
-    ) -> Result<(), ServiceError> {
-        let key = keys::key(keys::CUSTOMER, &[&cancelled.customer_id]);
-        let Some(old) = self.repo.read::<Customer>(&key)? else {
-            return Ok(());
-        };
-        if old.value.first_order_at != cancelled.signed_at {
-            return Ok(());
-        }
-        let prefix = keys::prefix(keys::IX_DEAL_CUSTOMER_SIGNED, &[&cancelled.customer_id]);
-        let mut first = None;
-        for (k, v) in self.repo.store().scan(&prefix, None, usize::MAX)? {
-            let d = super::repo::decode_deal_record(&k, &v)?;
-            if d.id != cancelled.id && d.cancelled_at.is_none() {
-                first = d.signed_at;
-                break;
-            }
-        }
-        let mut c = old.value.clone();
-        c.first_order_at = first;
-        c.version += 1;
-        c.updated_at = now();
-        super::stage_customer(batch, Some(&old), &c);
-        Ok(())
     }
 
     /// A deal's history, oldest first.

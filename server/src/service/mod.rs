@@ -9,6 +9,7 @@ mod customers;
 mod deals;
 mod error;
 pub(crate) mod events;
+mod first_sales;
 mod followups;
 mod fx;
 mod page;

@@ -13,17 +13,26 @@
 //! Schema 5 (revocable tokens) gave every token a stable id and indexed
 //! tokens by id and by branch; tokens stored before it (keyed by hash, no
 //! id) get theirs and keep working.
+//!
+//! Schema 6 (first sales by signing time) added the index of contracts by
+//! brand, and made each brand's first signed contract and each customer's
+//! first order the earliest by signing time among contracts not cancelled
+//! (servers before it kept a brand's first contract to arrive, cancelled or
+//! not): brands, customers and the `new_brands` of contracts that differ
+//! are corrected, each corrected contract with a history entry saying why.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
 use super::customers::tier_key;
-use super::repo::{decode, decode_deal};
+use super::first_sales::{brand_index_keys, brands_of, sold_at};
+use super::repo::{decode, decode_deal, encode, Stored};
 use super::tokens::put_grant;
-use super::{stage_customer, stage_signing_indexes, ServiceError, Services};
+use super::{now, stage_customer, stage_deal, stage_signing_indexes, ServiceError, Services};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
+use crate::domain::history::{HistoryAction, HistoryEntry};
 use crate::domain::pipeline::StageKind;
 use crate::domain::task::{Task, TaskStatus};
 use crate::domain::token::Grant;
@@ -32,9 +41,11 @@ use crate::store::{keys, Batch};
 /// The schema this server writes. 4: signing-index entries may be in the
 /// binary form (`incentive::deal_record`), which servers before it cannot
 /// read; nothing is rewritten to get there. 5: tokens have ids (a server
-/// before it would not see revocations).
-pub const SCHEMA: u32 = 5;
+/// before it would not see revocations). 6: first sales by signing time.
+pub const SCHEMA: u32 = 6;
 const SCHEMA_KEY: &str = "schema";
+/// Why schema 6 corrected a contract's `new_brands` (its history says).
+const FIRST_SALES_REASON: &str = "store upgrade: a brand's first signed contract is the earliest by signing time among contracts not cancelled";
 /// Deals rewritten per batch.
 const PER_BATCH: usize = 500;
 
@@ -76,6 +87,9 @@ impl Services {
         }
         if current < 5 {
             upgraded += self.upgrade_to_5().await?;
+        }
+        if current < 6 {
+            upgraded += self.upgrade_to_6().await?;
         }
         let mut batch = Batch::new();
         batch.put(schema_key, SCHEMA.to_string().into_bytes());
@@ -151,6 +165,107 @@ impl Services {
             self.repo.commit(batch).await?;
         }
         Ok(legacy.len())
+    }
+
+    /// Schema 6: the brand index of contracts not cancelled, then first
+    /// sales by signing time (see the module's header); returns how many
+    /// records were corrected.
+    async fn upgrade_to_6(&self) -> Result<usize, ServiceError> {
+        let mut first_orders: HashMap<String, DateTime<Utc>> = HashMap::new();
+        self.each_page(keys::DEAL, |batch, key, raw| {
+            let d = decode_deal(key, raw)?;
+            for k in brand_index_keys(&d) {
+                batch.put(k, d.id.as_bytes());
+            }
+            if let Some(t) = sold_at(&d) {
+                let first = first_orders.entry(d.customer_id.clone()).or_insert(t);
+                *first = (*first).min(t);
+            }
+            Ok(())
+        })
+        .await?;
+        let mut corrected = 0;
+        let mut first_of: HashMap<String, String> = HashMap::new();
+        let brands = self
+            .repo
+            .store()
+            .scan(&keys::prefix(keys::BRAND, &[]), None, usize::MAX)?;
+        for (key, raw) in brands {
+            let b: Brand = decode(&key, &raw)?;
+            let first = self.first_brand_sale(&b.id, "")?;
+            if let Some((_, deal)) = &first {
+                first_of.insert(b.id.clone(), deal.clone());
+            }
+            if first == b.first_signed_at.zip(b.first_signed_deal.clone())
+                && b.new == first.is_none()
+            {
+                continue;
+            }
+            let mut fixed = b.clone();
+            fixed.new = first.is_none();
+            fixed.first_signed_at = first.as_ref().map(|(t, _)| *t);
+            fixed.first_signed_deal = first.map(|(_, d)| d);
+            fixed.version += 1;
+            let mut batch = Batch::new();
+            batch
+                .expect(key.clone(), Some(&raw))
+                .put(key, encode(&fixed));
+            self.repo.commit(batch).await?;
+            corrected += 1;
+        }
+        let now = now();
+        self.each_page(keys::DEAL, |batch, key, raw| {
+            let old = decode_deal(key, raw)?;
+            let mut d = old.clone();
+            d.new_brands = match sold_at(&d) {
+                None => Vec::new(),
+                Some(_) => brands_of(&d)
+                    .into_iter()
+                    .filter(|b| first_of.get(*b) == Some(&d.id))
+                    .map(String::from)
+                    .collect(),
+            };
+            if d.new_brands == old.new_brands {
+                return Ok(());
+            }
+            d.version += 1;
+            d.updated_at = now;
+            let entry = HistoryEntry {
+                reason: Some(FIRST_SALES_REASON.into()),
+                changes: Some(
+                    serde_json::json!({"new_brands": {"from": old.new_brands, "to": d.new_brands}}),
+                ),
+                ..HistoryEntry::new(d.version, HistoryAction::Updated, now, now, "system")
+            };
+            let old = Stored {
+                value: old,
+                raw: raw.to_vec(),
+            };
+            stage_deal(batch, Some(&old), &d, &entry);
+            corrected += 1;
+            Ok(())
+        })
+        .await?;
+        self.each_page(keys::CUSTOMER, |batch, key, raw| {
+            let c: Customer = decode(key, raw)?;
+            let first = first_orders.get(&c.id).copied();
+            if c.first_order_at == first {
+                return Ok(());
+            }
+            let mut fixed = c.clone();
+            fixed.first_order_at = first;
+            fixed.version += 1;
+            fixed.updated_at = now;
+            let old = Stored {
+                value: c,
+                raw: raw.to_vec(),
+            };
+            stage_customer(batch, Some(&old), &fixed);
+            corrected += 1;
+            Ok(())
+        })
+        .await?;
+        Ok(corrected)
     }
 
     /// Visits every record under `tag` page by page, committing what each

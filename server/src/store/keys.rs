@@ -112,6 +112,13 @@ pub const IX_DEAL_SIGNED: &str = "ix.dl.sg";
 pub const IX_CUSTOMER_FIRST_ORDER: &str = "ix.cu.fo";
 /// Index: signed deals by customer and signing time ([`time`]).
 pub const IX_DEAL_CUSTOMER_SIGNED: &str = "ix.dl.cs";
+/// Index: signed contracts not cancelled by brand of their lines and
+/// signing time ([`time`]); the first entry of a brand is its first sale.
+pub const IX_BRAND_SIGNED: &str = "ix.bd.sg";
+/// The signing stamp of a brand (`brand`, id) or customer (`customer`, id):
+/// rewritten by every change to its signed contracts, so a write that chose
+/// a new first sale from the index can expect that none arrived meanwhile.
+pub const SIGNING_STAMP: &str = "sg.stamp";
 /// Index: deals by customer.
 pub const IX_DEAL_CUSTOMER: &str = "ix.dl.cu";
 /// Index: customers by branch, tier and id; the value is the owner (empty
