@@ -20,7 +20,7 @@
 //!   moves each back and forth between a and b forever;
 //! - `raw`: a tiny axum route doing one store commit of one key (a single
 //!   sled insert + group commit, no JSON, no service layer): the anchor of
-//!   PITFALLS.md;
+//!   docs/dependencies.md;
 //! - `raw: a transition's 5 keys`: the store work of one move and nothing
 //!   else (read the deal, expect it unchanged, rewrite it, add a history
 //!   entry, delete and put its stage index entry, append its `transition`

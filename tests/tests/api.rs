@@ -1,4 +1,4 @@
-//! End-to-end tests of the HTTP contract (API.md) through the router, over a
+//! End-to-end tests of the HTTP contract (docs/http-reference.md) through the router, over a
 //! real temporary sled database: every route's success status and body, every
 //! documented error status with the error body, paging, the default and a
 //! branch-specific pipeline, history, optimistic concurrency and persistence
@@ -1087,7 +1087,7 @@ async fn a_branch_starts_with_the_default_pipeline() {
     let w = world().await;
     // When the rep reads the branch pipeline
     let r = w.app.get("/v1/branches/sh/pipeline", &w.rep).await;
-    // Then it is the default of DOMAIN.md §4
+    // Then it is the default of docs/business-rules.md §4
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["branch"], "sh");
     assert_eq!(r.body["default"], true);

@@ -1,4 +1,4 @@
-//! The authorization matrix of API.md, end to end through the router: for
+//! The authorization matrix (docs/http-reference.md), end to end through the router: for
 //! each role (admin, the manager of branch `a`, rep `li` of branch `a`) and
 //! each route, in the caller's own branch `a` and in another branch `b`, the
 //! exact status; and that lists only ever hold what the caller may see.
@@ -1333,7 +1333,7 @@ async fn a_rep_sees_every_customer_of_their_branch_but_not_of_another() {
     let f = Fixture::new().await;
     // When rep li lists customers
     let customers = items(&f.get(Who::Rep, "/v1/customers").await);
-    // Then the branch's customers are there (API.md: their branch's customers)
+    // Then the branch's customers are there (the HTTP contract: their branch's customers)
     assert_eq!(
         field_set(&customers, "id"),
         BTreeSet::from([f.cus_a.clone(), f.cus_a_zhao.clone()])

@@ -1,5 +1,5 @@
 //! Key accounts end to end through the router over a real sled store, with
-//! the default policies (DOMAIN.md §1–3, §6): Pareto tiers and their
+//! the default policies (docs/business-rules.md §1–3, §6): Pareto tiers and their
 //! history, visit cadence and follow-ups, tasks after a signing, corrections
 //! of communication records, referrals, fair assignment and the team report.
 
@@ -653,7 +653,7 @@ async fn communication_records_are_corrected_by_author_or_manager_and_never_lost
 #[tokio::test]
 async fn the_referral_report_shows_signed_revenue_by_referring_customer() {
     // Given a government customer whose friend's oil field and another
-    // customer came by referral (DOMAIN.md §4), and a second-hand referral
+    // customer came by referral (docs/business-rules.md §4), and a second-hand referral
     let w = world("sh").await;
     let gov = w.customer("sh", "li", "City Government").await;
     let referred = |name: &str, by: &str| {
@@ -985,7 +985,7 @@ async fn hostile_input_to_the_key_account_routes_is_a_clear_4xx_and_changes_noth
 
 #[tokio::test]
 async fn owner_changes_are_controlled_and_kept_in_history_with_who_and_why() {
-    // Given a customer of zhao's with a deal of his (DOMAIN.md §6)
+    // Given a customer of zhao's with a deal of his (docs/business-rules.md §6)
     let w = world("sh").await;
     let cus = w.customer("sh", "zhao", "Daqing Oilfield").await;
     let deal = w.open_deal(&cus, "zhao", "500000").await;

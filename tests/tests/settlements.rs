@@ -1,5 +1,5 @@
 //! Settlements end to end through the router over a real sled store, with
-//! the default bonus policies (DOMAIN.md §5): what each period settles, the
+//! the default bonus policies (docs/business-rules.md §5): what each period settles, the
 //! lifecycle draft → approved → paid, double-pay prevention, true-ups,
 //! effective dating, statements, and simulate == settle; who may change a
 //! signed contract's money; first sales by signing time, whatever order the

@@ -1,4 +1,4 @@
-//! New-brand product sale bonus (DOMAIN.md §5.1), per signed contract.
+//! New-brand product sale bonus (docs/business-rules.md §5.1), per signed contract.
 //!
 //! Only the deal's new-brand lines count. Their amount is converted to USD
 //! at the rate of the signing date (`per_usd`: units of the deal currency per

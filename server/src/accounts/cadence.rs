@@ -1,4 +1,4 @@
-//! When a customer is due and overdue for contact (DOMAIN.md §2): due when
+//! When a customer is due and overdue for contact (docs/business-rules.md §2): due when
 //! its last communication record is older than its cadence, overdue the
 //! cadence's grace days after that.
 

@@ -1,4 +1,4 @@
-//! The default tiering rule (DOMAIN.md §1) in Rust, answering exactly what
+//! The default tiering rule (docs/business-rules.md §1) in Rust, answering exactly what
 //! `policies/pareto-tiering.rhai` answers.
 
 use std::sync::Arc;

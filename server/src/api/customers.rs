@@ -146,7 +146,7 @@ async fn patch_customer(
     Ok(Versioned(StatusCode::OK, c.version, c))
 }
 
-/// Adds a communication record (DOMAIN.md §2) for the customer.
+/// Adds a communication record (docs/business-rules.md §2) for the customer.
 #[utoipa::path(post, path = "/v1/customers/{id}/records", tag = "customers", request_body = NewRecord,
     responses((status = 201, body = Record), (status = "4XX", body = ErrorBody)))]
 async fn create_record(

@@ -1,4 +1,4 @@
-//! The authorization matrix of API.md, in one place.
+//! The authorization matrix (docs/http-reference.md, Conventions), in one place.
 //!
 //! | role    | branches, brands, fx | customers        | deals                 | records              |
 //! |---------|----------------------|------------------|-----------------------|----------------------|
@@ -79,7 +79,7 @@ impl Principal {
     }
 
     /// Changing who owns something in `branch` (a customer or a deal) from
-    /// `current` to `new` (DOMAIN.md §6: assignment is visible and fair): a
+    /// `current` to `new` (docs/business-rules.md §6: assignment is visible and fair): a
     /// rep may only take what nobody owns, for themselves; the branch's
     /// managers and admins reassign anything (with a written reason, which
     /// the use case asks for).

@@ -87,7 +87,7 @@ pub struct Customer {
     pub last_contact_at: Option<DateTime<Utc>>,
     /// When its first order (its earliest signed deal not cancelled) was
     /// signed: the start of its 3-month window for the new-customer bonus
-    /// (DOMAIN.md §5.2).
+    /// (docs/business-rules.md §5.2).
     #[serde(default)]
     pub first_order_at: Option<DateTime<Utc>>,
     /// Created at.

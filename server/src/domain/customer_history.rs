@@ -1,5 +1,5 @@
 //! A customer's history: every change of tier and of owner, with its reason
-//! and who or which policy version decided it (DOMAIN.md §1: tiers move, and
+//! and who or which policy version decided it (docs/business-rules.md §1: tiers move, and
 //! why is kept; §6: assignment is visible).
 
 use chrono::{DateTime, Utc};

@@ -45,7 +45,7 @@ pub struct Deal {
     pub owner: String,
     /// ISO 4217 currency of every line.
     pub currency: String,
-    /// The customer's real needs as found out (DOMAIN.md §4).
+    /// The customer's real needs as found out (docs/business-rules.md §4).
     pub needs: Vec<String>,
     /// Share of the first order paid up front, 0 to 1.
     #[schema(value_type = Option<String>)]
@@ -76,7 +76,7 @@ pub struct Deal {
     /// When the deal reached a lost stage.
     pub lost_at: Option<DateTime<Utc>>,
     /// Brands whose first sale this contract is (the earliest signed,
-    /// not cancelled, with the brand): what the new-brand bonus (DOMAIN.md
+    /// not cancelled, with the brand): what the new-brand bonus (docs/business-rules.md
     /// §5.1) pays on.
     #[serde(default)]
     pub new_brands: Vec<String>,

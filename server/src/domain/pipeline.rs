@@ -1,5 +1,5 @@
 //! Pipeline definitions: stages, their kind, and the allowed moves. The
-//! default is DOMAIN.md §4 (`lead → qualify → visit → quote → sign`, `lost`
+//! default is docs/business-rules.md §4 (`lead → qualify → visit → quote → sign`, `lost`
 //! from any open stage); a branch may define its own.
 
 use std::collections::HashSet;
@@ -84,7 +84,7 @@ pub struct Pipeline {
 pub const MAX_STAGES: usize = 32;
 
 impl Pipeline {
-    /// The default pipeline of DOMAIN.md §4 for `branch`.
+    /// The default pipeline of docs/business-rules.md §4 for `branch`.
     pub fn default_for(branch: &str) -> Self {
         let open = ["lead", "qualify", "visit", "quote"];
         let mut stages: Vec<Stage> = open

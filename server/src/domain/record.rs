@@ -1,4 +1,4 @@
-//! Key-customer communication records (DOMAIN.md §2): who met whom, when,
+//! Key-customer communication records (docs/business-rules.md §2): who met whom, when,
 //! what the customer said, problems found and agreed next steps.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! Follow-up tasks (DOMAIN.md §3, active service), created by after-hooks.
+//! Follow-up tasks (docs/business-rules.md §3, active service), created by after-hooks.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! Incentives without I/O: settlement periods, the bonus-hook inputs a
-//! settlement hands each rule (DOMAIN.md §5), and a native Rust version of
+//! settlement hands each rule (docs/business-rules.md §5), and a native Rust version of
 //! the default rules (the benchmark's limit and the tests' oracle).
 
 pub mod deal_record;

@@ -1,4 +1,4 @@
-//! The default bonus rules of DOMAIN.md §5 in plain Rust. The server runs
+//! The default bonus rules of docs/business-rules.md §5 in plain Rust. The server runs
 //! the rules as policies (rhai scripts, a wasm plugin); this version is the
 //! limit the settlement benchmark measures them against, and the oracle the
 //! tests compare them with. Amounts and thresholds are exact decimals.

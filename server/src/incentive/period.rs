@@ -168,7 +168,7 @@ pub fn day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
 }
 
 /// The last day of the 3-calendar-month window that starts on `first`
-/// (DOMAIN.md §5.2: a first order on 15 Jan counts orders up to and
+/// (docs/business-rules.md §5.2: a first order on 15 Jan counts orders up to and
 /// including 14 Apr). When the same day does not exist three months on (a
 /// first order on 30 Nov), the window runs to the end of that month.
 pub fn window_last_day(first: NaiveDate) -> NaiveDate {

@@ -312,7 +312,7 @@ pub struct CadenceOutput {
     /// Contact every this many days; 0 or absent: no cadence.
     #[serde(default)]
     pub every_days: i64,
-    /// Overdue this many days after due (7 when absent, DOMAIN.md §2).
+    /// Overdue this many days after due (7 when absent, docs/business-rules.md §2).
     #[serde(default = "default_overdue_days")]
     pub overdue_after_days: i64,
 }

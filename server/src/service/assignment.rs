@@ -1,4 +1,4 @@
-//! Fair assignment (DOMAIN.md §6): a customer created without an owner gets
+//! Fair assignment (docs/business-rules.md §6): a customer created without an owner gets
 //! one from its branch's `assign` policy, which sees every rep's load; the
 //! choice and its reason are kept in the customer's history.
 

@@ -1,5 +1,5 @@
 //! First sales: a brand's first signed contract (the one sale that sells it
-//! new, DOMAIN.md §5.1) and a customer's first order (the start of its
+//! new, docs/business-rules.md §5.1) and a customer's first order (the start of its
 //! new-customer window, §5.2). Each is the earliest by signing time (then
 //! by deal id) among the signed contracts not cancelled, whatever order
 //! they arrived in: a team importing its old CRM's history gets the answers

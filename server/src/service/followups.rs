@@ -1,4 +1,4 @@
-//! Follow-ups (DOMAIN.md §2–3): customers due or overdue for contact under
+//! Follow-ups (docs/business-rules.md §2–3): customers due or overdue for contact under
 //! their branch's `cadence` policy, and the open follow-up tasks that
 //! after-hooks created; a new communication record clears a customer's due
 //! state (it moves its last contact).

@@ -181,7 +181,7 @@ impl PolicyRegistry {
     }
 }
 
-/// The default policies of DOMAIN.md, installed as version 1 of global
+/// The default policies of docs/business-rules.md, installed as version 1 of global
 /// policies (and made live) on a server that does not have them yet.
 const DEFAULTS: [(&str, &str); 8] = [
     (

@@ -1,6 +1,6 @@
 //! Reports for a branch's manager: how key customers, revenue, open deals
-//! and overdue follow-ups spread across the reps (DOMAIN.md §6), and what
-//! signed revenue each referring customer brought (DOMAIN.md §4).
+//! and overdue follow-ups spread across the reps (docs/business-rules.md §6), and what
+//! signed revenue each referring customer brought (docs/business-rules.md §4).
 
 use std::collections::BTreeMap;
 

@@ -328,7 +328,7 @@ impl Services {
             json!({"settlement": s.id, "period": s.period, "total": s.total, "reps": s.totals.len(),
                    "approved_by": caller.user}),
         );
-        // The award announcement HR sends out (DOMAIN.md §5.1): one per
+        // The award announcement HR sends out (docs/business-rules.md §5.1): one per
         // rep, about their statement, so each rep reads their own award
         // (and the branch's managers all of them).
         for t in &s.totals {

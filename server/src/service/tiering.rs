@@ -1,4 +1,4 @@
-//! Customer tiers (DOMAIN.md §1): the branch's `tier` policy over the
+//! Customer tiers (docs/business-rules.md §1): the branch's `tier` policy over the
 //! trailing 12 months of signed revenue in CNY, every change kept in the
 //! customer's history with its reason and policy version.
 //!

@@ -9,7 +9,7 @@
 //! the workers during every fsync and cost two log writes per request. One
 //! merged batch per round pays those costs once for the whole group, and the
 //! workers only queue and await. Concurrent `flush_async` calls deadlock in
-//! sled 0.34 (PITFALLS.md); here exactly one thread ever flushes.
+//! sled 0.34 (docs/dependencies.md); here exactly one thread ever flushes.
 //!
 //! The round's events are numbered in the order its batches were accepted
 //! and written in its one sled batch; once the flush returns they are
