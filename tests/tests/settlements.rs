@@ -824,7 +824,7 @@ async fn a_cancelled_first_order_no_longer_starts_the_window() {
         )
         .await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
-    assert_eq!(customer.body["first_order_at"], "2026-02-01T09:00:00Z");
+    assert_eq!(customer.body["first_order_at"], "2026-02-01T09:00:00.000Z");
 }
 
 #[tokio::test]
@@ -1257,7 +1257,7 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
     let q2 = w.draft("sh", "2026-Q2").await;
     assert_eq!(amount(lines_of(&q2, &c)[0]), "2500", "{q2}");
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
-    assert_eq!(customer.body["first_order_at"], "2026-01-15T10:00:00Z");
+    assert_eq!(customer.body["first_order_at"], "2026-01-15T10:00:00.000Z");
     // And the upgrade re-tiers every branch once (in the background)
     w.app.services.tiering_idle().await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
@@ -1359,7 +1359,7 @@ async fn signing_index_entries_written_as_json_still_settle_tier_and_cancel() {
         )
         .await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
-    assert_eq!(customer.body["first_order_at"], "2026-02-01T10:00:00Z");
+    assert_eq!(customer.body["first_order_at"], "2026-02-01T10:00:00.000Z");
 }
 
 #[tokio::test]

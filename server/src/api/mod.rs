@@ -15,6 +15,7 @@ mod policies;
 mod reports;
 mod settlements;
 mod tokens;
+mod wording;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -123,7 +123,8 @@ async fn statement(
             return Err(ApiError::bad_request(
                 "bad_request",
                 format!("`format` must be `json` or `csv`, not `{other}`"),
-            ))
+            )
+            .with_details(serde_json::json!({"field": "format"})))
         }
         None => headers
             .get(header::ACCEPT)

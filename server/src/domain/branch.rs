@@ -14,6 +14,7 @@ pub struct Branch {
     /// IANA time zone of the branch's business calendar.
     pub timezone: String,
     /// When the branch was created.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,

@@ -16,7 +16,7 @@ pub struct Brand {
     /// True until a deal containing the brand is signed.
     pub new: bool,
     /// When the first deal containing the brand was signed.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub first_signed_at: Option<DateTime<Utc>>,
     /// The first signed deal containing the brand.
     #[serde(default)]
@@ -34,5 +34,6 @@ pub struct NewBrand {
     /// Display name.
     pub name: String,
     /// When the company introduced the brand (`YYYY-MM-DD`).
+    #[serde(deserialize_with = "crate::domain::time::de_day")]
     pub introduced_at: NaiveDate,
 }

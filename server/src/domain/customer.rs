@@ -84,14 +84,17 @@ pub struct Customer {
     /// Current tier.
     pub tier: Tier,
     /// Time of the latest communication record.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub last_contact_at: Option<DateTime<Utc>>,
     /// When its first order (signed deal) was signed: the start of its
     /// 3-month window for the new-customer bonus (DOMAIN.md §5.2).
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub first_order_at: Option<DateTime<Utc>>,
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Last changed at.
+    #[serde(with = "crate::domain::time::ms")]
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,

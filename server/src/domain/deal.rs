@@ -51,6 +51,7 @@ pub struct Deal {
     #[schema(value_type = Option<String>)]
     pub prepayment_ratio: Option<Decimal>,
     /// When the deal was opened.
+    #[serde(with = "crate::domain::time::ms")]
     pub opened_at: DateTime<Utc>,
     /// The lines.
     pub lines: Vec<Line>,
@@ -63,6 +64,7 @@ pub struct Deal {
     /// Current stage id.
     pub stage: String,
     /// When the current stage was entered.
+    #[serde(with = "crate::domain::time::ms")]
     pub stage_entered_at: DateTime<Utc>,
     /// The kind the current stage had when the deal entered it: a signed
     /// deal stays final, and a lost one stays lost, whatever later happens
@@ -72,8 +74,10 @@ pub struct Deal {
     /// Every stage the deal has been in, in order.
     pub stages_passed: Vec<String>,
     /// When the deal reached a won stage.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub signed_at: Option<DateTime<Utc>>,
     /// When the deal reached a lost stage.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub lost_at: Option<DateTime<Utc>>,
     /// Brands of its lines that were still new (never sold) when it was
     /// signed: what the new-brand bonus (DOMAIN.md §5.1) pays on.
@@ -81,7 +85,7 @@ pub struct Deal {
     pub new_brands: Vec<String>,
     /// When a signed contract was cancelled (settlements reverse what it
     /// was paid).
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Why it was cancelled.
     #[serde(default)]
@@ -92,8 +96,10 @@ pub struct Deal {
     pub attributes: std::collections::BTreeMap<String, String>,
 
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Last changed at.
+    #[serde(with = "crate::domain::time::ms")]
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -153,7 +159,7 @@ pub struct NewDeal {
     #[schema(value_type = Option<String>)]
     pub prepayment_ratio: Option<Decimal>,
     /// When the deal was opened (for importing history); now when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
     pub opened_at: Option<DateTime<Utc>>,
     /// At least one line.
     pub lines: Vec<Line>,
@@ -222,7 +228,7 @@ pub struct CancelRequest {
     /// Why the signed contract is cancelled (kept in its history).
     pub reason: String,
     /// Business time of the cancellation (defaults to now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
     pub at: Option<DateTime<Utc>>,
 }
 
@@ -233,7 +239,7 @@ pub struct TransitionRequest {
     /// Target stage.
     pub to: String,
     /// Business time of the move; now when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
     pub at: Option<DateTime<Utc>>,
     /// A note kept in the history.
     #[serde(default)]

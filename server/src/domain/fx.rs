@@ -16,6 +16,7 @@ pub struct FxRate {
     #[schema(value_type = String)]
     pub per_usd: Decimal,
     /// When it was recorded.
+    #[serde(with = "crate::domain::time::ms")]
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -26,6 +27,7 @@ pub struct NewFxRate {
     /// ISO 4217 code.
     pub currency: String,
     /// First day the rate applies (`YYYY-MM-DD`).
+    #[serde(deserialize_with = "crate::domain::time::de_day")]
     pub date: NaiveDate,
     /// Units of `currency` per 1 USD (string or number).
     #[serde(deserialize_with = "crate::domain::money::de_decimal")]

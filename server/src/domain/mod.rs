@@ -19,5 +19,6 @@ pub mod settlement;
 pub mod stored_deal;
 pub mod task;
 
+pub mod time;
 pub mod token;
 pub mod validate;

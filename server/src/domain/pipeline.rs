@@ -77,6 +77,7 @@ pub struct Pipeline {
     /// Who last set it.
     pub updated_by: Option<String>,
     /// When it was last set.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 

@@ -29,6 +29,7 @@ pub struct Record {
     /// The customer's branch.
     pub branch: String,
     /// When the contact happened.
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// The company's side (a rep or manager).
     pub by: String,
@@ -47,12 +48,13 @@ pub struct Record {
     /// Who entered it.
     pub created_by: String,
     /// When it was entered.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Who corrected it last (earlier versions are kept as revisions).
     #[serde(default)]
     pub edited_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub edited_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -63,7 +65,7 @@ pub struct Record {
 #[serde(deny_unknown_fields)]
 pub struct NewRecord {
     /// When the contact happened; now when absent (for importing history).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
     pub at: Option<DateTime<Utc>>,
     /// The company's side; the caller when absent.
     #[serde(default)]

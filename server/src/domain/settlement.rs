@@ -120,18 +120,19 @@ pub struct Settlement {
     /// Who ran it.
     pub created_by: String,
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Who approved it.
     #[serde(default)]
     pub approved_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub approved_at: Option<DateTime<Utc>>,
     /// Who marked it paid.
     #[serde(default)]
     pub paid_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub paid_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -156,7 +157,7 @@ pub struct SimulateRequest {
     /// The period, as for a settlement.
     pub period: String,
     /// Simulate activating it from this business date (as `activate` would).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
     pub effective_from: Option<NaiveDate>,
 }
 

@@ -34,6 +34,7 @@ pub struct Task {
     /// Who does it.
     pub assignee: String,
     /// When it is due.
+    #[serde(with = "crate::domain::time::ms")]
     pub due_at: DateTime<Utc>,
     /// Status.
     pub status: TaskStatus,
@@ -45,9 +46,10 @@ pub struct Task {
     #[serde(default)]
     pub closed_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub closed_at: Option<DateTime<Utc>>,
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,

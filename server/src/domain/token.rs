@@ -26,6 +26,7 @@ pub struct Grant {
     /// Who holds the token (owner and author names refer to it).
     pub user: String,
     /// When the token was issued.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
 }
 

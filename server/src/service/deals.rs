@@ -535,7 +535,7 @@ impl Services {
                 "deal_cancelled",
                 Some(&d.branch),
                 Some(&d.owner),
-                json!({"deal": d.id, "reason": reason, "at": at, "by": caller.user}),
+                json!({"deal": d.id, "reason": reason, "at": crate::domain::time::format(&at), "by": caller.user}),
             );
             return Ok(d);
         }

@@ -21,6 +21,7 @@ pub struct Event {
     /// `transition`, `veto`, `override`, `policy_activated`, `policy_event`, …
     pub kind: String,
     /// When it happened.
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// The branch it concerns; `None` for global events (seen by everyone).
     pub branch: Option<String>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ServiceError;
+use crate::domain::validate::FieldError;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -27,8 +28,9 @@ impl PageRequest {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(ServiceError::BadRequest(format!(
-                "limit must be between 1 and {MAX_LIMIT}, not {n}"
+            Some(n) => Err(ServiceError::BadParameter(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}, not {n}"),
             ))),
         }
     }
@@ -39,7 +41,10 @@ impl PageRequest {
             None => Ok(None),
             Some(c) if c.is_empty() => Ok(None),
             Some(c) => hex::decode(c).map(Some).map_err(|_| {
-                ServiceError::BadRequest("cursor is not one this server issued".into())
+                ServiceError::BadParameter(FieldError::new(
+                    "cursor",
+                    "is not one this server issued; pass a `next_cursor` from a previous page",
+                ))
             }),
         }
     }

@@ -28,6 +28,7 @@ pub struct Activation {
     /// The version made live (`null`: deactivated).
     pub version: Option<u64>,
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// By whom.
     pub by: String,
@@ -50,6 +51,7 @@ pub struct Policy {
     /// Every activation, oldest first.
     pub activations: Vec<Activation>,
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -77,6 +79,7 @@ pub struct PolicyVersion {
     /// Who uploaded it.
     pub uploaded_by: String,
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub uploaded_at: DateTime<Utc>,
 }
 
@@ -123,7 +126,7 @@ pub struct UploadedPolicy {
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     /// The business date from which the version applies (bonus rules).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
     pub effective_from: Option<NaiveDate>,
 }
 
