@@ -1444,3 +1444,185 @@ async fn a_store_written_by_a_newer_server_is_refused_at_start() {
     let err = services.upgrade_store().await.unwrap_err().to_string();
     assert!(err.contains("newer server (schema 99)"), "{err}");
 }
+
+#[tokio::test]
+async fn a_corrected_fx_rate_keeps_its_history_and_is_trued_up_while_approved_lines_keep_theirs() {
+    // Given a CNY rate mistyped as 71.5 (meant 7.15) from 1 March, and a
+    // 250,000 CNY new-brand contract signed on 2 March: about 3,500 USD at
+    // the typo, so March's approved and paid settlement pays it 0 CNY
+    let w = world("sh", "UTC").await;
+    w.app
+        .ok(
+            "/v1/fx-rates",
+            ADMIN,
+            json!({"currency": "CNY", "date": "2026-03-01", "per_usd": "71.5"}),
+        )
+        .await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "CNY",
+            &[("volvo", "250000", "200000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    let march = w.draft("sh", "2026-03").await;
+    let march_id = march["id"].as_str().unwrap().to_string();
+    let paid = lines_of(&march, &d);
+    assert_eq!(amount(paid[0]), "0", "{march}");
+    for step in ["approve", "pay"] {
+        w.app
+            .ok(
+                &format!("/v1/settlements/{march_id}/{step}"),
+                &w.mgr,
+                json!({}),
+            )
+            .await;
+    }
+    let rate = "/v1/fx-rates/CNY/2026-03-01";
+
+    // When a manager or a rep tries to correct it, or the admin corrects
+    // one that does not exist, or without a reason
+    let fix = json!({"per_usd": "7.15", "reason": "typo: 71.5 for 7.15"});
+    for token in [&w.mgr, &w.li] {
+        let r = w
+            .app
+            .send(
+                axum::http::Method::PUT,
+                rate,
+                Some(token),
+                Some(fix.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    }
+    let r = w
+        .app
+        .send(
+            axum::http::Method::PUT,
+            "/v1/fx-rates/CNY/2026-03-02",
+            Some(ADMIN),
+            Some(fix.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = w
+        .app
+        .send(
+            axum::http::Method::PUT,
+            rate,
+            Some(ADMIN),
+            Some(json!({"per_usd": "7.15"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_body"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["details"]["field"], "reason");
+    // Then nothing changed
+    assert_eq!(w.app.get(rate, &w.li).await.body["per_usd"], "71.5");
+
+    // When the admin corrects it, with a reason and the version read
+    let r = w
+        .app
+        .send_raw(
+            axum::http::Method::PUT,
+            rate,
+            Some(ADMIN),
+            Some(fix.to_string().into_bytes()),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    // Then it is version 2, with who and why
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["per_usd"], "7.15");
+    assert_eq!(r.body["version"], 2);
+    assert_eq!(r.body["recorded_by"], "admin");
+    assert_eq!(r.body["reason"], "typo: 71.5 for 7.15");
+    // And a second correction from the stale version is a conflict
+    let r = w
+        .app
+        .send_raw(
+            axum::http::Method::PUT,
+            rate,
+            Some(ADMIN),
+            Some(
+                json!({"per_usd": "7.2", "reason": "again"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "version_conflict"),
+        "{}",
+        r.body
+    );
+
+    // And the rate's history keeps both versions, oldest first
+    let h = w.app.get(&format!("{rate}/history"), &w.li).await;
+    assert_eq!(h.status, StatusCode::OK, "{}", h.body);
+    let versions: Vec<(Value, Value)> = h.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].clone(), v["per_usd"].clone()))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![(json!(1), json!("71.5")), (json!(2), json!("7.15"))]
+    );
+
+    // And March, approved and paid, still says it used version 1 at 71.5
+    let m = w
+        .app
+        .get(&format!("/v1/settlements/{march_id}"), &w.mgr)
+        .await;
+    assert_eq!(m.body["lines"], march["lines"]);
+    assert_eq!(
+        lines_of(&m.body, &d)[0]["fx_rates"],
+        json!([{"currency": "CNY", "date": "2026-03-01", "per_usd": "71.5", "version": 1}])
+    );
+    assert!(lines_of(&m.body, &d)[0]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("71.5"));
+
+    // And the next draft pays the difference at the corrected rate (about
+    // 34,965 USD: 500 CNY), saying which rate was corrected
+    let april = w.draft("sh", "2026-04").await;
+    let up = lines_of(&april, &d);
+    assert_eq!(up.len(), 1, "{april}");
+    assert_eq!(amount(up[0]), "500");
+    assert_eq!(up[0]["adjusts"]["paid"], "0");
+    assert_eq!(up[0]["adjusts"]["now"], "500");
+    assert_eq!(
+        up[0]["fx_rates"],
+        json!([{"currency": "CNY", "date": "2026-03-01", "per_usd": "7.15", "version": 2}])
+    );
+    let reason = up[0]["adjusts"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "the CNY rate of 2026-03-01 was corrected from 71.5 (version 1) to 7.15 (version 2)"
+        ),
+        "{reason}"
+    );
+
+    // And all of it survives a restart
+    let w = w.restart(async |_| {}).await;
+    let h2 = w.app.get(&format!("{rate}/history"), ADMIN).await;
+    assert_eq!(h2.body, h.body);
+    let m2 = w
+        .app
+        .get(&format!("/v1/settlements/{march_id}"), &w.mgr)
+        .await;
+    assert_eq!(m2.body["lines"], march["lines"]);
+}

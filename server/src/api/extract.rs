@@ -239,6 +239,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
+/// A day in a path segment (`YYYY-MM-DD`), or 400 `invalid_path` naming it.
+pub fn path_day(field: &str, value: &str) -> Result<chrono::NaiveDate, ApiError> {
+    crate::domain::time::parse_day(value).ok_or_else(|| {
+        path_error(
+            field,
+            format!(
+                "`{field}` must be {}, not `{value}`",
+                crate::domain::time::DAY_EXPECTED
+            ),
+        )
+    })
+}
+
 fn path_error(field: &str, message: String) -> ApiError {
     ApiError::bad_request("invalid_path", message)
         .with_details(serde_json::json!({ "field": field }))

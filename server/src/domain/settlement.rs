@@ -60,6 +60,10 @@ pub struct SettlementLine {
     pub flag: Option<String>,
     /// The version that computed it.
     pub policy: LinePolicy,
+    /// The FX rates (and their versions) the subject's amounts were read
+    /// with: an approved line keeps naming them after a rate is corrected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fx_rates: Vec<crate::domain::fx::FxUsed>,
     /// For a true-up: what was settled before and where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjusts: Option<Adjustment>,
