@@ -3628,9 +3628,10 @@ async fn a_day_is_accepted_wherever_a_date_or_an_instant_is_meant() {
         (r.body["from"].as_str(), r.body["to"].as_str()),
         (Some("2026-01-01"), Some("2026-03-31"))
     );
-    // And empty query values count as absent
-    let r = app.get("/v1/deals?owner=&limit=&cursor=", &w.mgr).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // And an empty value is a bad value like any other, named
+    let r = app.get("/v1/followups?branch=sh&as_of=", &w.mgr).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "as_of");
 }
 
 /// True for `2026-03-15T09:30:00.000Z` exactly.

@@ -144,8 +144,10 @@ struct FxQuery {
     /// Only this currency.
     currency: Option<String>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     cursor: Option<String>,
 }
 

@@ -35,7 +35,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 /// A JSON body every field of which is optional: no body at all (and no
-/// `Content-Type`) reads as `T::default()`, anything else as [`Body`].
+/// `Content-Type`), or `null`, reads as `T::default()`, anything else as
+/// [`Body`].
 pub struct OptionalBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
@@ -46,7 +47,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(body_rejection)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let text = bytes.trim_ascii();
+        if text.is_empty() || text == b"null" {
             return Ok(OptionalBody(T::default()));
         }
         media_type?;
@@ -156,9 +158,7 @@ fn malformed(what: &str, e: &serde_json::Error) -> ApiError {
 }
 
 /// Query parameters, parsed strictly; a refused one is 400 `invalid_query`
-/// naming it in the message and in `details.field`. An empty value
-/// (`?owner=`) counts as absent, as forms and generated clients send unset
-/// parameters that way.
+/// naming it in the message and in `details.field`.
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
@@ -171,11 +171,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T
 
 /// Parses a query string as [`Query`] does.
 fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let given = form_urlencoded::parse(query.as_bytes()).filter(|(_, v)| !v.is_empty());
-    let kept = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(given)
-        .finish();
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(kept.as_bytes()));
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let r = refusal(Place::Query, &path, &e.into_inner().to_string());

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Caller, IfMatch, OptionalBody, Path, Query, Versioned};
 use super::AppState;
-use crate::domain::task::{CloseTask, Task, TaskStatus};
+use crate::domain::task::{CloseTask, DismissTask, Task, TaskStatus};
 use crate::service::{FollowupFilter, Followups, Page, TaskFilter};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -64,7 +64,7 @@ async fn complete_task(
 
 /// Dismisses an open task (its assignee or a manager) with a note saying why.
 #[utoipa::path(post, path = "/v1/tasks/{id}/dismiss", tag = "followups",
-    request_body(content = Option<CloseTask>, description = "`note` is required to dismiss"),
+    request_body = DismissTask,
     responses((status = 200, body = Task), (status = "4XX", body = ErrorBody)))]
 async fn dismiss_task(
     State(s): State<AppState>,

@@ -83,6 +83,24 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Replaces the derived schemas of bodies whose fields depend on each
+/// other (which role takes a branch, which runtime takes which field) with
+/// the exact ones.
+struct Exact;
+
+impl Modify for Exact {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use crate::domain::schema;
+        let components = api.components.get_or_insert_with(Default::default);
+        for (name, exact) in [
+            ("NewToken", schema::new_token()),
+            ("NewPolicy", schema::new_policy()),
+        ] {
+            components.schemas.insert(name.to_string(), exact.into());
+        }
+    }
+}
+
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
@@ -100,12 +118,16 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The generated OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut api = routes().split_for_parts().1;
+    Exact.modify(&mut api);
+    api
 }
 
 /// Builds the application: every route, the error fallbacks and the layers.
 pub fn router(services: Services) -> Router {
-    let (routes, api) = routes().split_for_parts();
+    let (routes, mut api) = routes().split_for_parts();
+    // After the routes' own schemas are merged in, which it replaces.
+    Exact.modify(&mut api);
     let state = AppState(Arc::new(Shared {
         services,
         metrics: Arc::new(Metrics::default()),

@@ -25,10 +25,13 @@ pub struct Branch {
 #[serde(deny_unknown_fields)]
 pub struct NewBranch {
     /// Admin-chosen id, `[a-z0-9-]{1,40}`.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub id: String,
     /// Display name.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub name: String,
     /// IANA time zone name; `UTC` when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::timezone)]
     pub timezone: Option<String>,
 }

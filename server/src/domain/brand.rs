@@ -30,10 +30,13 @@ pub struct Brand {
 #[serde(deny_unknown_fields)]
 pub struct NewBrand {
     /// Admin-chosen id, `[a-z0-9-]{1,40}`.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub id: String,
     /// Display name.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub name: String,
     /// When the company introduced the brand (`YYYY-MM-DD`).
     #[serde(deserialize_with = "crate::domain::time::de_day")]
+    #[schema(schema_with = crate::domain::schema::day)]
     pub introduced_at: NaiveDate,
 }

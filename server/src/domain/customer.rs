@@ -105,11 +105,13 @@ pub struct Customer {
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
     /// Display name.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub name: String,
     /// Owning branch.
     pub branch: String,
     /// Account manager; picked by the branch's assignment rule when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_user)]
     pub owner: Option<String>,
     /// Kind of organisation.
     pub segment: Segment,
@@ -126,10 +128,11 @@ pub struct NewCustomer {
 pub struct CustomerPatch {
     /// New display name.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_name)]
     pub name: Option<String>,
     /// New owner, or `null` to unassign.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_user)]
     pub owner: Option<Option<String>>,
     /// New segment.
     #[serde(default)]

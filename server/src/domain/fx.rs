@@ -41,13 +41,15 @@ pub struct FxRate {
 #[serde(deny_unknown_fields)]
 pub struct NewFxRate {
     /// ISO 4217 code.
+    #[schema(schema_with = crate::domain::schema::fx_currency)]
     pub currency: String,
     /// First day the rate applies (`YYYY-MM-DD`).
     #[serde(deserialize_with = "crate::domain::time::de_day")]
+    #[schema(schema_with = crate::domain::schema::day)]
     pub date: NaiveDate,
     /// Units of `currency` per 1 USD (string or number).
     #[serde(deserialize_with = "crate::domain::money::de_decimal")]
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::domain::schema::per_usd)]
     pub per_usd: Decimal,
 }
 
@@ -57,9 +59,10 @@ pub struct NewFxRate {
 pub struct FxCorrection {
     /// The right units of the currency per 1 USD (string or number).
     #[serde(deserialize_with = "crate::domain::money::de_decimal")]
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::domain::schema::per_usd)]
     pub per_usd: Decimal,
     /// Why the rate is corrected (kept with the new version).
+    #[schema(schema_with = crate::domain::schema::text)]
     pub reason: String,
 }
 

@@ -15,6 +15,7 @@ pub mod money;
 pub mod patch;
 pub mod pipeline;
 pub mod record;
+pub mod schema;
 pub mod settlement;
 pub mod stored_deal;
 pub mod task;

@@ -66,25 +66,32 @@ pub struct Record {
 pub struct NewRecord {
     /// When the contact happened; now when absent (for importing history).
     #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[schema(schema_with = crate::domain::schema::opt_instant)]
     pub at: Option<DateTime<Utc>>,
     /// The company's side; the caller when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_user)]
     pub by: Option<String>,
     /// Who was met on the customer's side.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub contact: Option<String>,
     /// How.
     pub kind: RecordKind,
     /// What happened.
+    #[schema(schema_with = crate::domain::schema::text)]
     pub summary: String,
     /// What the customer said.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub feedback: Option<String>,
     /// Problems found.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub problems: Option<String>,
     /// Agreed next steps.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub next_steps: Option<String>,
 }
 
@@ -98,24 +105,25 @@ pub struct NewRecord {
 pub struct RecordPatch {
     /// Who was met on the customer's side.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub contact: Option<Option<String>>,
     /// How.
     #[serde(default)]
     pub kind: Option<RecordKind>,
     /// What happened.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_required_text)]
     pub summary: Option<String>,
     /// What the customer said.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub feedback: Option<Option<String>>,
     /// Problems found.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub problems: Option<Option<String>>,
     /// Agreed next steps.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub next_steps: Option<Option<String>>,
 }

@@ -147,8 +147,10 @@ pub struct Settlement {
 #[serde(deny_unknown_fields)]
 pub struct NewSettlement {
     /// The branch.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub branch: String,
     /// `2026-03`, `2026-Q1`, `2026-H1` or `2026`.
+    #[schema(schema_with = crate::domain::schema::period)]
     pub period: String,
 }
 
@@ -157,11 +159,14 @@ pub struct NewSettlement {
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     /// The branch.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub branch: String,
     /// The period, as for a settlement.
+    #[schema(schema_with = crate::domain::schema::period)]
     pub period: String,
     /// Simulate activating it from this business date (as `activate` would).
     #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
+    #[schema(schema_with = crate::domain::schema::opt_day)]
     pub effective_from: Option<NaiveDate>,
 }
 

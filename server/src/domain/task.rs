@@ -55,11 +55,22 @@ pub struct Task {
     pub version: u64,
 }
 
+/// Body of `POST /v1/tasks/{id}/dismiss` as the document shows it: read
+/// as a [`CloseTask`], whose blank note is refused for a dismissal.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissTask {
+    /// Why the task is dismissed.
+    #[schema(schema_with = crate::domain::schema::text)]
+    pub note: String,
+}
+
 /// Body of `POST /v1/tasks/{id}/complete` and `POST /v1/tasks/{id}/dismiss`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseTask {
     /// What was done, or why it is dismissed (required to dismiss).
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub note: Option<String>,
 }

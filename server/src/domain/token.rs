@@ -40,6 +40,7 @@ pub struct NewToken {
     #[serde(default)]
     pub branch: Option<String>,
     /// Who will hold the token.
+    #[schema(schema_with = crate::domain::schema::user)]
     pub user: String,
 }
 

@@ -26,10 +26,7 @@ use crate::domain::validate;
 use crate::incentive::inputs::DealRecord;
 use crate::store::{keys, Batch, StoreError};
 
-/// Most lines a deal may have.
-pub const MAX_LINES: usize = 500;
-/// Most needs a deal may list.
-pub const MAX_NEEDS: usize = 100;
+pub use crate::domain::deal::{MAX_LINES, MAX_NEEDS};
 
 /// Filters of `GET /v1/deals`.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -44,8 +41,10 @@ pub struct DealFilter {
     /// Only this customer's deals.
     pub customer_id: Option<String>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 

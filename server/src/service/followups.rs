@@ -23,7 +23,7 @@ use crate::policy::hooks::{BranchInfo, CadenceInput, Hook};
 use crate::store::keys;
 
 /// Most customers and tasks one answer lists, by default and at most.
-pub const FOLLOWUP_LIMIT: (usize, usize) = (1000, 10_000);
+pub const FOLLOWUP_LIMIT: (usize, usize) = (1000, crate::domain::validate::MAX_FOLLOWUPS);
 
 /// Filters of `GET /v1/followups`.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -35,14 +35,15 @@ pub struct FollowupFilter {
     pub owner: Option<String>,
     /// Customers whose contact falls due before this time (default: `as_of`),
     /// and tasks due before it (default: every open task).
-    #[param(value_type = Option<String>)]
     #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[param(schema_with = crate::domain::schema::opt_instant)]
     pub due_before: Option<DateTime<Utc>>,
     /// The time statuses are computed at (default: now).
-    #[param(value_type = Option<String>)]
     #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[param(schema_with = crate::domain::schema::opt_instant)]
     pub as_of: Option<DateTime<Utc>>,
     /// Most customers and most tasks listed (default 1,000, at most 10,000).
+    #[param(schema_with = crate::domain::schema::followup_limit)]
     pub limit: Option<usize>,
 }
 

@@ -81,10 +81,10 @@ impl Services {
         check_version(if_match, old.value.version)?;
         let per_usd = req.per_usd.normalize();
         if per_usd == old.value.per_usd {
-            return Err(ServiceError::invalid(
-                "per_usd",
-                format!("is already {per_usd}: there is nothing to correct"),
-            ));
+            return Err(ServiceError::WrongState {
+                code: "unchanged",
+                message: format!("the rate is already {per_usd}: there is nothing to correct"),
+            });
         }
         let rate = FxRate {
             per_usd,

@@ -10,15 +10,17 @@ use crate::domain::validate::FieldError;
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 50;
 /// Largest page size.
-pub const MAX_LIMIT: usize = 500;
+pub const MAX_LIMIT: usize = crate::domain::validate::MAX_PAGE;
 
 /// The paging part of a list query.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PageRequest {
     /// Page size, 1 to 500 (default 50).
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 

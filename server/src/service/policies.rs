@@ -88,8 +88,10 @@ pub struct PolicyVersion {
 #[serde(deny_unknown_fields)]
 pub struct NewPolicy {
     /// Name, `[a-z0-9-]{1,40}`; a new name creates the policy.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub name: String,
     /// `global` (admins) or `branch:<id>` (admins, that branch's manager).
+    #[schema(schema_with = crate::domain::schema::policy_scope)]
     pub scope: String,
     /// `rhai` or `wasm`.
     pub runtime: Runtime,
@@ -127,6 +129,7 @@ pub struct UploadedPolicy {
 pub struct ActivateRequest {
     /// The business date from which the version applies (bonus rules).
     #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
+    #[schema(schema_with = crate::domain::schema::opt_day)]
     pub effective_from: Option<NaiveDate>,
 }
 

@@ -20,8 +20,10 @@ pub struct RecordFilter {
     /// Only this author's records (reps: always themselves).
     pub by: Option<String>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 
