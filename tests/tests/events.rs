@@ -124,3 +124,44 @@ async fn subscribers_see_transitions_vetoes_and_activations_in_their_scope_only(
     let (k, _) = bj_events.next().await;
     assert_eq!(k, "policy_activated");
 }
+
+#[tokio::test]
+async fn event_times_are_written_with_milliseconds() {
+    // Given a subscriber and a signed contract (one-move pipeline)
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    app.brand("volvo").await;
+    app.one_move_pipeline("sh").await;
+    let mut events = subscribe(&app, ADMIN).await;
+    let c = app.customer(ADMIN, "sh", "li").await;
+    let d = app.deal(ADMIN, &c, "li", "volvo").await;
+    assert_eq!(app.move_to(ADMIN, &d, "sign").await.status, StatusCode::OK);
+    // When it is cancelled
+    let r = app
+        .post(
+            &format!("/v1/deals/{d}/cancel"),
+            ADMIN,
+            json!({"reason": "withdrawn"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Then the transition's and the cancellation's times, in the event and
+    // in its data, are RFC 3339 UTC with milliseconds
+    let mut seen = 0;
+    loop {
+        let (kind, e) = events.next().await;
+        for t in [&e["at"], &e["data"]["at"]] {
+            if let Some(t) = t.as_str() {
+                assert!(
+                    t.len() == 24 && t.ends_with('Z') && t.as_bytes()[19] == b'.',
+                    "{kind}: {t}"
+                );
+                seen += 1;
+            }
+        }
+        if kind == "deal_cancelled" {
+            break;
+        }
+    }
+    assert!(seen >= 3, "{seen} times seen");
+}

@@ -806,7 +806,8 @@ impl Route {
             ],
             Route::CreateBranch => &["br"],
             Route::CreateBrand => &["bd"],
-            Route::CreateFx => &["fx"],
+            // A rate and its first version in its history.
+            Route::CreateFx => &["fx", "fx.rev"],
         }
     }
 
@@ -2031,15 +2032,13 @@ impl Session {
                         || format!("the number of `{tag}` records did not grow by one"),
                     )?;
                     let stored = new_record.ok_or_else(|| format!("{tag} {id} was not stored"))?;
-                    if route != Route::CreateFx {
-                        ensure(version_of(&stored) == Some(1), || {
-                            format!("stored version {:?}", stored["version"])
-                        })?;
-                        ensure(version_of(&body) == Some(1), || {
-                            "response version is not 1".into()
-                        })?;
-                        check_etag(1)?;
-                    }
+                    ensure(version_of(&stored) == Some(1), || {
+                        format!("stored version {:?}", stored["version"])
+                    })?;
+                    ensure(version_of(&body) == Some(1), || {
+                        "response version is not 1".into()
+                    })?;
+                    check_etag(1)?;
                     Ok(())
                 })()
             }

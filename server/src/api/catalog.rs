@@ -130,11 +130,9 @@ async fn create_fx_rate(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Body(req): Body<NewFxRate>,
-) -> Result<(StatusCode, Json<FxRate>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(s.services.create_fx_rate(&caller, req).await?),
-    ))
+) -> Result<Versioned<FxRate>, ApiError> {
+    let r = s.services.create_fx_rate(&caller, req).await?;
+    Ok(Versioned(StatusCode::CREATED, r.version, r))
 }
 
 /// Query of `GET /v1/fx-rates`.

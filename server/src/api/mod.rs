@@ -91,12 +91,19 @@ struct Exact;
 impl Modify for Exact {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         use crate::domain::schema;
+        use utoipa::openapi::schema::{Object, Schema};
+        use utoipa::openapi::RefOr;
+        type Build = fn(&Object) -> Schema;
+        let exact: [(&str, Build); 2] = [
+            ("NewToken", schema::new_token),
+            ("NewPolicy", schema::new_policy),
+        ];
         let components = api.components.get_or_insert_with(Default::default);
-        for (name, exact) in [
-            ("NewToken", schema::new_token()),
-            ("NewPolicy", schema::new_policy()),
-        ] {
-            components.schemas.insert(name.to_string(), exact.into());
+        for (name, build) in exact {
+            if let Some(RefOr::T(Schema::Object(derived))) = components.schemas.get(name) {
+                let replaced = build(derived);
+                components.schemas.insert(name.to_string(), replaced.into());
+            }
         }
     }
 }

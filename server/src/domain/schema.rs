@@ -386,17 +386,20 @@ pub fn statement_format() -> Object {
     string().enum_values(Some(["json", "csv"])).build()
 }
 
-fn object(properties: &[(&str, RefOr<Schema>)], required: &[&str]) -> Schema {
-    let mut o = ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+/// `derived` (a body's schema as derived from its type, so fields added
+/// later stay in) with `properties` replaced and `required` added.
+fn variant(derived: &Object, properties: &[(&str, RefOr<Schema>)], required: &[&str]) -> Schema {
+    let mut o = derived.clone();
+    o.description = None;
     for (name, schema) in properties {
-        o = o.property(*name, schema.clone());
+        o.properties.insert((*name).to_string(), schema.clone());
     }
     for r in required {
-        o = o.required(*r);
+        if !o.required.iter().any(|x| x == r) {
+            o.required.push((*r).to_string());
+        }
     }
-    Schema::Object(o.build())
+    Schema::Object(o)
 }
 
 fn one_of_strings(values: &[&str]) -> RefOr<Schema> {
@@ -415,26 +418,24 @@ fn of(o: Object) -> RefOr<Schema> {
     RefOr::T(Schema::Object(o))
 }
 
-/// Body of `POST /v1/tokens`: an admin token has no branch, a manager's or
-/// rep's names one (a relation the derived schema cannot say).
-pub fn new_token() -> Schema {
+/// Body of `POST /v1/tokens` from its derived schema: an admin token has
+/// no branch, a manager's or rep's names one (a relation no derived schema
+/// says).
+pub fn new_token(derived: &Object) -> Schema {
     Schema::OneOf(
         OneOfBuilder::new()
-            .item(object(
-                &[
-                    ("role", one_of_strings(&["admin"])),
-                    ("user", of(user())),
-                    ("branch", null()),
-                ],
-                &["role", "user"],
+            .item(variant(
+                derived,
+                &[("role", one_of_strings(&["admin"])), ("branch", null())],
+                &[],
             ))
-            .item(object(
+            .item(variant(
+                derived,
                 &[
                     ("role", one_of_strings(&["manager", "rep"])),
-                    ("user", of(user())),
                     ("branch", of(slug())),
                 ],
-                &["role", "user", "branch"],
+                &["branch"],
             ))
             .description(Some(
                 "An admin token (no branch), or a manager's or rep's token for a branch",
@@ -443,16 +444,17 @@ pub fn new_token() -> Schema {
     )
 }
 
-/// Body of `POST /v1/policies`: a rhai script in `source`, or a base64
-/// WebAssembly module in `module`, as `runtime` says.
-pub fn new_policy() -> Schema {
+/// Body of `POST /v1/policies` from its derived schema: a rhai script in
+/// `source`, or a base64 WebAssembly module in `module`, as `runtime` says.
+pub fn new_policy(derived: &Object) -> Schema {
     // Canonical base64 with padding (what the server's decoder accepts):
     // the last symbol before padding carries no stray bits.
     let base64 = format!(
         "^[{SPACE}]*(?:[A-Za-z0-9+/]{{4}})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{{2}}[AEIMQUYcgkosw048]=)?[{SPACE}]*$"
     );
-    let common = |runtime: &str, field: &str, value: RefOr<Schema>, other: &str| {
-        object(
+    let runtime = |runtime: &str, field: &str, value: RefOr<Schema>, other: &str| {
+        variant(
+            derived,
             &[
                 ("name", of(slug())),
                 ("scope", of(policy_scope())),
@@ -460,21 +462,20 @@ pub fn new_policy() -> Schema {
                 (field, value),
                 (other, null()),
             ],
-            &["name", "scope", "runtime", field],
+            &[field],
         )
     };
     Schema::OneOf(
         OneOfBuilder::new()
-            .item(common("rhai", "source", of(string().build()), "module"))
-            .item(common(
+            .item(runtime("rhai", "source", of(string().build()), "module"))
+            .item(runtime(
                 "wasm",
                 "module",
                 of(string().pattern(Some(base64)).build()),
                 "source",
             ))
             .description(Some(
-                "A new policy version: `name` ([a-z0-9-]{1,40}), `scope` (`global` or \
-                 `branch:<id>`), and a rhai `source` or a base64 WebAssembly `module`",
+                "A new policy version: a rhai `source`, or a base64 WebAssembly `module`",
             ))
             .build(),
     )
