@@ -3255,7 +3255,11 @@ async fn every_route_names_the_refused_field_and_says_what_it_expects() {
             "version",
             "`version` must be a whole number",
         ),
+        (body(Method::PUT, "/v1/fx-rates/CNY/2026-13-01".into(), json!({"per_usd": "7.2", "reason": "typo"})), 400, "invalid_path", "date", "`date` must be a date like 2026-04-03, not `2026-13-01`"),
+        (get("/v1/fx-rates/CNY/yesterday/history".into()), 400, "invalid_path", "date", "`date` must be a date like 2026-04-03"),
         // Bodies
+        (body(Method::POST, "/v1/policies".into(), json!({"name": "x", "scope": "global", "runtime": "lua", "source": "x"})), 400, "invalid_body", "runtime", "`runtime` must be `rhai` or `wasm`, not `lua`"),
+        (body(Method::PUT, "/v1/fx-rates/CNY/2026-01-01".into(), json!({"per_usd": "7.2"})), 400, "invalid_body", "reason", "`reason` is required"),
         (
             body(Method::POST, "/v1/branches".into(), json!({"id": "bj"})),
             400,

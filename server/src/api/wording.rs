@@ -80,8 +80,14 @@ pub fn refusal(place: Place, path: &str, raw: &str) -> Refusal {
             .strip_prefix(", expected one of ")
             .or_else(|| tail.strip_prefix(", expected "))
             .unwrap_or("nothing");
+        // serde lists two as "`a` or `b`", more as "`a`, `b`, `c`".
+        let one_of = if allowed.contains(", ") {
+            "one of "
+        } else {
+            ""
+        };
         return Refusal {
-            message: format!("`{field}` must be one of {allowed}, not `{value}`"),
+            message: format!("`{field}` must be {one_of}{allowed}, not `{value}`"),
             field,
         };
     }
