@@ -413,6 +413,43 @@ pub fn start_binary(dir: &Path) -> Server {
     }
 }
 
+/// An HTTP client for a [`Server`].
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<hyper::body::Bytes>,
+>;
+
+/// A new [`HttpClient`].
+pub fn http_client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// Sends a JSON request to a real server as the admin; the status and the
+/// body as JSON (`null` when it is not JSON).
+pub async fn call(
+    client: &HttpClient,
+    method: Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .expect("request");
+    let res = client.request(req).await.expect("server answers");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 /// The `large-deal-guard` example plugin as a WebAssembly component, built
 /// from `plugins/large-deal-guard` by this crate's `build.rs`.
 pub const PLUGIN_LARGE_DEAL_GUARD: &str = env!("PLUGIN_LARGE_DEAL_GUARD");

@@ -1873,7 +1873,7 @@ async fn communication_records_are_added_and_listed_in_time_order() {
     assert_eq!(visit.body["next_steps"], "Send a quote");
     assert!(visit.body["at"].is_string());
     assert_eq!(call.status, StatusCode::CREATED, "{}", call.body);
-    assert_eq!(call.body["at"], "2025-03-15T09:30:00Z");
+    assert_eq!(call.body["at"], "2025-03-15T09:30:00.000Z");
 
     // And the list is in business-time order (the imported call first)
     let list = app.get(&path, &w.mgr).await;
@@ -1973,7 +1973,7 @@ async fn a_deal_is_opened_read_and_listed() {
     assert_eq!(r.body["currency"], "CNY");
     assert_eq!(r.body["needs"], json!(["safety first"]));
     assert_eq!(r.body["prepayment_ratio"], "0.3");
-    assert_eq!(r.body["opened_at"], "2025-06-01T08:00:00Z");
+    assert_eq!(r.body["opened_at"], "2025-06-01T08:00:00.000Z");
     assert_eq!(r.body["lines"][0]["amount"], "600000");
     assert_eq!(r.body["lines"][1]["amount"], "10000.01");
     assert_eq!(r.body["lines"][1]["cost"], "0");
@@ -2267,11 +2267,11 @@ async fn the_default_pipeline_signs_a_deal_and_makes_its_brand_no_longer_new() {
         // Then each move is 200 with the new stage and version
         assert_eq!(r.body["stage"], *to);
         assert_eq!(r.body["version"], i as u64 + 2);
-        assert_eq!(r.body["stage_entered_at"], *at);
+        assert_eq!(r.body["stage_entered_at"], at.replace("Z", ".000Z"));
         assert_etag_is_version(&r);
         if *to == "sign" {
             // And signing records signed_at
-            assert_eq!(r.body["signed_at"], *at);
+            assert_eq!(r.body["signed_at"], at.replace("Z", ".000Z"));
         } else {
             assert!(r.body["signed_at"].is_null(), "{}", r.body);
         }
@@ -2281,13 +2281,13 @@ async fn the_default_pipeline_signs_a_deal_and_makes_its_brand_no_longer_new() {
         d.body["stages_passed"],
         json!(["lead", "qualify", "visit", "quote", "sign"])
     );
-    assert_eq!(d.body["signed_at"], "2025-01-05T10:00:00Z");
+    assert_eq!(d.body["signed_at"], "2025-01-05T10:00:00.000Z");
 
     // And the brand is no longer new, first sold by this deal
     let b = app.get("/v1/brands/lynk", &w.rep).await;
     assert_eq!(b.body["new"], false);
     assert_eq!(b.body["first_signed_deal"], deal.as_str());
-    assert_eq!(b.body["first_signed_at"], "2025-01-05T10:00:00Z");
+    assert_eq!(b.body["first_signed_at"], "2025-01-05T10:00:00.000Z");
     assert_etag_is_version(&b);
 
     // And a signed deal moves nowhere
@@ -2626,14 +2626,14 @@ async fn history_lists_creation_and_every_transition_with_who_and_when() {
     assert_eq!(h[0]["action"], "created");
     assert_eq!(h[0]["seq"], 1);
     assert_eq!(h[0]["by"], "wang");
-    assert_eq!(h[0]["at"], "2025-05-01T00:00:00Z");
+    assert_eq!(h[0]["at"], "2025-05-01T00:00:00.000Z");
     assert_eq!(h[0]["to"], "lead");
     assert_eq!(h[1]["action"], "transition");
     assert_eq!(h[1]["seq"], 2);
     assert_eq!(h[1]["by"], "li");
     assert_eq!(h[1]["from"], "lead");
     assert_eq!(h[1]["to"], "qualify");
-    assert_eq!(h[1]["at"], "2025-05-02T09:00:00Z");
+    assert_eq!(h[1]["at"], "2025-05-02T09:00:00.000Z");
     assert_eq!(h[1]["note"], "budget confirmed");
     assert!(h[1]["recorded_at"].is_string());
     assert_eq!(h[2]["action"], "transition");
@@ -3467,4 +3467,783 @@ async fn json_number_amounts_are_kept_digit_for_digit() {
     let r = app.post("/v1/deals", ADMIN, body).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(r.code(), "invalid_body");
+}
+
+// ---------------------------------------------------------------------------
+// Everyday inputs: every refused field named, dates where days are meant,
+// optional bodies, and times written with milliseconds
+// ---------------------------------------------------------------------------
+
+/// Phrases of the parsers underneath that a client must never read.
+const LIBRARY_WORDING: &[&str] = &[
+    "Failed to deserialize",
+    "premature end of input",
+    "Cannot parse value",
+    "invalid type:",
+    "invalid value:",
+    "missing field",
+    "unknown variant",
+    "invalid digit found",
+    "at line ",
+];
+
+/// A world with a signed deal (and the follow-up tasks signing creates), a
+/// communication record and a drafted settlement: every resource exists.
+struct Full {
+    w: World,
+    deal: String,
+    record: String,
+    task: String,
+    settlement: String,
+    token: String,
+}
+
+async fn full_world() -> Full {
+    let w = world().await;
+    let app = &w.app;
+    app.one_move_pipeline("sh").await;
+    app.ok(
+        "/v1/fx-rates",
+        ADMIN,
+        json!({"currency": "CNY", "date": "2026-01-01", "per_usd": "7.1"}),
+    )
+    .await;
+    let record = app
+        .ok(
+            &format!("/v1/customers/{}/records", w.customer),
+            &w.rep,
+            json!({"kind": "visit", "summary": "Met the buyer", "at": "2026-03-01T09:30:00Z"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deal = app.deal(&w.rep, &w.customer, "li", "volvo").await;
+    let r = app.move_to(&w.rep, &deal, "sign").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let tasks = app.get("/v1/tasks?branch=sh", ADMIN).await;
+    let task = tasks.body["items"][0]["id"]
+        .as_str()
+        .expect("signing creates follow-up tasks")
+        .to_string();
+    let month = r.body["signed_at"].as_str().unwrap()[..7].to_string();
+    let settlement = app
+        .ok(
+            "/v1/settlements",
+            &w.mgr,
+            json!({"branch": "sh", "period": month}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tokens = app.get("/v1/tokens?branch=sh", ADMIN).await;
+    let token = tokens.body["items"][0]["id"]
+        .as_str()
+        .expect("the world issues tokens")
+        .to_string();
+    Full {
+        w,
+        deal,
+        record,
+        task,
+        settlement,
+        token,
+    }
+}
+
+/// A method, a path and an optional JSON body.
+type Request3 = (Method, String, Option<Value>);
+
+#[tokio::test]
+async fn every_route_names_the_refused_field_and_says_what_it_expects() {
+    // Given every kind of resource
+    let f = full_world().await;
+    let (app, c, d, rec, t) = (&f.w.app, &f.w.customer, &f.deal, &f.record, &f.task);
+    let get = |path: String| (Method::GET, path, None::<Value>);
+    let body = |m: Method, path: String, b: Value| (m, path, Some(b));
+    // (request, status, code, field, words the message must hold)
+    let cases: Vec<(Request3, u16, &str, &str, &str)> = vec![
+        // Query strings
+        (
+            get("/v1/branches?limit=0".into()),
+            400,
+            "bad_request",
+            "limit",
+            "`limit` must be between 1 and 500, not 0",
+        ),
+        (
+            get("/v1/brands?limit=abc".into()),
+            400,
+            "invalid_query",
+            "limit",
+            "`limit` must be a whole number",
+        ),
+        (
+            get("/v1/fx-rates?limit=-1".into()),
+            400,
+            "invalid_query",
+            "limit",
+            "`limit` must be a whole number",
+        ),
+        (
+            get("/v1/customers?tier=Z".into()),
+            400,
+            "invalid_query",
+            "tier",
+            "`tier` must be one of `A`, `B`, `C`, not `Z`",
+        ),
+        (
+            get("/v1/customers?colour=blue".into()),
+            400,
+            "invalid_query",
+            "colour",
+            "`colour` is not a query parameter of this route",
+        ),
+        (
+            get("/v1/deals?cursor=zz".into()),
+            400,
+            "bad_request",
+            "cursor",
+            "`cursor` is not one this server issued",
+        ),
+        (
+            get(format!("/v1/deals/{d}/history?limit=many")),
+            400,
+            "invalid_query",
+            "limit",
+            "`limit` must be a whole number",
+        ),
+        (
+            get(format!("/v1/customers/{c}/history?limit=501")),
+            400,
+            "bad_request",
+            "limit",
+            "between 1 and 500",
+        ),
+        (
+            get(format!("/v1/customers/{c}/records/{rec}/revisions?limit=0")),
+            400,
+            "bad_request",
+            "limit",
+            "between 1 and 500",
+        ),
+        (
+            get("/v1/followups?as_of=yesterday".into()),
+            400,
+            "invalid_query",
+            "as_of",
+            "`as_of` must be a date like 2026-04-03 or an RFC 3339 time",
+        ),
+        (
+            get("/v1/followups?due_before=2026-13-01".into()),
+            400,
+            "invalid_query",
+            "due_before",
+            "`due_before` must be a date like 2026-04-03 or an RFC 3339 time",
+        ),
+        (
+            get("/v1/followups?limit=0".into()),
+            400,
+            "bad_request",
+            "limit",
+            "`limit` must be between 1 and 10000, not 0",
+        ),
+        (
+            get("/v1/reports/referrals?branch=sh&from=2026-1-1".into()),
+            400,
+            "invalid_query",
+            "from",
+            "`from` must be a date like 2026-04-03",
+        ),
+        (
+            get("/v1/reports/referrals?branch=sh&to=soon".into()),
+            400,
+            "invalid_query",
+            "to",
+            "`to` must be a date like 2026-04-03",
+        ),
+        (
+            get("/v1/reports/team".into()),
+            400,
+            "invalid_query",
+            "branch",
+            "`branch` is required",
+        ),
+        (
+            get("/v1/records".into()),
+            400,
+            "invalid_query",
+            "branch",
+            "`branch` is required",
+        ),
+        (
+            get("/v1/tasks?status=finished".into()),
+            400,
+            "invalid_query",
+            "status",
+            "`status` must be one of `open`, `done`, `dismissed`",
+        ),
+        (
+            get("/v1/settlements?limit=9999".into()),
+            400,
+            "bad_request",
+            "limit",
+            "between 1 and 500",
+        ),
+        (
+            get("/v1/statements?branch=sh&rep=li&period=2026-03&format=xml".into()),
+            400,
+            "bad_request",
+            "format",
+            "`format` must be `json` or `csv`",
+        ),
+        (
+            get("/v1/policies/new-brand-bonus/versions?limit=0".into()),
+            400,
+            "bad_request",
+            "limit",
+            "between 1 and 500",
+        ),
+        // Path parameters
+        (
+            body(
+                Method::POST,
+                "/v1/policies/new-brand-bonus/versions/two/activate".into(),
+                json!({}),
+            ),
+            400,
+            "invalid_path",
+            "version",
+            "`version` must be a whole number, 0 or more, not `two`",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/policies/new-brand-bonus/versions/-1/simulate".into(),
+                json!({"branch": "sh", "period": "2026-03"}),
+            ),
+            400,
+            "invalid_path",
+            "version",
+            "`version` must be a whole number",
+        ),
+        (body(Method::PUT, "/v1/fx-rates/CNY/2026-13-01".into(), json!({"per_usd": "7.2", "reason": "typo"})), 400, "invalid_path", "date", "`date` must be a date like 2026-04-03, not `2026-13-01`"),
+        (get("/v1/fx-rates/CNY/yesterday/history".into()), 400, "invalid_path", "date", "`date` must be a date like 2026-04-03"),
+        // Bodies
+        (body(Method::POST, "/v1/policies".into(), json!({"name": "x", "scope": "global", "runtime": "lua", "source": "x"})), 400, "invalid_body", "runtime", "`runtime` must be `rhai` or `wasm`, not `lua`"),
+        (body(Method::PUT, "/v1/fx-rates/CNY/2026-01-01".into(), json!({"per_usd": "7.2"})), 400, "invalid_body", "reason", "`reason` is required"),
+        (
+            body(Method::POST, "/v1/branches".into(), json!({"id": "bj"})),
+            400,
+            "invalid_body",
+            "name",
+            "`name` is required",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/brands".into(),
+                json!({"id": "bmw", "name": "BMW", "introduced_at": "last year"}),
+            ),
+            400,
+            "invalid_body",
+            "introduced_at",
+            "`introduced_at` must be a date like 2026-04-03",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/fx-rates".into(),
+                json!({"currency": "EUR", "date": "2026-13-01", "per_usd": "0.9"}),
+            ),
+            400,
+            "invalid_body",
+            "date",
+            "`date` must be a date like 2026-04-03",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/fx-rates".into(),
+                json!({"currency": "EUR", "date": "2026-01-01", "per_usd": ""}),
+            ),
+            400,
+            "invalid_body",
+            "per_usd",
+            "is not a decimal number",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/tokens".into(),
+                json!({"role": "boss", "user": "x"}),
+            ),
+            400,
+            "invalid_body",
+            "role",
+            "`role` must be one of `admin`, `manager`, `rep`, not `boss`",
+        ),
+        (
+            body(
+                Method::PUT,
+                "/v1/branches/sh/pipeline".into(),
+                json!({"stages": "lead", "moves": []}),
+            ),
+            400,
+            "invalid_body",
+            "stages",
+            "`stages` must be a list",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/customers".into(),
+                json!({"name": "x", "branch": "sh", "segment": "alien", "source": "assigned"}),
+            ),
+            400,
+            "invalid_body",
+            "segment",
+            "`segment` must be one of",
+        ),
+        (
+            body(
+                Method::PATCH,
+                format!("/v1/customers/{c}"),
+                json!({"owner": 7}),
+            ),
+            400,
+            "invalid_body",
+            "owner",
+            "`owner` must be a string, not integer `7`",
+        ),
+        (
+            body(
+                Method::POST,
+                format!("/v1/customers/{c}/records"),
+                json!({"kind": "call", "summary": "x", "at": "June"}),
+            ),
+            400,
+            "invalid_body",
+            "at",
+            "`at` must be a date like 2026-04-03 or an RFC 3339 time",
+        ),
+        (
+            body(
+                Method::PATCH,
+                format!("/v1/customers/{c}/records/{rec}"),
+                json!({"kind": "fax"}),
+            ),
+            400,
+            "invalid_body",
+            "kind",
+            "`kind` must be one of `visit`, `call`, `meeting`, `message`, not `fax`",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/deals".into(),
+                json!({"customer_id": c, "title": "x", "owner": "li", "currency": "CNY", "opened_at": "June", "lines": []}),
+            ),
+            400,
+            "invalid_body",
+            "opened_at",
+            "`opened_at` must be a date like 2026-04-03 or an RFC 3339 time",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/deals".into(),
+                json!({"customer_id": c, "title": "x", "owner": "li", "currency": "CNY",
+            "lines": [{"brand": "volvo", "product": "XC90", "amount": true, "cost": "1"}]}),
+            ),
+            400,
+            "invalid_body",
+            "lines[0].amount",
+            "`lines[0].amount` must be a decimal number",
+        ),
+        (
+            body(
+                Method::PATCH,
+                format!("/v1/deals/{d}"),
+                json!({"prepayment_ratio": ""}),
+            ),
+            400,
+            "invalid_body",
+            "prepayment_ratio",
+            "is not a decimal number",
+        ),
+        (
+            body(
+                Method::POST,
+                format!("/v1/deals/{d}/transitions"),
+                json!({"to": "lost", "at": 5}),
+            ),
+            400,
+            "invalid_body",
+            "at",
+            "`at` must be a date like 2026-04-03 or an RFC 3339 time like 2026-04-03T09:30:00Z, not integer `5`",
+        ),
+        (
+            body(
+                Method::POST,
+                format!("/v1/deals/{d}/transitions"),
+                json!({"to": "lost", "dry": true}),
+            ),
+            400,
+            "invalid_body",
+            "dry",
+            "`dry` is not a field of this body",
+        ),
+        (
+            body(Method::POST, format!("/v1/deals/{d}/cancel"), json!({})),
+            400,
+            "invalid_body",
+            "reason",
+            "`reason` is required",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/settlements".into(),
+                json!({"branch": "sh"}),
+            ),
+            400,
+            "invalid_body",
+            "period",
+            "`period` is required",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/policies/new-brand-bonus/versions/1/activate".into(),
+                json!({"effective_from": "next week"}),
+            ),
+            400,
+            "invalid_body",
+            "effective_from",
+            "`effective_from` must be a date like 2026-04-03",
+        ),
+        (
+            body(
+                Method::POST,
+                "/v1/policies/new-brand-bonus/versions/1/simulate".into(),
+                json!({"branch": "sh", "period": "2026-03", "effective_from": "2026-03-32"}),
+            ),
+            400,
+            "invalid_body",
+            "effective_from",
+            "`effective_from` must be a date like 2026-04-03",
+        ),
+        (
+            body(
+                Method::POST,
+                format!("/v1/tasks/{t}/complete"),
+                json!({"note": 5}),
+            ),
+            400,
+            "invalid_body",
+            "note",
+            "`note` must be a string",
+        ),
+        // Refused by the rules, after parsing
+        (
+            body(
+                Method::POST,
+                "/v1/branches".into(),
+                json!({"id": "Bad Id", "name": "x"}),
+            ),
+            422,
+            "validation_failed",
+            "id",
+            "`id`",
+        ),
+        (
+            body(Method::POST, format!("/v1/tasks/{t}/dismiss"), json!({})),
+            422,
+            "validation_failed",
+            "note",
+            "`note`",
+        ),
+        (
+            body(
+                Method::POST,
+                format!("/v1/deals/{d}/transitions"),
+                json!({"to": "nowhere"}),
+            ),
+            422,
+            "invalid_transition",
+            "to",
+            "cannot move to `nowhere`",
+        ),
+    ];
+    for ((method, path, b), status, code, field, words) in cases {
+        // When a client sends the bad input
+        let r = app
+            .send(method.clone(), &path, Some(ADMIN), b.clone())
+            .await;
+        // Then it is refused with the code, the field in details, and a
+        // message that says what is expected in the API's own words
+        let what = format!("{method} {path} {}", b.unwrap_or_default());
+        assert_eq!(r.status.as_u16(), status, "{what}: {}", r.body);
+        assert_eq!(r.code(), code, "{what}: {}", r.body);
+        assert_eq!(
+            r.body["error"]["details"]["field"], field,
+            "{what}: {}",
+            r.body
+        );
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(words),
+            "{what}: message `{message}` lacks `{words}`"
+        );
+        for phrase in LIBRARY_WORDING {
+            assert!(
+                !message.contains(phrase),
+                "{what}: message `{message}` says `{phrase}`"
+            );
+        }
+    }
+    // And none of it changed anything
+    assert_eq!(
+        app.get(&format!("/v1/deals/{d}"), ADMIN).await.body["version"],
+        2
+    );
+    assert_eq!(
+        app.get("/v1/tasks?branch=sh&status=open", ADMIN).await.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["id"] == t.as_str())
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_task_is_completed_with_no_body_at_all() {
+    // Given an open follow-up task
+    let f = full_world().await;
+    let app = &f.w.app;
+    let path = format!("/v1/tasks/{}/complete", f.task);
+    // When its assignee completes it with no body and no Content-Type
+    let r = exact(
+        app,
+        Method::POST,
+        &path,
+        &[("authorization", &format!("Bearer {}", f.w.rep))],
+        Vec::new(),
+    )
+    .await;
+    // Then it is done, without a note
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "done");
+    assert!(r.body["note"].is_null(), "{}", r.body);
+    // And dismissing another one with no body asks for the note, naming it
+    let open = app.get("/v1/tasks?branch=sh&status=open", ADMIN).await;
+    let other = open.body["items"][0]["id"].as_str().unwrap().to_string();
+    let r = exact(
+        app,
+        Method::POST,
+        &format!("/v1/tasks/{other}/dismiss"),
+        &[("authorization", &format!("Bearer {}", f.w.rep))],
+        Vec::new(),
+    )
+    .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(r.body["error"]["details"]["field"], "note");
+    // And the task stays done after a reopen
+    let dir = f.w.app.close().await;
+    let app = TestApp::reopen(dir).await;
+    let t = app.get("/v1/tasks?branch=sh&status=done", ADMIN).await;
+    assert_eq!(t.body["items"][0]["id"], f.task.as_str());
+}
+
+#[tokio::test]
+async fn a_day_is_accepted_wherever_a_date_or_an_instant_is_meant() {
+    // Given a branch with a customer
+    let w = world().await;
+    let app = &w.app;
+    // When a record is imported with only its day
+    let r = app
+        .post(
+            &format!("/v1/customers/{}/records", w.customer),
+            &w.rep,
+            json!({"kind": "call", "summary": "Called", "at": "2025-03-15"}),
+        )
+        .await;
+    // Then it happened at the start of that day (UTC)
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["at"], "2025-03-15T00:00:00.000Z");
+    // When follow-ups are asked for as of a day and due before a day
+    let r = app
+        .get(
+            "/v1/followups?branch=sh&as_of=2026-04-03&due_before=2026-05-01",
+            &w.mgr,
+        )
+        .await;
+    // Then both are read as days
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["as_of"], "2026-04-03T00:00:00.000Z");
+    // And the same instants as RFC 3339 times give the same answer
+    let t = app
+        .get(
+            "/v1/followups?branch=sh&as_of=2026-04-03T00:00:00Z&due_before=2026-05-01T00:00:00%2B00:00",
+            &w.mgr,
+        )
+        .await;
+    assert_eq!(t.body, r.body);
+    // And a report takes days for its range
+    let r = app
+        .get(
+            "/v1/reports/referrals?branch=sh&from=2026-01-01&to=2026-03-31",
+            &w.mgr,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["from"].as_str(), r.body["to"].as_str()),
+        (Some("2026-01-01"), Some("2026-03-31"))
+    );
+    // And an empty value is a bad value like any other, named
+    let r = app.get("/v1/followups?branch=sh&as_of=", &w.mgr).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "as_of");
+}
+
+/// True for `2026-03-15T09:30:00.000Z` exactly.
+fn is_millisecond_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Every string in `v` that starts like a time (`YYYY-MM-DDT`), with its path.
+fn times_in(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) => {
+            let b = s.as_bytes();
+            if b.len() > 10
+                && b[10] == b'T'
+                && b[..10].iter().enumerate().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        *c == b'-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                })
+            {
+                out.push((path.to_string(), s.clone()));
+            }
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| times_in(x, &format!("{path}[{i}]"), out)),
+        Value::Object(o) => o
+            .iter()
+            .for_each(|(k, x)| times_in(x, &format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_time_in_every_response_has_milliseconds() {
+    // Given every kind of resource, several created at whole seconds
+    let f = full_world().await;
+    let app = &f.w.app;
+    let r = app
+        .post(
+            &format!("/v1/deals/{}/cancel", f.deal),
+            &f.w.mgr,
+            json!({"reason": "customer withdrew"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.patch(
+        &format!("/v1/customers/{}/records/{}", f.w.customer, f.record),
+        &f.w.rep,
+        json!({"summary": "Met the buyer and the CFO"}),
+        None,
+    )
+    .await;
+    // When every GET route of the OpenAPI document is read
+    let doc = app
+        .send(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    let mut read = 0;
+    let mut found = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        if item.get("get").is_none() || template == "/v1/events" || template == "/metrics" {
+            continue;
+        }
+        let path = fill(template, &f);
+        let r = app.get(&path, ADMIN).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        times_in(&r.body, &path, &mut found);
+        read += 1;
+    }
+    // Then every time in them is RFC 3339 UTC with milliseconds
+    assert!(read >= 25, "only {read} routes read");
+    assert!(found.len() >= 30, "only {} times seen", found.len());
+    let bad: Vec<_> = found
+        .iter()
+        .filter(|(_, t)| !is_millisecond_time(t))
+        .collect();
+    assert!(bad.is_empty(), "times without milliseconds: {bad:?}");
+    // And the statement's CSV holds no other form of time either
+    let csv = app
+        .get(
+            "/v1/statements?branch=sh&rep=li&period=2026-03&format=csv",
+            ADMIN,
+        )
+        .await;
+    let text = csv.body.as_str().unwrap_or_default();
+    let mut in_csv = Vec::new();
+    for cell in text.split([',', '\n', ' ', '"']) {
+        times_in(&json!(cell), "csv", &mut in_csv);
+    }
+    assert!(
+        in_csv.iter().all(|(_, t)| is_millisecond_time(t)),
+        "{in_csv:?}"
+    );
+}
+
+/// A GET path of the document with its parameters filled from `f`, and the
+/// query a route needs. A new route with an unknown parameter fails here,
+/// asking for a fixture.
+fn fill(template: &str, f: &Full) -> String {
+    let id = match template.split('/').nth(2).unwrap_or_default() {
+        "branches" => "sh".to_string(),
+        "brands" => "volvo".to_string(),
+        "customers" => f.w.customer.clone(),
+        "deals" => f.deal.clone(),
+        "settlements" => f.settlement.clone(),
+        "tasks" => f.task.clone(),
+        "tokens" => f.token.clone(),
+        other => format!("<no fixture for /v1/{other}>"),
+    };
+    let mut path = template
+        .replace("{id}", &id)
+        .replace("{record}", &f.record)
+        .replace("{name}", "new-brand-bonus")
+        .replace("{version}", "1")
+        .replace("{currency}", "CNY")
+        .replace("{date}", "2026-01-01");
+    assert!(!path.contains('{'), "add a fixture for {template}");
+    let query = match template {
+        "/v1/records" | "/v1/reports/team" | "/v1/reports/referrals" => "?branch=sh",
+        "/v1/statements" => "?branch=sh&rep=li&period=2026-03",
+        _ => "",
+    };
+    path.push_str(query);
+    path
 }

@@ -10,44 +10,14 @@ use std::ffi::OsStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use dealflow_tests::{run_cli, start_binary as start, ADMIN};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use dealflow_tests::{call, http_client, run_cli, start_binary as start, HttpClient, ADMIN};
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-async fn call(
-    client: &HttpClient,
-    method: Method,
-    url: String,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("authorization", format!("Bearer {ADMIN}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
-        .expect("request");
-    let res = client.request(req).await.expect("server answers");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client: HttpClient = http_client();
 
     // Given a server with a branch, a brand and a customer
     let mut server = start(dir.path());
@@ -198,7 +168,7 @@ fn ids_of(items: &[Value]) -> BTreeSet<String> {
 async fn a_backup_under_load_restores_every_write_acknowledged_before_it_untorn() {
     let dir = tempfile::tempdir().expect("tempdir");
     let work = tempfile::tempdir().expect("tempdir");
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client: HttpClient = http_client();
 
     // Given a server with a branch and a brand
     let mut server = start(dir.path());

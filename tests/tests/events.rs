@@ -296,6 +296,21 @@ async fn every_event_reaches_exactly_the_callers_who_may_read_its_resource() {
             json!({"currency": "CNY", "date": "2026-01-01", "per_usd": "7.10"}),
         )
         .await;
+    let r = sc
+        .app
+        .send_raw(
+            axum::http::Method::PUT,
+            "/v1/fx-rates/CNY/2026-01-01",
+            Some(ADMIN),
+            Some(
+                json!({"per_usd": "7.15", "reason": "typo"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     sc.app.one_move_pipeline("b").await;
     sc.check("catalog").await;
 
@@ -478,12 +493,27 @@ async fn every_event_reaches_exactly_the_callers_who_may_read_its_resource() {
         .await;
     sc.check("policies").await;
 
-    // Then every kind was published (a token's revocation has no route
-    // in this build), each through the REST rules above
+    // When a's manager revokes a departing rep's token
+    let departing = sc
+        .app
+        .ok(
+            "/v1/tokens",
+            ADMIN,
+            json!({"role": "rep", "branch": "a", "user": "temp"}),
+        )
+        .await;
+    let path = format!("/v1/tokens/{}", departing["id"].as_str().unwrap());
+    let r = sc
+        .app
+        .send(axum::http::Method::DELETE, &path, Some(&mgr_a), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    sc.check("tokens").await;
+
+    // Then every kind was published, each through the REST rules above
     let all: BTreeSet<String> = dealflow::domain::event::EventKind::ALL
         .iter()
         .map(|k| k.name().to_string())
-        .filter(|k| k != "token_revoked")
         .collect();
     let missing: Vec<_> = all.difference(&sc.kinds).collect();
     assert!(missing.is_empty(), "never published: {missing:?}");
@@ -915,4 +945,46 @@ async fn a_token_revocation_is_published_to_the_branch() {
         (r.body["status"].as_str(), r.body["token"].as_str()),
         (Some("revoked"), None)
     );
+}
+
+#[tokio::test]
+async fn event_times_are_written_with_milliseconds() {
+    // Given a subscriber and a signed contract (one-move pipeline)
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    app.brand("volvo").await;
+    app.one_move_pipeline("sh").await;
+    let mut events = subscribe(&app, ADMIN).await;
+    let c = app.customer(ADMIN, "sh", "li").await;
+    let d = app.deal(ADMIN, &c, "li", "volvo").await;
+    assert_eq!(app.move_to(ADMIN, &d, "sign").await.status, StatusCode::OK);
+    // When it is cancelled
+    let r = app
+        .post(
+            &format!("/v1/deals/{d}/cancel"),
+            ADMIN,
+            json!({"reason": "withdrawn"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Then the transition's and the cancellation's times, in the event and
+    // in its data, are RFC 3339 UTC with milliseconds
+    let mut seen = 0;
+    loop {
+        let ev = events.next().await;
+        let (kind, e) = (ev.kind.as_str(), &ev.data);
+        for t in [&e["at"], &e["data"]["at"]] {
+            if let Some(t) = t.as_str() {
+                assert!(
+                    t.len() == 24 && t.ends_with('Z') && t.as_bytes()[19] == b'.',
+                    "{kind}: {t}"
+                );
+                seen += 1;
+            }
+        }
+        if kind == "deal_cancelled" {
+            break;
+        }
+    }
+    assert!(seen >= 3, "{seen} times seen");
 }

@@ -853,7 +853,8 @@ impl Route {
             ],
             Route::CreateBranch => &["br", "ev"],
             Route::CreateBrand => &["bd", "ev"],
-            Route::CreateFx => &["fx", "ev"],
+            // A rate and its first version in its history.
+            Route::CreateFx => &["fx", "fx.rev", "ev"],
         }
     }
 
@@ -988,6 +989,7 @@ fn valid_times() -> Vec<Value> {
         json!("2026-03-15T09:30:00Z"),
         json!("2025-06-01T08:00:00+08:00"),
         json!("2025-06-01T00:00:00.123456Z"),
+        json!("2025-06-01"),
     ]
 }
 
@@ -996,7 +998,6 @@ fn invalid_times() -> Vec<Value> {
         json!("2020-01-01T00:00:00Z"),
         json!("2099-01-01T00:00:00Z"),
         json!("1960-01-01T00:00:00Z"),
-        json!("2025-06-01"),
         json!("2025-06-01 00:00:00"),
     ]
 }
@@ -2118,15 +2119,13 @@ impl Session {
                         || format!("the number of `{tag}` records did not grow by one"),
                     )?;
                     let stored = new_record.ok_or_else(|| format!("{tag} {id} was not stored"))?;
-                    if route != Route::CreateFx {
-                        ensure(version_of(&stored) == Some(1), || {
-                            format!("stored version {:?}", stored["version"])
-                        })?;
-                        ensure(version_of(&body) == Some(1), || {
-                            "response version is not 1".into()
-                        })?;
-                        check_etag(1)?;
-                    }
+                    ensure(version_of(&stored) == Some(1), || {
+                        format!("stored version {:?}", stored["version"])
+                    })?;
+                    ensure(version_of(&body) == Some(1), || {
+                        "response version is not 1".into()
+                    })?;
+                    check_etag(1)?;
                     Ok(())
                 })()
             }

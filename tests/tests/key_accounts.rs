@@ -927,6 +927,10 @@ async fn hostile_input_to_the_key_account_routes_is_a_clear_4xx_and_changes_noth
     ];
     for (method, path) in &targets {
         for body in &bodies {
+            // (`null`, like no body at all, completes a task without a note)
+            if body == b"null" && path.ends_with("/complete") {
+                continue;
+            }
             let r = w
                 .app
                 .send_raw(method.clone(), path, Some(&w.mgr), Some(body.clone()), &[])

@@ -902,7 +902,7 @@ async fn a_cancelled_first_order_no_longer_starts_the_window() {
         )
         .await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
-    assert_eq!(customer.body["first_order_at"], "2026-02-01T09:00:00Z");
+    assert_eq!(customer.body["first_order_at"], "2026-02-01T09:00:00.000Z");
 }
 
 #[tokio::test]
@@ -926,7 +926,7 @@ async fn an_imported_earlier_contract_is_the_brands_first_sale_and_the_next_sett
     let brand = w.app.get("/v1/brands/volvo", &w.li).await.body;
     assert_eq!(brand["new"], false);
     assert_eq!(brand["first_signed_deal"], april.as_str());
-    assert_eq!(brand["first_signed_at"], "2026-04-10T10:00:00Z");
+    assert_eq!(brand["first_signed_at"], "2026-04-10T10:00:00.000Z");
     assert_eq!(w.new_brands(&april).await, json!(["volvo"]));
     assert_eq!(w.new_brands(&may).await, json!([]));
     // And the May contract's history says why it changed
@@ -975,7 +975,7 @@ async fn an_imported_earlier_contract_is_the_brands_first_sale_and_the_next_sett
     let app = TestApp::reopen(w.app.close().await).await;
     let brand = app.get("/v1/brands/volvo", ADMIN).await.body;
     assert_eq!(brand["first_signed_deal"], may.as_str());
-    assert_eq!(brand["first_signed_at"], "2026-05-10T10:00:00Z");
+    assert_eq!(brand["first_signed_at"], "2026-05-10T10:00:00.000Z");
     let may_now = app.get(&format!("/v1/deals/{may}"), ADMIN).await.body;
     assert_eq!(may_now["new_brands"], json!(["volvo"]));
 }
@@ -991,7 +991,7 @@ async fn a_corrected_signing_time_moves_the_brands_first_sale_and_the_customers_
     let first_order = || async {
         w.app.get(&format!("/v1/customers/{c}"), ADMIN).await.body["first_order_at"].clone()
     };
-    assert_eq!(first_order().await, "2026-03-10T10:00:00Z");
+    assert_eq!(first_order().await, "2026-03-10T10:00:00.000Z");
     let path = format!("/v1/deals/{a}");
 
     // When li tries to correct A's signing time
@@ -999,22 +999,22 @@ async fn a_corrected_signing_time_moves_the_brands_first_sale_and_the_customers_
     let r = w.app.patch(&path, &w.li, fix.clone(), None).await;
     // Then it is 403 and nothing moved
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert_eq!(first_order().await, "2026-03-10T10:00:00Z");
+    assert_eq!(first_order().await, "2026-03-10T10:00:00.000Z");
 
     // When the manager corrects it to 25 March, with a reason
     let r = w.app.patch(&path, &w.mgr, fix, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["signed_at"], "2026-03-25T10:00:00Z");
-    assert_eq!(r.body["stage_entered_at"], "2026-03-25T10:00:00Z");
+    assert_eq!(r.body["signed_at"], "2026-03-25T10:00:00.000Z");
+    assert_eq!(r.body["stage_entered_at"], "2026-03-25T10:00:00.000Z");
     assert_eq!(r.body["new_brands"], json!([]));
 
     // Then B is the brand's first sale and the customer's first order
     let brand = w.app.get("/v1/brands/volvo", ADMIN).await.body;
     assert_eq!(brand["first_signed_deal"], b.as_str());
-    assert_eq!(brand["first_signed_at"], "2026-03-20T10:00:00Z");
+    assert_eq!(brand["first_signed_at"], "2026-03-20T10:00:00.000Z");
     let b_now = w.app.get(&format!("/v1/deals/{b}"), ADMIN).await.body;
     assert_eq!(b_now["new_brands"], json!(["volvo"]));
-    assert_eq!(first_order().await, "2026-03-20T10:00:00Z");
+    assert_eq!(first_order().await, "2026-03-20T10:00:00.000Z");
     // And A's history keeps the reason beside both times
     let history = w.app.get(&format!("{path}/history"), ADMIN).await;
     let last = history.body["items"].as_array().unwrap().last().unwrap();
@@ -1095,13 +1095,13 @@ async fn contracts_signed_and_cancelled_at_once_agree_on_the_first_sale() {
     // first sale, the only one selling it new, and the customer's first order
     let brand = w.app.get("/v1/brands/volvo", ADMIN).await.body;
     assert_eq!(brand["first_signed_deal"], ids[1].as_str(), "{brand}");
-    assert_eq!(brand["first_signed_at"], "2026-02-02T10:00:00Z");
+    assert_eq!(brand["first_signed_at"], "2026-02-02T10:00:00.000Z");
     for (i, id) in ids.iter().enumerate() {
         let want = if i == 1 { json!(["volvo"]) } else { json!([]) };
         assert_eq!(w.new_brands(id).await, want, "contract {i}");
     }
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await.body;
-    assert_eq!(customer["first_order_at"], "2026-02-02T10:00:00Z");
+    assert_eq!(customer["first_order_at"], "2026-02-02T10:00:00.000Z");
 }
 
 #[tokio::test]
@@ -1534,7 +1534,7 @@ async fn deals_signed_before_an_upgrade_are_settled_after_it() {
     let q2 = w.draft("sh", "2026-Q2").await;
     assert_eq!(amount(lines_of(&q2, &c)[0]), "2500", "{q2}");
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
-    assert_eq!(customer.body["first_order_at"], "2026-01-15T10:00:00Z");
+    assert_eq!(customer.body["first_order_at"], "2026-01-15T10:00:00.000Z");
     // And the upgrade re-tiers every branch once (in the background)
     w.app.services.tiering_idle().await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
@@ -1636,7 +1636,7 @@ async fn signing_index_entries_written_as_json_still_settle_tier_and_cancel() {
         )
         .await;
     let customer = w.app.get(&format!("/v1/customers/{c}"), ADMIN).await;
-    assert_eq!(customer.body["first_order_at"], "2026-02-01T10:00:00Z");
+    assert_eq!(customer.body["first_order_at"], "2026-02-01T10:00:00.000Z");
 }
 
 #[tokio::test]
@@ -1761,7 +1761,7 @@ async fn a_store_that_kept_the_first_contract_to_arrive_is_corrected_at_upgrade(
     // Then the April contract is the brand's first sale
     let brand = w.app.get("/v1/brands/volvo", ADMIN).await.body;
     assert_eq!(brand["first_signed_deal"], april.as_str());
-    assert_eq!(brand["first_signed_at"], "2026-04-10T10:00:00Z");
+    assert_eq!(brand["first_signed_at"], "2026-04-10T10:00:00.000Z");
     assert_eq!(w.new_brands(&april).await, json!(["volvo"]));
     assert_eq!(w.new_brands(&may).await, json!([]));
     // And the corrected contracts' histories say why
@@ -2164,4 +2164,186 @@ fn imported_history_settles_line_for_line_as_lived_through_in_any_arrival_order(
     if let Err(e) = runner.run(&gen_history(), |h| rt.block_on(same_in_every_order(h))) {
         panic!("{e}");
     }
+}
+
+#[tokio::test]
+async fn a_corrected_fx_rate_keeps_its_history_and_is_trued_up_while_approved_lines_keep_theirs() {
+    // Given a CNY rate mistyped as 71.5 (meant 7.15) from 1 March, and a
+    // 250,000 CNY new-brand contract signed on 2 March: about 3,500 USD at
+    // the typo, so March's approved and paid settlement pays it 0 CNY
+    let w = world("sh", "UTC").await;
+    w.app
+        .ok(
+            "/v1/fx-rates",
+            ADMIN,
+            json!({"currency": "CNY", "date": "2026-03-01", "per_usd": "71.5"}),
+        )
+        .await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "CNY",
+            &[("volvo", "250000", "200000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    let march = w.draft("sh", "2026-03").await;
+    let march_id = march["id"].as_str().unwrap().to_string();
+    let paid = lines_of(&march, &d);
+    assert_eq!(amount(paid[0]), "0", "{march}");
+    for step in ["approve", "pay"] {
+        w.app
+            .ok(
+                &format!("/v1/settlements/{march_id}/{step}"),
+                &w.mgr,
+                json!({}),
+            )
+            .await;
+    }
+    let rate = "/v1/fx-rates/CNY/2026-03-01";
+
+    // When a manager or a rep tries to correct it, or the admin corrects
+    // one that does not exist, or without a reason
+    let fix = json!({"per_usd": "7.15", "reason": "typo: 71.5 for 7.15"});
+    for token in [&w.mgr, &w.li] {
+        let r = w
+            .app
+            .send(
+                axum::http::Method::PUT,
+                rate,
+                Some(token),
+                Some(fix.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    }
+    let r = w
+        .app
+        .send(
+            axum::http::Method::PUT,
+            "/v1/fx-rates/CNY/2026-03-02",
+            Some(ADMIN),
+            Some(fix.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = w
+        .app
+        .send(
+            axum::http::Method::PUT,
+            rate,
+            Some(ADMIN),
+            Some(json!({"per_usd": "7.15"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_body"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["details"]["field"], "reason");
+    // Then nothing changed
+    assert_eq!(w.app.get(rate, &w.li).await.body["per_usd"], "71.5");
+
+    // When the admin corrects it, with a reason and the version read
+    let r = w
+        .app
+        .send_raw(
+            axum::http::Method::PUT,
+            rate,
+            Some(ADMIN),
+            Some(fix.to_string().into_bytes()),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    // Then it is version 2, with who and why
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["per_usd"], "7.15");
+    assert_eq!(r.body["version"], 2);
+    assert_eq!(r.body["recorded_by"], "admin");
+    assert_eq!(r.body["reason"], "typo: 71.5 for 7.15");
+    // And a second correction from the stale version is a conflict
+    let r = w
+        .app
+        .send_raw(
+            axum::http::Method::PUT,
+            rate,
+            Some(ADMIN),
+            Some(
+                json!({"per_usd": "7.2", "reason": "again"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "version_conflict"),
+        "{}",
+        r.body
+    );
+
+    // And the rate's history keeps both versions, oldest first
+    let h = w.app.get(&format!("{rate}/history"), &w.li).await;
+    assert_eq!(h.status, StatusCode::OK, "{}", h.body);
+    let versions: Vec<(Value, Value)> = h.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].clone(), v["per_usd"].clone()))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![(json!(1), json!("71.5")), (json!(2), json!("7.15"))]
+    );
+
+    // And March, approved and paid, still says it used version 1 at 71.5
+    let m = w
+        .app
+        .get(&format!("/v1/settlements/{march_id}"), &w.mgr)
+        .await;
+    assert_eq!(m.body["lines"], march["lines"]);
+    assert_eq!(
+        lines_of(&m.body, &d)[0]["fx_rates"],
+        json!([{"currency": "CNY", "date": "2026-03-01", "per_usd": "71.5", "version": 1}])
+    );
+    assert!(lines_of(&m.body, &d)[0]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("71.5"));
+
+    // And the next draft pays the difference at the corrected rate (about
+    // 34,965 USD: 500 CNY), saying which rate was corrected
+    let april = w.draft("sh", "2026-04").await;
+    let up = lines_of(&april, &d);
+    assert_eq!(up.len(), 1, "{april}");
+    assert_eq!(amount(up[0]), "500");
+    assert_eq!(up[0]["adjusts"]["paid"], "0");
+    assert_eq!(up[0]["adjusts"]["now"], "500");
+    assert_eq!(
+        up[0]["fx_rates"],
+        json!([{"currency": "CNY", "date": "2026-03-01", "per_usd": "7.15", "version": 2}])
+    );
+    let reason = up[0]["adjusts"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "the CNY rate of 2026-03-01 was corrected from 71.5 (version 1) to 7.15 (version 2)"
+        ),
+        "{reason}"
+    );
+
+    // And all of it survives a restart
+    let w = w.restart(async |_| {}).await;
+    let h2 = w.app.get(&format!("{rate}/history"), ADMIN).await;
+    assert_eq!(h2.body, h.body);
+    let m2 = w
+        .app
+        .get(&format!("/v1/settlements/{march_id}"), &w.mgr)
+        .await;
+    assert_eq!(m2.body["lines"], march["lines"]);
 }

@@ -94,7 +94,7 @@ async fn cancel(
 
 /// Moves the deal to another stage; `dry_run` reports every verdict instead.
 #[utoipa::path(post, path = "/v1/deals/{id}/transitions", tag = "deals", request_body = TransitionRequest,
-    responses((status = 200, description = "the moved deal, or with `dry_run` a TransitionCheck", body = Deal),
+    responses((status = 200, description = "the moved deal, or with `dry_run` a TransitionCheck", body = TransitionReply),
               (status = 422, description = "invalid_transition, guard_rejected or policy_failed", body = ErrorBody),
               (status = "4XX", body = ErrorBody)))]
 async fn transition(
@@ -113,6 +113,18 @@ async fn transition(
             TransitionOutcome::Checked(c) => Json::<TransitionCheck>(c).into_response(),
         },
     )
+}
+
+/// What a transition answers (for the document): the moved deal, or with
+/// `dry_run` every verdict.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum TransitionReply {
+    /// The moved deal.
+    Moved(Box<Deal>),
+    /// A dry run's verdicts.
+    Checked(TransitionCheck),
 }
 
 /// Every creation, change and transition of the deal, oldest first.

@@ -107,6 +107,8 @@ impl From<ServiceError> for ApiError {
             E::Contended => Self::new(StatusCode::CONFLICT, "version_conflict", message),
             E::WrongState { code, .. } => Self::new(StatusCode::CONFLICT, code, message),
             E::BadRequest(_) => Self::bad_request("bad_request", message),
+            E::BadParameter(f) => Self::bad_request("bad_request", message)
+                .with_details(json!({"field": f.field, "reason": f.reason})),
             E::Invalid(f) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
@@ -131,7 +133,7 @@ impl From<ServiceError> for ApiError {
                     }
                 ),
             )
-            .with_details(json!({"from": from, "to": to, "allowed": allowed})),
+            .with_details(json!({"field": "to", "from": from, "to": to, "allowed": allowed})),
             E::TooLarge(_) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message),
             E::PolicyInvalid(p) => {
                 let mut d = json!({"error": p.to_string()});

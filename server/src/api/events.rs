@@ -67,7 +67,8 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
 /// those asked for are gone, an `events_lost` message
 /// (`{"after", "next"}`, id `next - 1`) comes first.
 #[utoipa::path(get, path = "/v1/events", tag = "events",
-    params(("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id")),
+    params(("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,19}$", max_length = 19,
+            description = "resume after this event id (the `id:` of the last event received)")),
     responses((status = 200, description = "text/event-stream", content_type = "text/event-stream"),
               (status = "4XX", body = ErrorBody)))]
 async fn events(

@@ -1,10 +1,12 @@
 //! Extractors that reject with the API error shape: JSON bodies (strict,
-//! with the path of the offending field), query strings, path parameters,
-//! the caller behind the bearer token, and `If-Match`.
+//! naming the offending field), optional bodies, query strings, path
+//! parameters, the caller behind the bearer token, and `If-Match`. Every
+//! refused field is named in the message and in `details.field`.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -13,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::wording::{refusal, strip_location, Place};
 use super::AppState;
 use crate::auth::Principal;
 
@@ -23,31 +26,61 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if let Some(ct) = req.headers().get(CONTENT_TYPE) {
-            let json = ct
-                .to_str()
-                .map(|v| {
-                    let mime = v
-                        .split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase();
-                    mime == "application/json" || mime.ends_with("+json")
-                })
-                .unwrap_or(false);
-            if !json {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as application/json",
-                ));
-            }
-        }
+        check_media_type(&req)?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(body_rejection)?;
         parse_json(&bytes).map(Body)
+    }
+}
+
+/// A JSON body every field of which is optional: no body at all (and no
+/// `Content-Type`), or `null`, reads as `T::default()`, anything else as
+/// [`Body`].
+pub struct OptionalBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let media_type = check_media_type(&req);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        let text = bytes.trim_ascii();
+        if text.is_empty() || text == b"null" {
+            return Ok(OptionalBody(T::default()));
+        }
+        media_type?;
+        parse_json(&bytes).map(OptionalBody)
+    }
+}
+
+/// Refuses a body declared as anything but JSON (none declared is fine).
+fn check_media_type(req: &Request) -> Result<(), ApiError> {
+    let Some(ct) = req.headers().get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let json = ct
+        .to_str()
+        .map(|v| {
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+        .unwrap_or(false);
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ))
     }
 }
 
@@ -59,7 +92,7 @@ fn body_rejection(r: BytesRejection) -> ApiError {
             "the body is larger than the 1 MiB limit",
         )
     } else {
-        ApiError::bad_request("bad_request", format!("could not read the body: {r}"))
+        ApiError::bad_request("bad_request", "the body could not be read")
     }
 }
 
@@ -68,8 +101,11 @@ fn is_json(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
-/// Parses a JSON body; errors name the path of the offending field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses a JSON body. A malformed one is 400 `invalid_json` with where it
+/// broke; a refused field is 400 `invalid_body` whose message names the
+/// field and says what it must be, with the field in `details.field` (and
+/// serde's path of the value in `details.path`).
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_json",
@@ -91,12 +127,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => {
-            de.end().map_err(|e| {
-                ApiError::bad_request(
-                    "invalid_json",
-                    format!("trailing data after the JSON value: {e}"),
-                )
-            })?;
+            de.end()
+                .map_err(|e| malformed("there is more after the JSON object", &e))?;
             Ok(v)
         }
         Err(e) => {
@@ -105,49 +137,120 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             // serde_json reports some type errors (a number for an enum) as
             // syntax errors: the body is malformed JSON only if it does not
             // parse as JSON at all.
-            let syntax = (inner.is_syntax() || inner.is_eof()) && !is_json(bytes);
-            let code = if syntax {
-                "invalid_json"
-            } else {
-                "invalid_body"
-            };
-            let message = if syntax || path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            };
-            Err(ApiError::bad_request(code, message)
-                .with_details(serde_json::json!({ "path": path })))
+            if (inner.is_syntax() || inner.is_eof()) && !is_json(bytes) {
+                return Err(malformed("the body is not valid JSON", &inner));
+            }
+            let r = refusal(Place::Body, &path, &inner.to_string());
+            Err(ApiError::bad_request("invalid_body", r.message)
+                .with_details(serde_json::json!({ "field": r.field, "path": path })))
         }
     }
 }
 
-/// Query parameters, rejected as 400 with our error body.
+/// 400 `invalid_json`, saying where the JSON broke.
+fn malformed(what: &str, e: &serde_json::Error) -> ApiError {
+    let why = strip_location(&e.to_string()).to_string();
+    ApiError::bad_request(
+        "invalid_json",
+        format!("{what} (line {}, column {}: {why})", e.line(), e.column()),
+    )
+    .with_details(serde_json::json!({ "line": e.line(), "column": e.column() }))
+}
+
+/// Query parameters, parsed strictly; a refused one is 400 `invalid_query`
+/// naming it in the message and in `details.field`.
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parse_query(parts.uri.query().unwrap_or("")).map(Query)
     }
 }
 
-/// Path parameters, rejected as 400 with our error body.
+/// Parses a query string as [`Query`] does.
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let r = refusal(Place::Query, &path, &e.into_inner().to_string());
+        ApiError::bad_request("invalid_query", r.message)
+            .with_details(serde_json::json!({ "field": r.field }))
+    })
+}
+
+/// Path parameters; one that does not parse is 400 `invalid_path` naming
+/// the parameter (`version` must be a whole number).
 pub struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
+        let e = match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(p) => return Ok(Path(p.0)),
+            Err(e) => e,
+        };
+        let PathRejection::FailedToDeserializePathParams(failed) = e else {
+            return Err(ApiError::bad_request("invalid_path", e.body_text()));
+        };
+        // Tuple parameters are reported by position: name them.
+        let names: Vec<String> = RawPathParams::from_request_parts(parts, state)
             .await
-            .map(|p| Path(p.0))
-            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
+            .map(|raw| raw.iter().map(|(k, _)| k.to_string()).collect())
+            .unwrap_or_default();
+        let name_at = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+        let (field, value, expected) = match failed.kind() {
+            ErrorKind::ParseErrorAtKey {
+                key,
+                value,
+                expected_type,
+            } => (key.clone(), value.clone(), *expected_type),
+            ErrorKind::ParseErrorAtIndex {
+                index,
+                value,
+                expected_type,
+            } => (name_at(*index), value.clone(), *expected_type),
+            ErrorKind::ParseError {
+                value,
+                expected_type,
+            } => (name_at(0), value.clone(), *expected_type),
+            ErrorKind::InvalidUtf8InPathParam { key } => {
+                return Err(path_error(key, format!("`{key}` must be UTF-8 text")));
+            }
+            _ => {
+                return Err(ApiError::bad_request("invalid_path", failed.body_text()));
+            }
+        };
+        let words = match expected.rsplit("::").next().unwrap_or(expected) {
+            "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+            other => other,
+        };
+        Err(path_error(
+            &field,
+            format!("`{field}` must be {words}, not `{value}`"),
+        ))
     }
+}
+
+/// A day in a path segment (`YYYY-MM-DD`), or 400 `invalid_path` naming it.
+pub fn path_day(field: &str, value: &str) -> Result<chrono::NaiveDate, ApiError> {
+    crate::domain::time::parse_day(value).ok_or_else(|| {
+        path_error(
+            field,
+            format!(
+                "`{field}` must be {}, not `{value}`",
+                crate::domain::time::DAY_EXPECTED
+            ),
+        )
+    })
+}
+
+fn path_error(field: &str, message: String) -> ApiError {
+    ApiError::bad_request("invalid_path", message)
+        .with_details(serde_json::json!({ "field": field }))
 }
 
 /// The authenticated caller.

@@ -8,9 +8,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Body, Caller, IfMatch, Path, Query, Versioned};
+use super::extract::{Caller, IfMatch, OptionalBody, Path, Query, Versioned};
 use super::AppState;
-use crate::domain::task::{CloseTask, Task, TaskStatus};
+use crate::domain::task::{CloseTask, DismissTask, Task, TaskStatus};
 use crate::service::{FollowupFilter, Followups, Page, TaskFilter};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -58,14 +58,15 @@ async fn get_task(
 }
 
 /// Marks an open task done (its assignee or a manager), with an optional note.
-#[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "followups", request_body = CloseTask,
+#[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "followups",
+    request_body(content = Option<CloseTask>, description = "optional: no body completes without a note"),
     responses((status = 200, body = Task), (status = "4XX", body = ErrorBody)))]
 async fn complete_task(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     IfMatch(if_match): IfMatch,
-    Body(req): Body<CloseTask>,
+    OptionalBody(req): OptionalBody<CloseTask>,
 ) -> Result<Versioned<Task>, ApiError> {
     let t = s
         .services
@@ -75,14 +76,15 @@ async fn complete_task(
 }
 
 /// Dismisses an open task (its assignee or a manager) with a note saying why.
-#[utoipa::path(post, path = "/v1/tasks/{id}/dismiss", tag = "followups", request_body = CloseTask,
+#[utoipa::path(post, path = "/v1/tasks/{id}/dismiss", tag = "followups",
+    request_body = DismissTask,
     responses((status = 200, body = Task), (status = "4XX", body = ErrorBody)))]
 async fn dismiss_task(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     IfMatch(if_match): IfMatch,
-    Body(req): Body<CloseTask>,
+    OptionalBody(req): OptionalBody<CloseTask>,
 ) -> Result<Versioned<Task>, ApiError> {
     let t = s
         .services

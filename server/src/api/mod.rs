@@ -16,6 +16,7 @@ mod policies;
 mod reports;
 mod settlements;
 mod tokens;
+mod wording;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -83,6 +84,31 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Replaces the derived schemas of bodies whose fields depend on each
+/// other (which role takes a branch, which runtime takes which field) with
+/// the exact ones.
+struct Exact;
+
+impl Modify for Exact {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use crate::domain::schema;
+        use utoipa::openapi::schema::{Object, Schema};
+        use utoipa::openapi::RefOr;
+        type Build = fn(&Object) -> Schema;
+        let exact: [(&str, Build); 2] = [
+            ("NewToken", schema::new_token),
+            ("NewPolicy", schema::new_policy),
+        ];
+        let components = api.components.get_or_insert_with(Default::default);
+        for (name, build) in exact {
+            if let Some(RefOr::T(Schema::Object(derived))) = components.schemas.get(name) {
+                let replaced = build(derived);
+                components.schemas.insert(name.to_string(), replaced.into());
+            }
+        }
+    }
+}
+
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
@@ -101,12 +127,16 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The generated OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut api = routes().split_for_parts().1;
+    Exact.modify(&mut api);
+    api
 }
 
 /// Builds the application: every route, the error fallbacks and the layers.
 pub fn router(services: Services) -> Router {
-    let (routes, api) = routes().split_for_parts();
+    let (routes, mut api) = routes().split_for_parts();
+    // After the routes' own schemas are merged in, which it replaces.
+    Exact.modify(&mut api);
     let state = AppState(Arc::new(Shared {
         services,
         metrics: Arc::new(Metrics::default()),

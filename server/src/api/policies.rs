@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_json, Body, Caller, Path, Query};
+use super::extract::{Body, Caller, OptionalBody, Path, Query};
 use super::AppState;
 use crate::service::{
     ActivateRequest, EffectiveHook, NewPolicy, Page, PageRequest, Policy, PolicyVersion,
@@ -93,13 +93,8 @@ async fn activate(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path((name, version)): Path<(String, u64)>,
-    body: axum::body::Bytes,
+    OptionalBody(req): OptionalBody<ActivateRequest>,
 ) -> Result<Json<Policy>, ApiError> {
-    let req: ActivateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ActivateRequest::default()
-    } else {
-        parse_json(&body)?
-    };
     Ok(Json(
         s.services
             .activate_policy(&caller, &name, version, req)

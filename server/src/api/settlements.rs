@@ -99,16 +99,19 @@ struct StatementQuery {
     /// The rep.
     rep: String,
     /// The period, as for settlements.
+    // A literal (`schema_with` would drop `required`): domain::schema::period.
+    #[param(pattern = r"^(?:19[7-9][0-9]|[2-9][0-9]{3})(?:-(?:0[1-9]|1[0-2]|Q[1-4]|H[12]))?$")]
     period: String,
     /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    #[param(schema_with = crate::domain::schema::statement_format)]
     format: Option<String>,
 }
 
 /// A rep's statement for a period: their lines in the branch's settlements
 /// of that period, with totals by status, as JSON or CSV.
 #[utoipa::path(get, path = "/v1/statements", tag = "settlements", params(StatementQuery),
-    responses((status = 200, body = Statement, content_type = "application/json"),
-              (status = 200, body = String, content_type = "text/csv"),
+    responses((status = 200, description = "the statement, as JSON or (`format=csv`, `Accept: text/csv`) CSV",
+                content((Statement = "application/json"), (String = "text/csv"))),
               (status = "4XX", body = ErrorBody)))]
 async fn statement(
     State(s): State<AppState>,
@@ -123,7 +126,8 @@ async fn statement(
             return Err(ApiError::bad_request(
                 "bad_request",
                 format!("`format` must be `json` or `csv`, not `{other}`"),
-            ))
+            )
+            .with_details(serde_json::json!({"field": "format"})))
         }
         None => headers
             .get(header::ACCEPT)

@@ -14,6 +14,7 @@ pub struct Branch {
     /// IANA time zone of the branch's business calendar.
     pub timezone: String,
     /// When the branch was created.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -24,10 +25,13 @@ pub struct Branch {
 #[serde(deny_unknown_fields)]
 pub struct NewBranch {
     /// Admin-chosen id, `[a-z0-9-]{1,40}`.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub id: String,
     /// Display name.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub name: String,
     /// IANA time zone name; `UTC` when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::timezone)]
     pub timezone: Option<String>,
 }

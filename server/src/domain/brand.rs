@@ -18,7 +18,7 @@ pub struct Brand {
     /// ones do not count).
     pub new: bool,
     /// When its first sale was signed.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub first_signed_at: Option<DateTime<Utc>>,
     /// Its first sale: the earliest by signing time (then id) of the signed
     /// contracts containing the brand that are not cancelled, whatever
@@ -34,9 +34,13 @@ pub struct Brand {
 #[serde(deny_unknown_fields)]
 pub struct NewBrand {
     /// Admin-chosen id, `[a-z0-9-]{1,40}`.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub id: String,
     /// Display name.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub name: String,
     /// When the company introduced the brand (`YYYY-MM-DD`).
+    #[serde(deserialize_with = "crate::domain::time::de_day")]
+    #[schema(schema_with = crate::domain::schema::day)]
     pub introduced_at: NaiveDate,
 }

@@ -84,15 +84,18 @@ pub struct Customer {
     /// Current tier.
     pub tier: Tier,
     /// Time of the latest communication record.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub last_contact_at: Option<DateTime<Utc>>,
     /// When its first order (its earliest signed deal not cancelled) was
     /// signed: the start of its 3-month window for the new-customer bonus
     /// (docs/business-rules.md §5.2).
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub first_order_at: Option<DateTime<Utc>>,
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Last changed at.
+    #[serde(with = "crate::domain::time::ms")]
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -103,11 +106,13 @@ pub struct Customer {
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
     /// Display name.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub name: String,
     /// Owning branch.
     pub branch: String,
     /// Account manager; picked by the branch's assignment rule when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_user)]
     pub owner: Option<String>,
     /// Kind of organisation.
     pub segment: Segment,
@@ -124,10 +129,11 @@ pub struct NewCustomer {
 pub struct CustomerPatch {
     /// New display name.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_name)]
     pub name: Option<String>,
     /// New owner, or `null` to unassign.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_user)]
     pub owner: Option<Option<String>>,
     /// New segment.
     #[serde(default)]

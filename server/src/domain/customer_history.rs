@@ -28,6 +28,7 @@ pub struct CustomerEvent {
     /// What happened.
     pub action: CustomerAction,
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// Who asked (a user, or `system` for a re-tier after a signing).
     pub by: String,

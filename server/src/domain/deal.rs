@@ -17,16 +17,18 @@ fn open_kind() -> StageKind {
 #[serde(deny_unknown_fields)]
 pub struct Line {
     /// Brand id (must be in the catalog).
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub brand: String,
     /// Product name.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub product: String,
     /// Sale amount in the deal's currency.
     #[serde(deserialize_with = "de_decimal")]
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::domain::schema::amount)]
     pub amount: Decimal,
     /// Cost in the deal's currency.
     #[serde(deserialize_with = "de_decimal")]
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::domain::schema::cost)]
     pub cost: Decimal,
 }
 
@@ -51,6 +53,7 @@ pub struct Deal {
     #[schema(value_type = Option<String>)]
     pub prepayment_ratio: Option<Decimal>,
     /// When the deal was opened.
+    #[serde(with = "crate::domain::time::ms")]
     pub opened_at: DateTime<Utc>,
     /// The lines.
     pub lines: Vec<Line>,
@@ -63,6 +66,7 @@ pub struct Deal {
     /// Current stage id.
     pub stage: String,
     /// When the current stage was entered.
+    #[serde(with = "crate::domain::time::ms")]
     pub stage_entered_at: DateTime<Utc>,
     /// The kind the current stage had when the deal entered it: a signed
     /// deal stays final, and a lost one stays lost, whatever later happens
@@ -72,8 +76,10 @@ pub struct Deal {
     /// Every stage the deal has been in, in order.
     pub stages_passed: Vec<String>,
     /// When the deal reached a won stage.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub signed_at: Option<DateTime<Utc>>,
     /// When the deal reached a lost stage.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub lost_at: Option<DateTime<Utc>>,
     /// Brands whose first sale this contract is (the earliest signed,
     /// not cancelled, with the brand): what the new-brand bonus (docs/business-rules.md
@@ -82,7 +88,7 @@ pub struct Deal {
     pub new_brands: Vec<String>,
     /// When a signed contract was cancelled (settlements reverse what it
     /// was paid).
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Why it was cancelled.
     #[serde(default)]
@@ -93,8 +99,10 @@ pub struct Deal {
     pub attributes: std::collections::BTreeMap<String, String>,
 
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Last changed at.
+    #[serde(with = "crate::domain::time::ms")]
     pub updated_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -140,23 +148,28 @@ pub struct NewDeal {
     /// The customer.
     pub customer_id: String,
     /// Title.
+    #[schema(schema_with = crate::domain::schema::name)]
     pub title: String,
     /// The owning rep.
+    #[schema(schema_with = crate::domain::schema::user)]
     pub owner: String,
     /// ISO 4217 currency.
+    #[schema(schema_with = crate::domain::schema::currency)]
     pub currency: String,
     /// Needs found so far (a text or a list of texts).
     #[serde(default, deserialize_with = "de_needs")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = crate::domain::schema::needs)]
     pub needs: Option<Vec<String>>,
     /// Share paid up front, 0 to 1.
     #[serde(default, deserialize_with = "de_opt_decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::ratio)]
     pub prepayment_ratio: Option<Decimal>,
     /// When the deal was opened (for importing history); now when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[schema(schema_with = crate::domain::schema::opt_instant)]
     pub opened_at: Option<DateTime<Utc>>,
     /// At least one line.
+    #[schema(schema_with = crate::domain::schema::lines)]
     pub lines: Vec<Line>,
 }
 
@@ -167,38 +180,49 @@ pub struct NewDeal {
 pub struct DealPatch {
     /// New title.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_name)]
     pub title: Option<String>,
     /// New owner.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_user)]
     pub owner: Option<String>,
     /// New currency.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_currency)]
     pub currency: Option<String>,
     /// Replaces the needs.
     #[serde(default, deserialize_with = "de_needs")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = crate::domain::schema::needs)]
     pub needs: Option<Vec<String>>,
     /// New prepayment ratio, or `null` to clear.
     #[serde(default, deserialize_with = "de_opt_opt_decimal")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::ratio)]
     pub prepayment_ratio: Option<Option<Decimal>>,
     /// Replaces the lines.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_lines)]
     pub lines: Option<Vec<Line>>,
     /// Corrects when a signed contract was signed. Once a deal is signed,
     /// its lines, currency, prepayment and signing time are changed only by
     /// the branch's managers and admins, each time with a `reason`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[schema(schema_with = crate::domain::schema::opt_instant)]
     pub signed_at: Option<DateTime<Utc>>,
     /// Sets (a string) or removes (`null`) deal attributes; managers and
     /// admins only, since guards read them as approvals.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::attributes)]
     pub attributes: Option<std::collections::BTreeMap<String, Option<String>>>,
     /// Why: required when a manager or admin gives the deal to another
     /// owner; kept in the deal's history.
     #[serde(default)]
     pub reason: Option<String>,
 }
+
+/// Most lines a deal may have.
+pub const MAX_LINES: usize = 500;
+/// Most needs a deal may list.
+pub const MAX_NEEDS: usize = 100;
 
 /// Most attributes a deal may carry.
 pub const MAX_ATTRIBUTES: usize = 64;
@@ -230,9 +254,11 @@ fn de_opt_opt_decimal<'de, D: Deserializer<'de>>(
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Why the signed contract is cancelled (kept in its history).
+    #[schema(schema_with = crate::domain::schema::name)]
     pub reason: String,
     /// Business time of the cancellation (defaults to now).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[schema(schema_with = crate::domain::schema::opt_instant)]
     pub at: Option<DateTime<Utc>>,
 }
 
@@ -243,16 +269,19 @@ pub struct TransitionRequest {
     /// Target stage.
     pub to: String,
     /// Business time of the move; now when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[schema(schema_with = crate::domain::schema::opt_instant)]
     pub at: Option<DateTime<Utc>>,
     /// A note kept in the history.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub note: Option<String>,
     /// Check only: report every verdict and change nothing.
     #[serde(default)]
     pub dry_run: bool,
     /// Admin only: force a vetoed move, with this reason recorded.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_required_text)]
     pub override_reason: Option<String>,
 }
 

@@ -61,6 +61,8 @@ pub enum EventKind {
     BrandCreated,
     /// An admin recorded an FX rate.
     FxRateAdded,
+    /// An admin corrected an FX rate (a new version, with the reason).
+    FxRateCorrected,
     /// A customer was created.
     CustomerCreated,
     /// A customer's fields changed.
@@ -113,11 +115,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of the table above.
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::BranchCreated,
         EventKind::PipelineChanged,
         EventKind::BrandCreated,
         EventKind::FxRateAdded,
+        EventKind::FxRateCorrected,
         EventKind::CustomerCreated,
         EventKind::CustomerChanged,
         EventKind::OwnerChanged,
@@ -151,6 +154,7 @@ impl EventKind {
             EventKind::PipelineChanged => "pipeline_changed",
             EventKind::BrandCreated => "brand_created",
             EventKind::FxRateAdded => "fx_rate_added",
+            EventKind::FxRateCorrected => "fx_rate_corrected",
             EventKind::CustomerCreated => "customer_created",
             EventKind::CustomerChanged => "customer_changed",
             EventKind::OwnerChanged => "owner_changed",
@@ -272,7 +276,7 @@ impl ResourceRef {
             None,
             None,
         )
-        .at(format!("/v1/fx-rates?{}", query(&[("currency", currency)])))
+        .at(format!("/v1/fx-rates/{currency}/{date}"))
     }
 
     /// A customer.
@@ -355,6 +359,7 @@ pub struct Event {
     /// What happened.
     pub kind: EventKind,
     /// When it was recorded (millisecond precision).
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// Who did it (`system` for the server's own work).
     pub by: String,

@@ -32,8 +32,10 @@ pub struct HistoryEntry {
     /// What happened.
     pub action: HistoryAction,
     /// Business time of the fact (the transition's `at`).
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// When the server recorded it.
+    #[serde(with = "crate::domain::time::ms")]
     pub recorded_at: DateTime<Utc>,
     /// Who did it.
     pub by: String,

@@ -16,9 +16,11 @@ pub mod money;
 pub mod patch;
 pub mod pipeline;
 pub mod record;
+pub mod schema;
 pub mod settlement;
 pub mod stored_deal;
 pub mod task;
 
+pub mod time;
 pub mod token;
 pub mod validate;

@@ -28,9 +28,11 @@ pub enum StageKind {
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     /// Stage id, `[a-z0-9-]{1,40}` (underscores allowed too).
+    #[schema(schema_with = crate::domain::schema::stage_id)]
     pub id: String,
     /// Display name; the id when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_name)]
     pub name: Option<String>,
     /// Open (default), won or lost.
     #[serde(default = "open")]
@@ -56,6 +58,7 @@ pub struct Move {
 #[serde(deny_unknown_fields)]
 pub struct PipelineDefinition {
     /// Stages in display order; the first is where new deals start.
+    #[schema(schema_with = crate::domain::schema::stages)]
     pub stages: Vec<Stage>,
     /// Allowed moves.
     pub moves: Vec<Move>,
@@ -77,6 +80,7 @@ pub struct Pipeline {
     /// Who last set it.
     pub updated_by: Option<String>,
     /// When it was last set.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 

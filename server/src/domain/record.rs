@@ -29,6 +29,7 @@ pub struct Record {
     /// The customer's branch.
     pub branch: String,
     /// When the contact happened.
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// The company's side (a rep or manager).
     pub by: String,
@@ -47,12 +48,13 @@ pub struct Record {
     /// Who entered it.
     pub created_by: String,
     /// When it was entered.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Who corrected it last (earlier versions are kept as revisions).
     #[serde(default)]
     pub edited_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub edited_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -63,26 +65,33 @@ pub struct Record {
 #[serde(deny_unknown_fields)]
 pub struct NewRecord {
     /// When the contact happened; now when absent (for importing history).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[schema(schema_with = crate::domain::schema::opt_instant)]
     pub at: Option<DateTime<Utc>>,
     /// The company's side; the caller when absent.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_user)]
     pub by: Option<String>,
     /// Who was met on the customer's side.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub contact: Option<String>,
     /// How.
     pub kind: RecordKind,
     /// What happened.
+    #[schema(schema_with = crate::domain::schema::text)]
     pub summary: String,
     /// What the customer said.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub feedback: Option<String>,
     /// Problems found.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub problems: Option<String>,
     /// Agreed next steps.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub next_steps: Option<String>,
 }
 
@@ -96,24 +105,25 @@ pub struct NewRecord {
 pub struct RecordPatch {
     /// Who was met on the customer's side.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub contact: Option<Option<String>>,
     /// How.
     #[serde(default)]
     pub kind: Option<RecordKind>,
     /// What happened.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_required_text)]
     pub summary: Option<String>,
     /// What the customer said.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub feedback: Option<Option<String>>,
     /// Problems found.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub problems: Option<Option<String>>,
     /// Agreed next steps.
     #[serde(default, deserialize_with = "crate::domain::patch::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub next_steps: Option<Option<String>>,
 }

@@ -60,6 +60,10 @@ pub struct SettlementLine {
     pub flag: Option<String>,
     /// The version that computed it.
     pub policy: LinePolicy,
+    /// The FX rates (and their versions) the subject's amounts were read
+    /// with: an approved line keeps naming them after a rate is corrected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fx_rates: Vec<crate::domain::fx::FxUsed>,
     /// For a true-up: what was settled before and where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjusts: Option<Adjustment>,
@@ -120,18 +124,19 @@ pub struct Settlement {
     /// Who ran it.
     pub created_by: String,
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Who approved it.
     #[serde(default)]
     pub approved_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub approved_at: Option<DateTime<Utc>>,
     /// Who marked it paid.
     #[serde(default)]
     pub paid_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub paid_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version.
     pub version: u64,
@@ -142,8 +147,10 @@ pub struct Settlement {
 #[serde(deny_unknown_fields)]
 pub struct NewSettlement {
     /// The branch.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub branch: String,
     /// `2026-03`, `2026-Q1`, `2026-H1` or `2026`.
+    #[schema(schema_with = crate::domain::schema::period)]
     pub period: String,
 }
 
@@ -152,11 +159,14 @@ pub struct NewSettlement {
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     /// The branch.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub branch: String,
     /// The period, as for a settlement.
+    #[schema(schema_with = crate::domain::schema::period)]
     pub period: String,
     /// Simulate activating it from this business date (as `activate` would).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
+    #[schema(schema_with = crate::domain::schema::opt_day)]
     pub effective_from: Option<NaiveDate>,
 }
 

@@ -34,6 +34,7 @@ pub struct Task {
     /// Who does it.
     pub assignee: String,
     /// When it is due.
+    #[serde(with = "crate::domain::time::ms")]
     pub due_at: DateTime<Utc>,
     /// Status.
     pub status: TaskStatus,
@@ -45,12 +46,23 @@ pub struct Task {
     #[serde(default)]
     pub closed_by: Option<String>,
     /// When.
-    #[serde(default)]
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub closed_at: Option<DateTime<Utc>>,
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency version.
     pub version: u64,
+}
+
+/// Body of `POST /v1/tasks/{id}/dismiss` as the document shows it: read
+/// as a [`CloseTask`], whose blank note is refused for a dismissal.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissTask {
+    /// Why the task is dismissed.
+    #[schema(schema_with = crate::domain::schema::text)]
+    pub note: String,
 }
 
 /// Body of `POST /v1/tasks/{id}/complete` and `POST /v1/tasks/{id}/dismiss`.
@@ -59,5 +71,6 @@ pub struct Task {
 pub struct CloseTask {
     /// What was done, or why it is dismissed (required to dismiss).
     #[serde(default)]
+    #[schema(schema_with = crate::domain::schema::opt_text)]
     pub note: Option<String>,
 }

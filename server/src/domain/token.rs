@@ -30,9 +30,14 @@ pub struct Grant {
     /// Who holds the token (owner and author names refer to it).
     pub user: String,
     /// When the token was issued.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// When the token stops working, if ever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::domain::time::ms_opt"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     /// Set once the token is revoked; it never works again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +48,7 @@ pub struct Grant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// The user who revoked it (`DEALFLOW_ADMIN_TOKEN` when a new admin
     /// token given at start replaced it).
@@ -83,11 +89,12 @@ pub struct NewToken {
     #[schema(min_length = 1)]
     pub branch: Option<String>,
     /// Who will hold the token.
-    #[schema(min_length = 1)]
+    #[schema(schema_with = crate::domain::schema::user)]
     pub user: String,
-    /// When the token stops working (RFC 3339, in the future); never when
-    /// absent.
-    #[serde(default)]
+    /// When the token stops working (an RFC 3339 time or a day, in the
+    /// future); never when absent.
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[schema(schema_with = crate::domain::schema::opt_instant)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -105,8 +112,10 @@ pub struct IssuedToken {
     /// The holder.
     pub user: String,
     /// When it was issued.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// When it stops working, if ever.
+    #[serde(with = "crate::domain::time::ms_opt")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -123,15 +132,19 @@ pub struct TokenInfo {
     /// The holder.
     pub user: String,
     /// When it was issued.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// When it stops working, if ever.
+    #[serde(with = "crate::domain::time::ms_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     /// When it last authenticated a request, if ever (kept in memory and
     /// stored at most once a minute per token).
+    #[serde(with = "crate::domain::time::ms_opt")]
     pub last_used_at: Option<DateTime<Utc>>,
     /// Whether it works now.
     pub status: TokenStatus,
     /// When it was revoked.
+    #[serde(with = "crate::domain::time::ms_opt")]
     pub revoked_at: Option<DateTime<Utc>>,
     /// Who revoked it.
     pub revoked_by: Option<String>,
@@ -167,8 +180,9 @@ pub struct TokenFilter {
     #[param(inline)]
     pub status: Option<TokenStatus>,
     /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }

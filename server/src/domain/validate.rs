@@ -24,19 +24,26 @@ impl FieldError {
 pub const MAX_NAME: usize = 200;
 /// Longest free text accepted in a long field (summaries, notes).
 pub const MAX_TEXT: usize = 10_000;
+/// Largest page of a list (`limit`).
+pub const MAX_PAGE: usize = 500;
+/// Most customers and tasks one follow-ups answer lists (`limit`).
+pub const MAX_FOLLOWUPS: usize = 10_000;
+/// Longest user name (token holders, owners, authors).
+pub const MAX_USER: usize = 64;
 
 /// Trims and checks a required short text.
 pub fn name(field: &str, value: &str) -> Result<String, FieldError> {
     text(field, value, MAX_NAME)
 }
 
-/// Trims and checks a required text of at most `max` characters.
+/// Trims and checks a required text of at most `max` characters (counted
+/// before trimming, as the published `maxLength` counts them).
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     let t = value.trim();
     if t.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
     }
-    if t.chars().count() > max {
+    if value.chars().count() > max {
         return Err(FieldError::new(
             field,
             format!("must be at most {max} characters"),
@@ -65,7 +72,7 @@ pub fn opt_text(field: &str, value: Option<&str>) -> Result<Option<String>, Fiel
 /// Checks a user name (token users, owners, authors): printable, no spaces
 /// at the ends, at most 64 characters.
 pub fn user(field: &str, value: &str) -> Result<String, FieldError> {
-    let ok = (1..=64).contains(&value.chars().count())
+    let ok = (1..=MAX_USER).contains(&value.chars().count())
         && value.trim() == value
         && !value.chars().any(char::is_control);
     if ok {

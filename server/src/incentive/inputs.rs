@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 pub use super::deal_record::DealRecord;
 use super::period::{local_day, window_last_day, Period};
 use crate::domain::customer::Customer;
-use crate::domain::fx::FxRate;
+use crate::domain::fx::{FxRate, FxUsed};
 use crate::pipeline::hook_input::{customer_info, ts};
 use crate::policy::hooks::{BonusInput, BranchInfo, CustomerInfo, DealInfo, LineInfo, OrderInfo};
 
@@ -53,8 +53,8 @@ impl SubjectKind {
 /// Dated FX rates by currency: 1 USD = `per_usd` units from a date on.
 #[derive(Debug, Clone, Default)]
 pub struct FxTable {
-    /// Rates by currency, oldest first.
-    rates: HashMap<String, Vec<(NaiveDate, Decimal)>>,
+    /// Rates by currency, oldest first: (date, per USD, version).
+    rates: HashMap<String, Vec<(NaiveDate, Decimal, u64)>>,
 }
 
 impl FxTable {
@@ -66,12 +66,41 @@ impl FxTable {
                 .rates
                 .entry(r.currency)
                 .or_default()
-                .push((r.date, r.per_usd));
+                .push((r.date, r.per_usd, r.version));
         }
         for list in table.rates.values_mut() {
-            list.sort_by_key(|(d, _)| *d);
+            list.sort_by_key(|(d, ..)| *d);
         }
         table
+    }
+
+    /// The rate of `currency` in force on `day`, as a receipt; `None` for
+    /// USD (the base) and when none is in force.
+    pub fn used(&self, currency: &str, day: NaiveDate) -> Option<FxUsed> {
+        let list = self.rates.get(currency)?;
+        let at = list.partition_point(|(d, ..)| *d <= day);
+        let (date, per_usd, version) = list.get(at.checked_sub(1)?)?;
+        Some(FxUsed {
+            currency: currency.to_string(),
+            date: *date,
+            per_usd: *per_usd,
+            version: *version,
+        })
+    }
+
+    /// The receipts of the rates in force for each (currency, day), without
+    /// repeats, in currency then date order.
+    pub fn receipts<'a>(
+        &self,
+        reads: impl IntoIterator<Item = (&'a str, NaiveDate)>,
+    ) -> Vec<FxUsed> {
+        let mut out: Vec<FxUsed> = reads
+            .into_iter()
+            .filter_map(|(c, d)| self.used(c, d))
+            .collect();
+        out.sort_by(|a, b| (&a.currency, a.date).cmp(&(&b.currency, b.date)));
+        out.dedup();
+        out
     }
 
     /// Units of `currency` per USD in force on `day` (the latest rate dated
@@ -81,7 +110,7 @@ impl FxTable {
             return Some(Decimal::ONE);
         }
         let list = self.rates.get(currency)?;
-        let at = list.partition_point(|(d, _)| *d <= day);
+        let at = list.partition_point(|(d, ..)| *d <= day);
         at.checked_sub(1).map(|i| list[i].1)
     }
 
@@ -250,18 +279,7 @@ pub fn customer_input(
     deals: &[SignedOrder],
     fx: &FxTable,
 ) -> Result<BonusInput, String> {
-    let first = customer
-        .first_order_at
-        .map(|t| local_day(t, branch.tz))
-        .ok_or_else(|| format!("customer {} has no order", customer.id))?;
-    let last = window_last_day(first);
-    // A cancelled contract is no order.
-    let mut in_window: Vec<&SignedOrder> = deals
-        .iter()
-        .filter(|d| !d.cancelled)
-        .filter(|d| (first..=last).contains(&local_day(d.signed_at, branch.tz)))
-        .collect();
-    in_window.sort_by(|a, b| (a.signed_at, &a.deal_id).cmp(&(b.signed_at, &b.deal_id)));
+    let (last, in_window) = window_orders(branch, customer, deals)?;
     let rep = customer_rep(customer, &in_window);
     let mut input = base(branch, quarter, &rep, SubjectKind::Customer, &customer.id);
     input.customer = Some(customer_info(customer));
@@ -271,6 +289,46 @@ pub fn customer_input(
         .collect::<Result<_, _>>()?;
     input.cny_per_usd = fx.per_usd("CNY", last);
     Ok(input)
+}
+
+/// The last day of a customer's window and its orders in it, in signing
+/// order (a cancelled contract is no order).
+fn window_orders<'a>(
+    branch: &BranchCalendar,
+    customer: &Customer,
+    deals: &'a [SignedOrder],
+) -> Result<(NaiveDate, Vec<&'a SignedOrder>), String> {
+    let first = customer
+        .first_order_at
+        .map(|t| local_day(t, branch.tz))
+        .ok_or_else(|| format!("customer {} has no order", customer.id))?;
+    let last = window_last_day(first);
+    let mut in_window: Vec<&SignedOrder> = deals
+        .iter()
+        .filter(|d| !d.cancelled)
+        .filter(|d| (first..=last).contains(&local_day(d.signed_at, branch.tz)))
+        .collect();
+    in_window.sort_by(|a, b| (a.signed_at, &a.deal_id).cmp(&(b.signed_at, &b.deal_id)));
+    Ok((last, in_window))
+}
+
+/// The FX rates [`customer_input`] reads the customer's orders with: each
+/// order's currency and CNY on its signing day, and CNY on the window's
+/// last day.
+pub fn customer_rates(
+    branch: &BranchCalendar,
+    customer: &Customer,
+    deals: &[SignedOrder],
+    fx: &FxTable,
+) -> Vec<FxUsed> {
+    let Ok((last, orders)) = window_orders(branch, customer, deals) else {
+        return Vec::new();
+    };
+    let reads = orders.iter().flat_map(|o| {
+        let day = local_day(o.signed_at, branch.tz);
+        [(o.currency.as_str(), day), ("CNY", day)]
+    });
+    fx.receipts(reads.chain([("CNY", last)]))
 }
 
 /// Who a customer subject belongs to: its account manager, or the owner of
@@ -306,6 +364,9 @@ mod tests {
             date: d.parse().unwrap(),
             per_usd: r.parse().unwrap(),
             recorded_at: chrono::Utc::now(),
+            version: 1,
+            recorded_by: None,
+            reason: None,
         }
     }
 

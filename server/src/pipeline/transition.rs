@@ -273,7 +273,7 @@ impl Services {
                         format!(
                             "must not be before the deal entered `{}` ({})",
                             deal.stage,
-                            deal.stage_entered_at.to_rfc3339()
+                            crate::domain::time::format(&deal.stage_entered_at)
                         ),
                     ))
                 }

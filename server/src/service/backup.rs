@@ -39,6 +39,7 @@ pub struct Manifest {
     pub server_version: String,
     /// The moment the copy is of: every write acknowledged before it is in
     /// the copy, none after it.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
     /// Keys in the data file.
     pub keys: u64,
@@ -55,7 +56,7 @@ pub struct Manifest {
 #[serde(deny_unknown_fields)]
 pub struct BackupRequest {
     /// An absolute path on the server's machine: a new or empty directory.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 2, max_length = 4096, pattern = "^/[^\\x00]*[^/\\x00]$")]
     pub to: String,
 }
 
@@ -80,6 +81,7 @@ pub struct BackupStatus {
     /// Its target directory.
     pub to: Option<String>,
     /// When it started.
+    #[serde(with = "crate::domain::time::ms_opt")]
     pub started_at: Option<DateTime<Utc>>,
     /// What it is doing.
     pub phase: Option<Phase>,

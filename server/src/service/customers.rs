@@ -21,11 +21,12 @@ pub struct CustomerFilter {
     /// Only customers of this owner.
     pub owner: Option<String>,
     /// Only this tier.
-    #[param(value_type = Option<String>)]
     pub tier: Option<Tier>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 

@@ -27,10 +27,7 @@ use crate::domain::validate;
 use crate::incentive::inputs::DealRecord;
 use crate::store::{keys, Batch, StoreError};
 
-/// Most lines a deal may have.
-pub const MAX_LINES: usize = 500;
-/// Most needs a deal may list.
-pub const MAX_NEEDS: usize = 100;
+pub use crate::domain::deal::{MAX_LINES, MAX_NEEDS};
 
 /// Filters of `GET /v1/deals`.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -45,8 +42,10 @@ pub struct DealFilter {
     /// Only this customer's deals.
     pub customer_id: Option<String>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -697,7 +696,7 @@ impl Services {
                 EventKind::DealCancelled,
                 ResourceRef::deal(&d),
                 &caller.user,
-                json!({"deal": d.id, "reason": reason, "at": at, "by": caller.user,
+                json!({"deal": d.id, "reason": reason, "at": crate::domain::time::format(&at), "by": caller.user,
                        "version": d.version}),
             );
             stage_tier_mark(

@@ -52,6 +52,9 @@ pub enum ServiceError {
     /// 400: a malformed query or header.
     #[error("{0}")]
     BadRequest(String),
+    /// 400: a query parameter that parses but is refused (`limit=0`).
+    #[error("`{}` {}", .0.field, .0.reason)]
+    BadParameter(FieldError),
     /// 422: a field was refused.
     #[error("`{}` {}", .0.field, .0.reason)]
     Invalid(FieldError),

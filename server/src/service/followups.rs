@@ -16,13 +16,14 @@ use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Tier};
 use crate::domain::task::{Task, TaskStatus};
+use crate::domain::validate::FieldError;
 use crate::pipeline::hook_input::customer_info;
 use crate::pipeline::policy_failed;
 use crate::policy::hooks::{BranchInfo, CadenceInput, Hook};
 use crate::store::keys;
 
 /// Most customers and tasks one answer lists, by default and at most.
-pub const FOLLOWUP_LIMIT: (usize, usize) = (1000, 10_000);
+pub const FOLLOWUP_LIMIT: (usize, usize) = (1000, crate::domain::validate::MAX_FOLLOWUPS);
 
 /// Filters of `GET /v1/followups`.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -34,12 +35,15 @@ pub struct FollowupFilter {
     pub owner: Option<String>,
     /// Customers whose contact falls due before this time (default: `as_of`),
     /// and tasks due before it (default: every open task).
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[param(schema_with = crate::domain::schema::opt_instant)]
     pub due_before: Option<DateTime<Utc>>,
     /// The time statuses are computed at (default: now).
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_instant")]
+    #[param(schema_with = crate::domain::schema::opt_instant)]
     pub as_of: Option<DateTime<Utc>>,
     /// Most customers and most tasks listed (default 1,000, at most 10,000).
+    #[param(schema_with = crate::domain::schema::followup_limit)]
     pub limit: Option<usize>,
 }
 
@@ -59,10 +63,13 @@ pub struct DueCustomer {
     /// The cadence in days.
     pub every_days: i64,
     /// The latest communication record, if any.
+    #[serde(default, with = "crate::domain::time::ms_opt")]
     pub last_contact_at: Option<DateTime<Utc>>,
     /// Due after this time.
+    #[serde(with = "crate::domain::time::ms")]
     pub due_at: DateTime<Utc>,
     /// Overdue after this time.
+    #[serde(with = "crate::domain::time::ms")]
     pub overdue_at: DateTime<Utc>,
     /// Where it stands at `as_of`.
     pub status: DueStatus,
@@ -72,6 +79,7 @@ pub struct DueCustomer {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Followups {
     /// When statuses were computed.
+    #[serde(with = "crate::domain::time::ms")]
     pub as_of: DateTime<Utc>,
     /// Customers due before `due_before`, most overdue first.
     pub customers: Vec<DueCustomer>,
@@ -90,7 +98,16 @@ impl Services {
         f: &FollowupFilter,
     ) -> Result<Followups, ServiceError> {
         let (default, max) = FOLLOWUP_LIMIT;
-        let limit = f.limit.unwrap_or(default).clamp(1, max);
+        let limit = match f.limit {
+            None => default,
+            Some(n) if (1..=max).contains(&n) => n,
+            Some(n) => {
+                return Err(ServiceError::BadParameter(FieldError::new(
+                    "limit",
+                    format!("must be between 1 and {max}, not {n}"),
+                )))
+            }
+        };
         let owner = caller.owner_scope(f.owner.as_deref())?;
         let branches = match caller.list_scope(f.branch.as_deref())? {
             Some(b) => vec![self.repo.fetch::<Branch>(keys::BRANCH, "branch", &b)?.value],

@@ -5,19 +5,22 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ServiceError;
+use crate::domain::validate::FieldError;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 50;
 /// Largest page size.
-pub const MAX_LIMIT: usize = 500;
+pub const MAX_LIMIT: usize = crate::domain::validate::MAX_PAGE;
 
 /// The paging part of a list query.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PageRequest {
     /// Page size, 1 to 500 (default 50).
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -27,8 +30,9 @@ impl PageRequest {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(ServiceError::BadRequest(format!(
-                "limit must be between 1 and {MAX_LIMIT}, not {n}"
+            Some(n) => Err(ServiceError::BadParameter(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}, not {n}"),
             ))),
         }
     }
@@ -39,7 +43,10 @@ impl PageRequest {
             None => Ok(None),
             Some(c) if c.is_empty() => Ok(None),
             Some(c) => hex::decode(c).map(Some).map_err(|_| {
-                ServiceError::BadRequest("cursor is not one this server issued".into())
+                ServiceError::BadParameter(FieldError::new(
+                    "cursor",
+                    "is not one this server issued; pass a `next_cursor` from a previous page",
+                ))
             }),
         }
     }

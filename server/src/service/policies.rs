@@ -31,6 +31,7 @@ pub struct Activation {
     /// The version made live (`null`: deactivated).
     pub version: Option<u64>,
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub at: DateTime<Utc>,
     /// By whom.
     pub by: String,
@@ -53,6 +54,7 @@ pub struct Policy {
     /// Every activation, oldest first.
     pub activations: Vec<Activation>,
     /// Created at.
+    #[serde(with = "crate::domain::time::ms")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -80,6 +82,7 @@ pub struct PolicyVersion {
     /// Who uploaded it.
     pub uploaded_by: String,
     /// When.
+    #[serde(with = "crate::domain::time::ms")]
     pub uploaded_at: DateTime<Utc>,
 }
 
@@ -88,8 +91,10 @@ pub struct PolicyVersion {
 #[serde(deny_unknown_fields)]
 pub struct NewPolicy {
     /// Name, `[a-z0-9-]{1,40}`; a new name creates the policy.
+    #[schema(schema_with = crate::domain::schema::slug)]
     pub name: String,
     /// `global` (admins) or `branch:<id>` (admins, that branch's manager).
+    #[schema(schema_with = crate::domain::schema::policy_scope)]
     pub scope: String,
     /// `rhai` or `wasm`.
     pub runtime: Runtime,
@@ -126,7 +131,8 @@ pub struct UploadedPolicy {
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     /// The business date from which the version applies (bonus rules).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
+    #[schema(schema_with = crate::domain::schema::opt_day)]
     pub effective_from: Option<NaiveDate>,
 }
 

@@ -24,8 +24,10 @@ pub struct RecordFilter {
     /// Only this author's records (reps: always themselves).
     pub by: Option<String>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -105,7 +107,7 @@ impl Services {
                 EventKind::RecordAdded,
                 ResourceRef::record(&record),
                 &caller.user,
-                json!({"customer": record.customer_id, "kind": record.kind, "at": record.at,
+                json!({"customer": record.customer_id, "kind": record.kind, "at": crate::domain::time::format(&record.at),
                        "by": record.by, "version": record.version}),
             );
             match self.repo.commit(batch).await {

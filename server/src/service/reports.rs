@@ -120,10 +120,12 @@ pub struct ReferralQuery {
     /// The branch.
     pub branch: String,
     /// First signing day counted (`YYYY-MM-DD`, the branch's calendar).
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
+    #[param(schema_with = crate::domain::schema::opt_day)]
     pub from: Option<NaiveDate>,
     /// Last signing day counted.
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
+    #[param(schema_with = crate::domain::schema::opt_day)]
     pub to: Option<NaiveDate>,
 }
 

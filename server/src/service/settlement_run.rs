@@ -21,11 +21,11 @@ use super::rule_book::{RuleBook, RuleVersion};
 use super::{ServiceError, Services};
 use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Source};
-use crate::domain::fx::FxRate;
+use crate::domain::fx::{FxRate, FxUsed};
 use crate::domain::settlement::{Adjustment, SettlementLine};
 use crate::domain::token::{Grant, Role};
 use crate::incentive::inputs::{
-    customer_input, deal_input, rep_input, BranchCalendar, DealRecord, SignedOrder,
+    customer_input, customer_rates, deal_input, rep_input, BranchCalendar, DealRecord, SignedOrder,
 };
 use crate::incentive::period::{day_start, earliest_window_start, local_day, window_last_day};
 use crate::incentive::{FxTable, Period, PeriodKind, SubjectKind};
@@ -84,16 +84,20 @@ type Ledger = HashMap<SubjectKey, BTreeMap<String, Settled>>;
 /// in force on that day.
 type Prepared = (
     Arc<BonusInput>,
+    Arc<Vec<FxUsed>>,
     NaiveDate,
     Period,
     Arc<Vec<Arc<RuleVersion>>>,
     Option<String>,
 );
 
-/// A subject's input, the day that picks its rule versions, its own
-/// period, and for a cancelled contract why no rule pays it any more.
+/// A subject's input, the FX rates it reads, the day that picks its rule
+/// versions, its own period, and for a cancelled contract why no rule pays
+/// it any more.
 struct SubjectInput {
     input: BonusInput,
+    /// The FX rates its amounts are read with.
+    fx: Vec<FxUsed>,
     day: NaiveDate,
     period: Period,
     cancelled: Option<String>,
@@ -648,6 +652,7 @@ impl Context<'_> {
                 .map_err(|e| ServiceError::invalid("period", e))?;
             items.push(self.prepare(SubjectInput {
                 input,
+                fx: customer_rates(&self.calendar, &c.record, deals, &self.fx),
                 day: last,
                 period: quarter,
                 cancelled: None,
@@ -663,7 +668,14 @@ impl Context<'_> {
             Some(_) => Arc::default(),
             None => self.book.on(s.day),
         };
-        (Arc::new(s.input), s.day, s.period, rules, s.cancelled)
+        (
+            Arc::new(s.input),
+            Arc::new(s.fx),
+            s.day,
+            s.period,
+            rules,
+            s.cancelled,
+        )
     }
 
     /// Lets each rule version in force answer all the prepared subjects it
@@ -704,7 +716,7 @@ impl Context<'_> {
         }
         let mut lines = Vec::new();
         let mut skipped = 0;
-        for ((input, day, period, rules, cancelled), answers) in items.iter().zip(answers) {
+        for ((input, fx, day, period, rules, cancelled), answers) in items.iter().zip(answers) {
             let mut fresh = Vec::new();
             for (rule, answer) in rules.iter().zip(answers) {
                 let out = answer
@@ -724,6 +736,7 @@ impl Context<'_> {
                         explanation: l.explanation,
                         flag: l.flag,
                         policy: rule.policy.clone(),
+                        fx_rates: fx.to_vec(),
                         adjusts: None,
                     });
                 }
@@ -769,9 +782,13 @@ impl Context<'_> {
                 deal.cancel_reason.as_deref().unwrap_or("no reason given")
             )
         });
+        let fx = self
+            .fx
+            .receipts([(deal.currency.as_str(), day), ("CNY", day)]);
         let input = deal_input(&self.calendar, deal, day, customer, &self.fx);
         Ok(Some(SubjectInput {
             input,
+            fx,
             day,
             period: Period::containing(PeriodKind::Month, day),
             cancelled,
@@ -807,6 +824,7 @@ impl Context<'_> {
                     .map_err(|e| ServiceError::invalid("period", e))?;
                 Some(SubjectInput {
                     input,
+                    fx: customer_rates(&self.calendar, &c.record, &deals, &self.fx),
                     day: last,
                     period: quarter,
                     cancelled: None,
@@ -820,6 +838,7 @@ impl Context<'_> {
                     .unwrap_or(0);
                 Some(SubjectInput {
                     input: rep_input(&self.calendar, p, name, n),
+                    fx: Vec::new(),
                     day: p.last_day(),
                     period: *p,
                     cancelled: None,
@@ -928,8 +947,12 @@ fn against_ledger(
                     paid: s.paid,
                     now,
                     reason: format!(
-                        "true-up: settled at {} CNY, the rule now pays {} CNY (the inputs changed since); settled as: {}",
-                        s.paid, now, s.line.explanation
+                        "true-up: settled at {} CNY, the rule now pays {} CNY ({}); settled as: {}",
+                        s.paid,
+                        now,
+                        rates_corrected(&s.line.fx_rates, &line.fx_rates)
+                            .unwrap_or_else(|| "the inputs changed since".into()),
+                        s.line.explanation
                     ),
                 });
                 lines.push(line);
@@ -964,6 +987,24 @@ fn against_ledger(
         });
         lines.push(line);
     }
+}
+
+/// Says which FX rates were corrected between the versions a settled line
+/// read (`before`) and the ones it reads now; `None` when none was.
+fn rates_corrected(before: &[FxUsed], now: &[FxUsed]) -> Option<String> {
+    let changes: Vec<String> = now
+        .iter()
+        .filter_map(|n| {
+            let b = before
+                .iter()
+                .find(|b| b.currency == n.currency && b.date == n.date && b.version != n.version)?;
+            Some(format!(
+                "the {} rate of {} was corrected from {} (version {}) to {} (version {})",
+                n.currency, n.date, b.per_usd, b.version, n.per_usd, n.version
+            ))
+        })
+        .collect();
+    (!changes.is_empty()).then(|| changes.join("; "))
 }
 
 /// Most a bonus line may pay or deduct (as any amount the API accepts).

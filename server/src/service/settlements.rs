@@ -29,10 +29,13 @@ pub struct SettlementFilter {
     /// Only this branch (required for non-admins: their own).
     pub branch: Option<String>,
     /// Only this period.
+    #[param(schema_with = crate::domain::schema::period)]
     pub period: Option<String>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 

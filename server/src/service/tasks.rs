@@ -20,13 +20,14 @@ pub struct TaskFilter {
     /// Only tasks created for this deal.
     pub deal_id: Option<String>,
     /// Only this status.
-    #[param(value_type = Option<String>)]
     pub status: Option<TaskStatus>,
     /// Only this assignee (reps: always themselves).
     pub assignee: Option<String>,
     /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
     /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
     pub cursor: Option<String>,
 }
 

@@ -550,7 +550,7 @@ impl Services {
                 ResourceRef::token(&grant.id, grant.branch.as_deref(), &grant.user),
                 &caller.user,
                 json!({"id": grant.id, "role": grant.role, "branch": grant.branch,
-                       "user": grant.user, "by": caller.user, "at": at}),
+                       "user": grant.user, "by": caller.user, "at": crate::domain::time::format(&at)}),
             );
             match self.repo.commit(batch).await {
                 Err(StoreError::Conflict { .. }) => continue,

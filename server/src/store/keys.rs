@@ -73,6 +73,9 @@ pub const PIPELINE: &str = "pl";
 pub const BRAND: &str = "bd";
 /// FX rates by currency, then date.
 pub const FX: &str = "fx";
+/// Every version of an FX rate (the first and each correction) by
+/// currency, date, then zero-padded version.
+pub const FX_HISTORY: &str = "fx.rev";
 /// Bearer tokens by SHA-256 hash.
 pub const TOKEN: &str = "tk";
 /// When a token was last used, by token id (written at most once a minute
