@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::cli_client::Remote;
 use crate::policy::executor::Executor;
@@ -55,17 +55,35 @@ pub enum PolicyCommand {
         name: String,
         /// Version.
         version: u64,
+        /// For bonus rules: the business day (YYYY-MM-DD) from which this
+        /// applies; subjects before it keep the version in force then.
+        /// Without it, it applies to every day, and the next settlement
+        /// trues up what was paid.
+        #[arg(long, value_name = "DAY")]
+        effective_from: Option<String>,
     },
     /// Re-activate the version that was live before the current one.
     Rollback {
         /// Policy name.
         name: String,
+        /// For bonus rules: the business day (YYYY-MM-DD) from which this
+        /// applies; subjects before it keep the version in force then.
+        /// Without it, it applies to every day, and the next settlement
+        /// trues up what was paid.
+        #[arg(long, value_name = "DAY")]
+        effective_from: Option<String>,
     },
     /// Stop a policy deciding (no version live; the scope falls back to
     /// what it inherits). Its versions stay for a later activation.
     Deactivate {
         /// Policy name.
         name: String,
+        /// For bonus rules: the business day (YYYY-MM-DD) from which this
+        /// applies; subjects before it keep the version in force then.
+        /// Without it, it applies to every day, and the next settlement
+        /// trues up what was paid.
+        #[arg(long, value_name = "DAY")]
+        effective_from: Option<String>,
     },
 }
 
@@ -171,17 +189,24 @@ async fn remote(args: &PolicyArgs) -> Result<(), String> {
                 );
             }
         }
-        PolicyCommand::Activate { name, version } => {
+        PolicyCommand::Activate {
+            name,
+            version,
+            effective_from,
+        } => {
             let p = api
                 .call(
                     "POST",
                     &format!("/v1/policies/{name}/versions/{version}/activate"),
-                    None,
+                    dated(effective_from),
                 )
                 .await?;
             println!("{p}");
         }
-        PolicyCommand::Rollback { name } => {
+        PolicyCommand::Rollback {
+            name,
+            effective_from,
+        } => {
             let p = api
                 .call("GET", &format!("/v1/policies/{name}"), None)
                 .await?;
@@ -198,19 +223,33 @@ async fn remote(args: &PolicyArgs) -> Result<(), String> {
                 .call(
                     "POST",
                     &format!("/v1/policies/{name}/versions/{previous}/activate"),
-                    None,
+                    dated(effective_from),
                 )
                 .await?;
             println!("{p}");
         }
-        PolicyCommand::Deactivate { name } => {
+        PolicyCommand::Deactivate {
+            name,
+            effective_from,
+        } => {
             let p = api
-                .call("POST", &format!("/v1/policies/{name}/deactivate"), None)
+                .call(
+                    "POST",
+                    &format!("/v1/policies/{name}/deactivate"),
+                    dated(effective_from),
+                )
                 .await?;
             println!("{p}");
         }
     }
     Ok(())
+}
+
+/// The body of an activation or deactivation from a day, if one is given.
+fn dated(effective_from: &Option<String>) -> Option<Value> {
+    effective_from
+        .as_ref()
+        .map(|day| json!({"effective_from": day}))
 }
 
 /// Why a rollback cannot happen, and what to do instead.

@@ -2347,3 +2347,62 @@ async fn a_corrected_fx_rate_keeps_its_history_and_is_trued_up_while_approved_li
         .await;
     assert_eq!(m2.body["lines"], march["lines"]);
 }
+
+#[tokio::test]
+async fn a_bonus_rule_deactivated_from_a_day_keeps_what_it_paid_before_it() {
+    // Given a new-brand contract of March, settled and paid (800 CNY), and
+    // another new brand's contract signed in April
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let march = w.volvo(&c, "li", 80000, "2026-03-02T10:00:00Z").await;
+    let april = w
+        .signed(
+            &c,
+            "li",
+            "USD",
+            &[("polestar", "80000", "64000")],
+            "2026-04-10T10:00:00Z",
+            None,
+        )
+        .await;
+    let s = w.draft("sh", "2026-03").await;
+    assert_eq!(amount(lines_of(&s, &march)[0]), "800");
+    let id = s["id"].as_str().unwrap();
+    for step in ["approve", "pay"] {
+        let path = format!("/v1/settlements/{id}/{step}");
+        w.app.ok(&path, &w.mgr, json!({})).await;
+    }
+
+    // When the rule is deactivated from 1 April (as the CLI's
+    // `policy deactivate new-brand-bonus --effective-from 2026-04-01` does)
+    let r = w
+        .app
+        .post(
+            "/v1/policies/new-brand-bonus/deactivate",
+            ADMIN,
+            json!({"effective_from": "2026-04-01"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body["active_version"].is_null());
+    assert_eq!(
+        r.body["activations"].as_array().unwrap().last().unwrap()["effective_from"],
+        "2026-04-01"
+    );
+
+    // Then April pays nothing for April's contract and takes nothing back
+    // from March's
+    let s = w.draft("sh", "2026-04").await;
+    assert!(lines_of(&s, &april).is_empty(), "{s}");
+    assert!(lines_of(&s, &march).is_empty(), "{s}");
+
+    // While a deactivation without a day stops the rule on every day, and
+    // the next settlement reverses what it paid
+    w.app
+        .ok("/v1/policies/new-brand-bonus/deactivate", ADMIN, json!({}))
+        .await;
+    let s = w.draft("sh", "2026-04").await;
+    let reversal = lines_of(&s, &march);
+    assert_eq!(reversal.len(), 1, "{s}");
+    assert_eq!(amount(reversal[0]), "-800");
+}

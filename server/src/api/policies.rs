@@ -102,15 +102,22 @@ async fn activate(
     ))
 }
 
-/// Takes a policy out of the live set.
+/// Takes a policy out of the live set. The body is optional:
+/// `{"effective_from": "YYYY-MM-DD"}` keeps a bonus rule in force for
+/// subjects before that date (without it, the rule stops applying to every
+/// day, and the next settlement reverses what it paid).
 #[utoipa::path(post, path = "/v1/policies/{name}/deactivate", tag = "policies",
+    request_body(content = Option<ActivateRequest>),
     responses((status = 200, body = Policy), (status = "4XX", body = ErrorBody)))]
 async fn deactivate(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
+    OptionalBody(req): OptionalBody<ActivateRequest>,
 ) -> Result<Json<Policy>, ApiError> {
-    Ok(Json(s.services.deactivate_policy(&caller, &name).await?))
+    Ok(Json(
+        s.services.deactivate_policy(&caller, &name, req).await?,
+    ))
 }
 
 /// For each hook, which policy versions decide for the branch, and whether

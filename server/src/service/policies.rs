@@ -558,11 +558,14 @@ impl Services {
         Ok(p)
     }
 
-    /// Takes a policy out of the live set (no version decides for it).
+    /// Takes a policy out of the live set (no version decides for it). A
+    /// bonus rule deactivated `effective_from` a day still settles the
+    /// subjects before it with the version that was in force.
     pub async fn deactivate_policy(
         &self,
         caller: &Principal,
         name: &str,
+        req: ActivateRequest,
     ) -> Result<Policy, ServiceError> {
         let _serial = self.policies.activation.lock().await;
         let stored = self.visible_policy(caller, name)?;
@@ -574,7 +577,7 @@ impl Services {
             version: None,
             at: now(),
             by: caller.user.clone(),
-            effective_from: None,
+            effective_from: req.effective_from,
         });
         let key = keys::key(keys::POLICY, &[name]);
         let mut batch = Batch::new();
@@ -586,7 +589,8 @@ impl Services {
             EventKind::PolicyDeactivated,
             ResourceRef::policy(name, p.scope.branch()),
             &caller.user,
-            json!({"policy": name, "previous": previous, "by": caller.user}),
+            json!({"policy": name, "previous": previous, "by": caller.user,
+                   "effective_from": req.effective_from}),
         );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
