@@ -378,6 +378,8 @@ async fn openapi_document_lists_every_route() {
         ("/v1/tasks/{id}/dismiss", &["post"]),
         ("/v1/reports/team", &["get"]),
         ("/v1/reports/referrals", &["get"]),
+        ("/v1/sessions", &["post"]),
+        ("/v1/sessions/current", &["get", "delete"]),
     ];
     for (path, methods) in expected {
         let item = paths
@@ -3206,7 +3208,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         "/v2/deals",
         "/v1/deal",
         "/v1/deals/x/y/z",
-        "/",
+        "/console/no-such-file.js",
         "/v1/customers/x/notes",
     ] {
         // When an unknown route is asked for, with or without a token

@@ -16,6 +16,7 @@ pub mod money;
 pub mod patch;
 pub mod pipeline;
 pub mod record;
+pub mod session;
 pub mod settlement;
 pub mod stored_deal;
 pub mod task;

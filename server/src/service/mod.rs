@@ -17,6 +17,7 @@ mod records;
 pub(crate) mod repo;
 mod reports;
 pub mod rule_book;
+mod sessions;
 mod settlement_run;
 mod settlements;
 mod tasks;
@@ -45,6 +46,7 @@ pub use reports::{
     ReferralQuery, ReferralReport, Referred, Referrer, RepSpread, TeamQuery, TeamReport,
 };
 pub use rule_book::{RuleBook, RuleVersion};
+pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
 pub use settlements::{statement_csv, SettlementFilter};
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;
@@ -76,6 +78,8 @@ pub struct Services {
     pub(crate) tiering: Arc<TierQueue>,
     /// The backup running now, if any.
     backups: Arc<backup::Backups>,
+    /// Browser sessions: lifetimes, last uses, the "ended" signal.
+    pub(crate) sessions: Arc<SessionHub>,
 }
 
 /// Most policy executions running at once, by default.
@@ -100,7 +104,7 @@ impl Services {
             events,
             tiering: Arc::default(),
             backups: Arc::default(),
-
+            sessions: Arc::default(),
             repo,
         }
     }
@@ -110,6 +114,13 @@ impl Services {
     pub fn with_event_retention(mut self, retention: Retention) -> Self {
         self.events = Arc::new(EventHub::new(retention));
         self.repo = Repo::new(self.repo.shared_store(), Arc::clone(&self.events));
+        self
+    }
+
+    /// The same services with sessions lasting as `config` says (call
+    /// before serving).
+    pub fn with_sessions(mut self, config: SessionConfig) -> Self {
+        self.sessions = Arc::new(SessionHub::new(config));
         self
     }
 
