@@ -1722,6 +1722,81 @@ async fn customers_are_created_read_listed_and_patched() {
 }
 
 #[tokio::test]
+async fn customers_are_searched_by_name_page_by_page() {
+    // Given a branch with customers of several names (the world has one)
+    let w = world().await;
+    let app = &w.app;
+    let mut ids = Vec::new();
+    for name in [
+        "Daqing Oilfield",
+        "Shengli OILFIELD Services",
+        "大庆油田",
+        "Sinopec",
+    ] {
+        let r = app
+            .post(
+                "/v1/customers",
+                &w.rep,
+                json!({"name": name, "branch": "sh", "owner": "li",
+                       "segment": "industrial", "source": "self_developed"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.str("id"));
+    }
+
+    // When the rep searches for "oilfield", one per page, to the last page
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = app
+            .get(
+                &format!("/v1/customers?q=oilfield&limit=1&cursor={cursor}"),
+                &w.rep,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        pages.push(names(&r));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+        assert!(pages.len() < 10, "the search does not end: {pages:?}");
+    }
+
+    // Then the pages hold exactly the two matches, in any case, in order
+    let found: Vec<String> = pages.concat();
+    assert_eq!(found, ["Daqing Oilfield", "Shengli OILFIELD Services"]);
+    assert_eq!(
+        pages[0],
+        ["Daqing Oilfield"],
+        "a page holds up to `limit` matches"
+    );
+    // And Chinese names and ids are found too, with last contact shown
+    let r = app.get("/v1/customers?q=油田", &w.rep).await;
+    assert_eq!(names(&r), ["大庆油田"]);
+    assert!(r.body["items"][0].get("last_contact_at").is_some());
+    let r = app
+        .get(&format!("/v1/customers?q={}", ids[3]), &w.rep)
+        .await;
+    assert_eq!(names(&r), ["Sinopec"]);
+    // And a blank search lists everyone, an overlong one is refused
+    let all = app.get("/v1/customers?q=", &w.rep).await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 5);
+    let long = "x".repeat(201);
+    let r = app.get(&format!("/v1/customers?q={long}"), &w.rep).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+#[tokio::test]
 async fn a_stale_customer_patch_is_a_409_and_changes_nothing() {
     // Given a customer at version 2
     let w = world().await;

@@ -964,7 +964,11 @@ async fn a_stream_ends_when_its_session_is_signed_out_or_its_token_revoked() {
     let (session, _) = app.sign_in(&li).await;
     let mut by_cookie = subscribe_with_cookie(&app, &session).await;
     let zhou = app
-        .ok("/v1/tokens", ADMIN, json!({"role": "rep", "branch": "sh", "user": "zhou"}))
+        .ok(
+            "/v1/tokens",
+            ADMIN,
+            json!({"role": "rep", "branch": "sh", "user": "zhou"}),
+        )
         .await;
     let mut by_token = subscribe(&app, zhou["token"].as_str().unwrap()).await;
     app.brand("marker-1").await;
@@ -980,16 +984,31 @@ async fn a_stream_ends_when_its_session_is_signed_out_or_its_token_revoked() {
     let last = by_cookie.until_end().await;
     assert_eq!(last.len(), 1, "{last:?}");
     assert_eq!(last[0].kind, "session_ended");
-    assert!(last[0].data["message"].as_str().unwrap().contains("signed out"));
+    assert!(last[0].data["message"]
+        .as_str()
+        .unwrap()
+        .contains("signed out"));
 
     // When zhou's token is revoked
     let id = zhou["id"].as_str().unwrap();
     let r = app
-        .send(Method::DELETE, &format!("/v1/tokens/{id}"), Some(ADMIN), None)
+        .send(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // Then zhou's stream ends too, saying why
     let last = by_token.until_end().await;
-    assert_eq!(last.last().map(|e| e.kind.as_str()), Some("session_ended"), "{last:?}");
-    assert!(last.last().unwrap().data["message"].as_str().unwrap().contains("revoked"));
+    assert_eq!(
+        last.last().map(|e| e.kind.as_str()),
+        Some("session_ended"),
+        "{last:?}"
+    );
+    assert!(last.last().unwrap().data["message"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
 }

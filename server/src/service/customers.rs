@@ -23,6 +23,11 @@ pub struct CustomerFilter {
     /// Only this tier.
     #[param(value_type = Option<String>)]
     pub tier: Option<Tier>,
+    /// Only customers whose name contains this text (any case), or whose
+    /// id it is. Paged like the whole list: a page holds up to `limit`
+    /// matches, and `next_cursor` continues the search.
+    #[param(min_length = 1, max_length = 200)]
+    pub q: Option<String>,
     /// Page size.
     pub limit: Option<usize>,
     /// Cursor from the previous page.
@@ -184,9 +189,12 @@ impl Services {
         };
         let owner = f.owner.clone();
         let tier = f.tier;
+        let q = search_text(f.q.as_deref())?;
         self.repo.list(source, &page, move |c: &Customer| {
             owner.as_ref().is_none_or(|o| c.owner.as_ref() == Some(o))
                 && tier.is_none_or(|t| c.tier == t)
+                && q.as_ref()
+                    .is_none_or(|q| c.id == *q || c.name.to_lowercase().contains(q))
         })
     }
 
@@ -325,6 +333,17 @@ impl Services {
                 id: id.into(),
             }),
         }
+    }
+}
+
+/// The search text of `?q=`, lower-cased; `None` when absent or blank.
+fn search_text(q: Option<&str>) -> Result<Option<String>, ServiceError> {
+    match q.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(q) if q.chars().count() > 200 => Err(ServiceError::BadRequest(
+            "q must be at most 200 characters".into(),
+        )),
+        Some(q) => Ok(Some(q.to_lowercase())),
     }
 }
 
