@@ -44,12 +44,18 @@ async fn retier(
     }
     s.services.branch(&caller, &id)?;
     let (services, who, branch) = (s.services.clone(), caller.clone(), id.clone());
-    let job = s
-        .services
-        .start_job(&caller, JobKind::Retier, &id, json!({}), move |p| async move {
-            outcome(services.retier_branch_with(&who, &branch, Some(&p)).await)
-        })
-        .await?;
+    let job =
+        s.services
+            .start_job(
+                &caller,
+                JobKind::Retier,
+                &id,
+                json!({}),
+                move |p| async move {
+                    outcome(services.retier_branch_with(&who, &branch, Some(&p)).await)
+                },
+            )
+            .await?;
     Ok(accepted(job))
 }
 

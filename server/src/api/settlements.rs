@@ -55,12 +55,18 @@ async fn create_settlement(
         .check_settlement(&caller, &req.branch, &req.period)?;
     let request = json!({"branch": req.branch, "period": req.period});
     let (services, who, branch) = (s.services.clone(), caller.clone(), req.branch.clone());
-    let job = s
-        .services
-        .start_job(&caller, JobKind::Settlement, &branch, request, move |p| async move {
-            outcome(services.create_settlement_with(&who, req, Some(p)).await)
-        })
-        .await?;
+    let job =
+        s.services
+            .start_job(
+                &caller,
+                JobKind::Settlement,
+                &branch,
+                request,
+                move |p| async move {
+                    outcome(services.create_settlement_with(&who, req, Some(p)).await)
+                },
+            )
+            .await?;
     Ok(accepted(job))
 }
 
@@ -193,9 +199,19 @@ async fn simulate(
     let (services, who, branch) = (s.services.clone(), caller.clone(), req.branch.clone());
     let job = s
         .services
-        .start_job(&caller, JobKind::Simulate, &branch, request, move |p| async move {
-            outcome(services.simulate_policy_with(&who, &name, version, req, Some(p)).await)
-        })
+        .start_job(
+            &caller,
+            JobKind::Simulate,
+            &branch,
+            request,
+            move |p| async move {
+                outcome(
+                    services
+                        .simulate_policy_with(&who, &name, version, req, Some(p))
+                        .await,
+                )
+            },
+        )
         .await?;
     Ok(accepted(job))
 }

@@ -23,8 +23,8 @@ use super::page::{Page, PageRequest};
 use super::repo::{encode, Source};
 use super::{now, ServiceError, Services};
 use crate::auth::{Denied, Principal};
-use crate::domain::token::Role;
 use crate::domain::job::{Job, JobFilter, JobKind, JobState};
+use crate::domain::token::Role;
 use crate::store::{keys, Batch};
 
 /// How often a running job's progress is sent.

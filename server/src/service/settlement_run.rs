@@ -633,9 +633,9 @@ impl Context<'_> {
             self.progress.inspect(|p| p.advance(1));
             outcome
         })
-            .into_iter()
-            .map(|(i, outcome)| (WINDOW_CHUNKS + i, outcome))
-            .collect()
+        .into_iter()
+        .map(|(i, outcome)| (WINDOW_CHUNKS + i, outcome))
+        .collect()
     }
 
     /// Reads the window customers on all cores, in key order, before the
