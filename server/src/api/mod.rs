@@ -1,19 +1,22 @@
 //! The HTTP boundary: one module per resource (its routes and handlers), the
-//! extractors and the error mapping. Handlers extract, call one service
+//! extractors and the error mapping, and the web console's files. Handlers extract, call one service
 //! function and return; this module never sees sled types.
 
 mod admin;
 mod branches;
 mod catalog;
+mod console;
 mod customers;
 mod deals;
 pub mod error;
 mod events;
 mod extract;
 mod followups;
+mod jobs;
 mod ops;
 mod policies;
 mod reports;
+mod sessions;
 mod settlements;
 mod tokens;
 mod wording;
@@ -113,6 +116,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(tokens::router())
+        .merge(sessions::router())
         .merge(admin::router())
         .merge(branches::router())
         .merge(catalog::router())
@@ -123,6 +127,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(reports::router())
         .merge(settlements::router())
         .merge(events::router())
+        .merge(jobs::router())
 }
 
 /// The generated OpenAPI document.
@@ -147,6 +152,7 @@ pub fn router(services: Services) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .route("/openapi.json", axum::routing::get(openapi_json))
+        .merge(console::router())
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
