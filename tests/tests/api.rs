@@ -311,10 +311,10 @@ async fn metrics_count_requests_by_route_and_transitions_by_stage() {
     // Then it is Prometheus text naming the routes and the transition
     assert_eq!(r.status, StatusCode::OK);
     let ct = r.headers["content-type"].to_str().unwrap();
-    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
     let text = r.body.as_str().expect("text body");
     assert!(
-        text.contains("# TYPE dealflow_http_requests_total counter"),
+        text.contains("# TYPE dealflow_http_requests counter"),
         "{text}"
     );
     assert!(
