@@ -961,9 +961,9 @@ async fn a_simulation_pays_exactly_what_the_settlement_pays_after_activation() {
     assert_eq!(settled["total"], sim["candidate_total"]);
 }
 
-#[tokio::test]
-async fn each_subject_uses_the_version_in_force_on_its_day() {
-    let w = world("sh", "UTC").await;
+/// Two of li's new-brand contracts worth 800 each under v1: one signed the
+/// minute before 15 March, one at its first minute (UTC branch).
+async fn new_brand_contracts_around_15_march(w: &World) -> (String, String) {
     let c = w.customer("sh", "li", "enterprise", "assigned").await;
     let before = w
         .signed(
@@ -985,6 +985,13 @@ async fn each_subject_uses_the_version_in_force_on_its_day() {
             None,
         )
         .await;
+    (before, after)
+}
+
+#[tokio::test]
+async fn each_subject_uses_the_version_in_force_on_its_day() {
+    let w = world("sh", "UTC").await;
+    let (before, after) = new_brand_contracts_around_15_march(&w).await;
     let v = upload_flat(&w).await;
     // Activated from 15 March: contracts signed before keep v1
     let r = w
@@ -1007,6 +1014,51 @@ async fn each_subject_uses_the_version_in_force_on_its_day() {
         (amount(a[0]), a[0]["policy"]["version"].as_u64()),
         ("100".into(), Some(v))
     );
+}
+
+#[tokio::test]
+async fn a_rule_deactivated_from_a_date_still_pays_what_was_signed_before() {
+    let w = world("sh", "UTC").await;
+    let (before, after) = new_brand_contracts_around_15_march(&w).await;
+    // When the new-brand bonus is deactivated from 15 March
+    let r = w
+        .app
+        .post(
+            "/v1/policies/new-brand-bonus/deactivate",
+            ADMIN,
+            json!({"effective_from": "2026-03-15"}),
+        )
+        .await;
+    // Then the policy records it, and March pays the contract signed before only
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["active_version"], Value::Null);
+    let last = r.body["activations"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["version"].clone(), last["effective_from"].clone()),
+        (Value::Null, json!("2026-03-15"))
+    );
+    let s = w.draft("sh", "2026-03").await;
+    let b = lines_of(&s, &before);
+    assert_eq!(
+        (amount(b[0]), b[0]["policy"]["version"].as_u64()),
+        ("800".into(), Some(1))
+    );
+    assert!(lines_of(&s, &after).is_empty(), "{s}");
+    // A date that is not YYYY-MM-DD is refused
+    let r = w
+        .app
+        .post(
+            "/v1/policies/new-brand-bonus/deactivate",
+            ADMIN,
+            json!({"effective_from": "15 March"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
 
 #[tokio::test]
@@ -1111,6 +1163,43 @@ async fn statements_per_rep_in_json_and_csv() {
     );
     assert!(rows[1].contains(",800,CNY,"), "{text}");
     assert_eq!(rows[2], "total,approved,li,,,,2026-03,800,CNY,,,,");
+
+    // The manager downloads the whole settlement: a row per line, per rep, and the total
+    let all = w
+        .app
+        .get(&format!("/v1/settlements/{id}?format=csv"), &w.mgr)
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(all.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("settlement-sh-2026-03.csv"));
+    let text = all.body.as_str().unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    assert!(rows[0].starts_with("settlement,status,rep,rule"));
+    assert!(
+        rows[1].starts_with(&format!("{id},approved,li,new_brand_sale,deal,")),
+        "{text}"
+    );
+    assert!(
+        rows[2].starts_with(&format!("{id},approved,zhao,new_brand_sale,deal,")),
+        "{text}"
+    );
+    assert_eq!(
+        &rows[3..],
+        [
+            "total,approved,li,,,,2026-03,800,CNY,,,,",
+            "total,approved,zhao,,,,2026-03,500,CNY,,,,",
+            "total,approved,,,,,2026-03,1300,CNY,,,,"
+        ]
+    );
+    // A rep may not read the settlement, in any format
+    let r = w
+        .app
+        .get(&format!("/v1/settlements/{id}?format=csv"), &w.li)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // A rep sees only their own statement
     let other = w

@@ -12,8 +12,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_json, Body, Caller, Path, Query};
 use super::AppState;
 use crate::service::{
-    ActivateRequest, EffectiveHook, NewPolicy, Page, PageRequest, Policy, PolicyVersion,
-    UploadedPolicy,
+    ActivateRequest, DeactivateRequest, EffectiveHook, NewPolicy, Page, PageRequest, Policy,
+    PolicyVersion, PolicyVersionDetail, UploadedPolicy,
 };
 
 /// Largest policy upload body: a 1 MiB module in base64 plus the envelope.
@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_policy, list_policies))
         .routes(routes!(get_policy))
         .routes(routes!(list_versions))
+        .routes(routes!(get_version))
         .routes(routes!(activate))
         .routes(routes!(deactivate))
         .routes(routes!(effective))
@@ -32,8 +33,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// Uploads a new version (compiled, hooks checked, example tests run);
 /// nothing is activated. Identical content returns the existing version.
+/// With `"dry_run": true` the same checks run and nothing is stored.
+/// A `policy_invalid` refusal carries `details.line` and `details.column`
+/// when the compiler or the failing example test (`details.test`) knows
+/// where in the script it is.
 #[utoipa::path(post, path = "/v1/policies", tag = "policies", request_body = NewPolicy,
-    responses((status = 201, body = UploadedPolicy), (status = 200, body = UploadedPolicy, description = "identical content already stored"),
+    responses((status = 201, body = UploadedPolicy), (status = 200, body = UploadedPolicy, description = "identical content already stored, or a dry run"),
               (status = 422, body = ErrorBody, description = "policy_invalid: does not compile, fit the interface or pass its tests"),
               (status = "4XX", body = ErrorBody)))]
 async fn upload_policy(
@@ -84,6 +89,18 @@ async fn list_versions(
     Ok(Json(s.services.policy_versions(&caller, &name, &page)?))
 }
 
+/// One version with its content: the rhai script as uploaded (`source`;
+/// absent for WebAssembly), for reading it and comparing versions.
+#[utoipa::path(get, path = "/v1/policies/{name}/versions/{version}", tag = "policies",
+    responses((status = 200, body = PolicyVersionDetail), (status = "4XX", body = ErrorBody)))]
+async fn get_version(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, u64)>,
+) -> Result<Json<PolicyVersionDetail>, ApiError> {
+    Ok(Json(s.services.policy_version(&caller, &name, version)?))
+}
+
 /// Makes a version live at once, atomically (activating an older version is
 /// a rollback). The body is optional: `{"effective_from": "YYYY-MM-DD"}`.
 #[utoipa::path(post, path = "/v1/policies/{name}/versions/{version}/activate", tag = "policies",
@@ -95,11 +112,7 @@ async fn activate(
     Path((name, version)): Path<(String, u64)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Policy>, ApiError> {
-    let req: ActivateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ActivateRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let req: ActivateRequest = optional_json(&body)?;
     Ok(Json(
         s.services
             .activate_policy(&caller, &name, version, req)
@@ -107,15 +120,31 @@ async fn activate(
     ))
 }
 
-/// Takes a policy out of the live set.
+/// Takes a policy out of the live set. The body is optional:
+/// `{"effective_from": "YYYY-MM-DD"}` keeps a bonus rule's version for
+/// settlements of earlier days.
 #[utoipa::path(post, path = "/v1/policies/{name}/deactivate", tag = "policies",
+    request_body(content = Option<DeactivateRequest>),
     responses((status = 200, body = Policy), (status = "4XX", body = ErrorBody)))]
 async fn deactivate(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Policy>, ApiError> {
-    Ok(Json(s.services.deactivate_policy(&caller, &name).await?))
+    let req: DeactivateRequest = optional_json(&body)?;
+    Ok(Json(
+        s.services.deactivate_policy(&caller, &name, req).await?,
+    ))
+}
+
+/// An optional JSON body: empty (or blank) is the default.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
 }
 
 /// For each hook, which policy versions decide for the branch, and whether

@@ -47,6 +47,10 @@ pub enum PolicyError {
         name: String,
         /// What failed.
         message: String,
+        /// 1-based line where it failed (the innermost call), for scripts.
+        line: Option<usize>,
+        /// 1-based column where it failed, for scripts.
+        column: Option<usize>,
     },
     /// The call ran past its operation budget or fuel.
     #[error("exceeded its budget of {0}")]

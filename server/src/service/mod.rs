@@ -36,8 +36,8 @@ pub use events::{Delivery, EventHub, Retention, DEFAULT_RETENTION};
 pub use followups::{DueCustomer, FollowupFilter, Followups};
 pub use page::{Page, PageRequest};
 pub use policies::{
-    ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyRegistry,
-    PolicyVersion, UploadedPolicy,
+    ActivateRequest, Activation, DeactivateRequest, DecidingPolicy, EffectiveHook, NewPolicy,
+    Policy, PolicyRegistry, PolicyVersion, PolicyVersionDetail, UploadedPolicy,
 };
 pub use records::RecordFilter;
 pub(crate) use repo::encode;
@@ -47,7 +47,7 @@ pub use reports::{
 };
 pub use rule_book::{RuleBook, RuleVersion};
 pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
-pub use settlements::{statement_csv, SettlementFilter};
+pub use settlements::{settlement_csv, statement_csv, SettlementFilter};
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;
 pub use tiering::{RetierReport, TierChange, TierQueue, TieringPolicy};
