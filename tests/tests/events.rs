@@ -333,6 +333,17 @@ async fn every_event_reaches_exactly_the_callers_who_may_read_its_resource() {
             json!({"currency": "CNY", "date": "2026-01-01", "per_usd": "7.10"}),
         )
         .await;
+    let fix = json!({"per_usd": "7.12", "reason": "the bank's published rate"});
+    let r = sc
+        .app
+        .send(
+            Method::PUT,
+            "/v1/fx-rates/CNY/2026-01-01",
+            Some(ADMIN),
+            Some(fix),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     sc.app.one_move_pipeline("b").await;
     sc.check("catalog").await;
 

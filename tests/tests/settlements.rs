@@ -3,7 +3,7 @@
 //! lifecycle draft → approved → paid, double-pay prevention, true-ups,
 //! effective dating, statements, and simulate == settle.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use dealflow::store::{keys, Batch, Store};
 use dealflow_tests::{open_app, open_when_released, Reply, TestApp, ADMIN};
 use serde_json::{json, Value};
@@ -641,6 +641,113 @@ async fn a_change_to_a_paid_contract_is_trued_up_in_the_next_settlement() {
     let may = w.draft("sh", "2026-05").await;
     assert!(may["lines"].as_array().unwrap().is_empty(), "{may}");
     assert_eq!(may["already_settled"], 1);
+}
+
+#[tokio::test]
+async fn a_corrected_rate_keeps_its_history_and_the_next_settlement_trues_up() {
+    // Given a contract of 71,000.07 CNY (10,000.0098 USD at 7.1: 300 CNY) paid in March
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    let d = w
+        .signed(
+            &c,
+            "li",
+            "CNY",
+            &[("volvo", "71000.07", "60000")],
+            "2026-03-02T10:00:00Z",
+            None,
+        )
+        .await;
+    let march = w.draft("sh", "2026-03").await;
+    assert_eq!(amount(lines_of(&march, &d)[0]), "300");
+    let id = march["id"].as_str().unwrap();
+    w.app
+        .ok(&format!("/v1/settlements/{id}/approve"), &w.mgr, json!({}))
+        .await;
+
+    // When the admin corrects January's rate to 7.2, saying why
+    let path = "/v1/fx-rates/CNY/2026-01-01";
+    let body = json!({"per_usd": "7.20", "reason": "typo: the bank's rate was 7.2"});
+    let r = w.app.send(Method::PUT, path, Some(ADMIN), Some(body)).await;
+
+    // Then the rate is 7.2 with its history, readable by anyone
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rate = w.app.get(path, &w.li).await;
+    assert_eq!(rate.status, StatusCode::OK, "{}", rate.body);
+    assert_eq!(rate.body["per_usd"], "7.2");
+    let corrections = rate.body["corrections"].as_array().unwrap();
+    assert_eq!(corrections.len(), 1);
+    assert_eq!(
+        (
+            &corrections[0]["previous"],
+            &corrections[0]["per_usd"],
+            &corrections[0]["by"]
+        ),
+        (&json!("7.1"), &json!("7.2"), &json!("admin"))
+    );
+    assert_eq!(corrections[0]["reason"], "typo: the bank's rate was 7.2");
+    let list = w.app.get("/v1/fx-rates?currency=CNY", &w.li).await;
+    assert_eq!(
+        list.body["items"][0]["corrections"],
+        rate.body["corrections"]
+    );
+    // And the next settlement reverses the 300 paid at the old rate
+    let april = w.draft("sh", "2026-04").await;
+    let adj = lines_of(&april, &d);
+    assert_eq!(adj.len(), 1, "{april}");
+    assert_eq!(amount(adj[0]), "-300");
+    assert_eq!(
+        (
+            adj[0]["adjusts"]["paid"].as_str(),
+            adj[0]["adjusts"]["now"].as_str()
+        ),
+        (Some("300"), Some("0"))
+    );
+
+    // Refused, and changing nothing: no reason, the same rate, a rate never
+    // recorded, a non-admin, a bad date
+    let put = |path: &'static str, token: &'static str, body: Value| {
+        let app = &w.app;
+        async move { app.send(Method::PUT, path, Some(token), Some(body)).await }
+    };
+    let r = put(path, ADMIN, json!({"per_usd": "7.3", "reason": " "})).await;
+    assert_eq!(
+        (r.status, r.body["error"]["details"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("reason"))
+    );
+    let r = put(path, ADMIN, json!({"per_usd": "7.2", "reason": "again"})).await;
+    assert_eq!(
+        (r.status, r.body["error"]["details"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("per_usd"))
+    );
+    let r = put(path, ADMIN, json!({"per_usd": "0", "reason": "zero"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = put(
+        "/v1/fx-rates/CNY/2026-02-01",
+        ADMIN,
+        json!({"per_usd": "7.3", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = w
+        .app
+        .send(
+            Method::PUT,
+            path,
+            Some(&w.mgr),
+            Some(json!({"per_usd": "7.3", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = put(
+        "/v1/fx-rates/CNY/January",
+        ADMIN,
+        json!({"per_usd": "7.3", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let after = w.app.get(path, ADMIN).await;
+    assert_eq!(after.body, rate.body);
 }
 
 #[tokio::test]

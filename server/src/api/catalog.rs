@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use chrono::NaiveDate;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -10,7 +11,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Caller, Path, Query, Versioned};
 use super::AppState;
 use crate::domain::brand::{Brand, NewBrand};
-use crate::domain::fx::{FxRate, NewFxRate};
+use crate::domain::fx::{FxRate, FxRateCorrection, NewFxRate};
 use crate::service::{Page, PageRequest};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -18,6 +19,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_brand, list_brands))
         .routes(routes!(get_brand))
         .routes(routes!(create_fx_rate, list_fx_rates))
+        .routes(routes!(get_fx_rate, correct_fx_rate))
 }
 
 /// Adds a brand (admin); it is `new` until a deal containing it is signed.
@@ -66,6 +68,35 @@ async fn create_fx_rate(
     Ok((
         StatusCode::CREATED,
         Json(s.services.create_fx_rate(&caller, req).await?),
+    ))
+}
+
+/// One rate with its history of corrections.
+#[utoipa::path(get, path = "/v1/fx-rates/{currency}/{date}", tag = "catalog",
+    responses((status = 200, body = FxRate), (status = "4XX", body = ErrorBody)))]
+async fn get_fx_rate(
+    State(s): State<AppState>,
+    Caller(_caller): Caller,
+    Path((currency, date)): Path<(String, NaiveDate)>,
+) -> Result<Json<FxRate>, ApiError> {
+    Ok(Json(s.services.fx_rate(&currency, date)?))
+}
+
+/// Corrects a recorded rate (admin) with a reason, kept in its
+/// `corrections`. The next settlement trues up contracts already paid at
+/// the old rate.
+#[utoipa::path(put, path = "/v1/fx-rates/{currency}/{date}", tag = "catalog", request_body = FxRateCorrection,
+    responses((status = 200, body = FxRate), (status = "4XX", body = ErrorBody)))]
+async fn correct_fx_rate(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((currency, date)): Path<(String, NaiveDate)>,
+    Body(req): Body<FxRateCorrection>,
+) -> Result<Json<FxRate>, ApiError> {
+    Ok(Json(
+        s.services
+            .correct_fx_rate(&caller, &currency, date, req)
+            .await?,
     ))
 }
 

@@ -23,6 +23,7 @@ use super::task::Task;
 /// | `pipeline_changed` | pipeline | a branch's stages or moves are replaced |
 /// | `brand_created` | brand | an admin adds a brand |
 /// | `fx_rate_added` | fx_rate | an admin records a rate |
+/// | `fx_rate_corrected` | fx_rate | an admin corrects a rate, with a reason |
 /// | `customer_created` | customer | a customer is created (assigned or not) |
 /// | `customer_changed` | customer | a customer's fields are changed |
 /// | `owner_changed` | customer or deal | a customer or deal gets another owner |
@@ -61,6 +62,8 @@ pub enum EventKind {
     BrandCreated,
     /// An admin recorded an FX rate.
     FxRateAdded,
+    /// An admin corrected an FX rate.
+    FxRateCorrected,
     /// A customer was created.
     CustomerCreated,
     /// A customer's fields changed.
@@ -113,11 +116,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of the table above.
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::BranchCreated,
         EventKind::PipelineChanged,
         EventKind::BrandCreated,
         EventKind::FxRateAdded,
+        EventKind::FxRateCorrected,
         EventKind::CustomerCreated,
         EventKind::CustomerChanged,
         EventKind::OwnerChanged,
@@ -151,6 +155,7 @@ impl EventKind {
             EventKind::PipelineChanged => "pipeline_changed",
             EventKind::BrandCreated => "brand_created",
             EventKind::FxRateAdded => "fx_rate_added",
+            EventKind::FxRateCorrected => "fx_rate_corrected",
             EventKind::CustomerCreated => "customer_created",
             EventKind::CustomerChanged => "customer_changed",
             EventKind::OwnerChanged => "owner_changed",
@@ -272,7 +277,7 @@ impl ResourceRef {
             None,
             None,
         )
-        .at(format!("/v1/fx-rates?{}", query(&[("currency", currency)])))
+        .at(format!("/v1/fx-rates/{currency}/{date}"))
     }
 
     /// A customer.

@@ -305,6 +305,7 @@ mod tests {
             date: d.parse().unwrap(),
             per_usd: r.parse().unwrap(),
             recorded_at: chrono::Utc::now(),
+            corrections: Vec::new(),
         }
     }
 

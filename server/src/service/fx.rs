@@ -5,12 +5,12 @@ use rust_decimal::Decimal;
 
 use serde_json::json;
 
-use super::repo::{decode, encode, Source};
+use super::repo::{decode, encode, Source, Stored};
 use super::{events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::currency::is_iso_currency;
 use crate::domain::event::{EventKind, ResourceRef};
-use crate::domain::fx::{FxRate, NewFxRate};
+use crate::domain::fx::{FxCorrection, FxRate, FxRateCorrection, NewFxRate};
 use crate::domain::money::MAX_AMOUNT;
 use crate::store::{keys, Batch, StoreError};
 
@@ -34,17 +34,13 @@ impl Services {
                 "USD is the base: 1 USD = 1 USD",
             ));
         }
-        if req.per_usd <= Decimal::ZERO || req.per_usd > MAX_AMOUNT {
-            return Err(ServiceError::invalid(
-                "per_usd",
-                "must be positive and at most 10^12",
-            ));
-        }
+        check_per_usd(req.per_usd)?;
         let rate = FxRate {
             currency: req.currency,
             date: req.date,
             per_usd: req.per_usd.normalize(),
             recorded_at: now(),
+            corrections: Vec::new(),
         };
         let key = keys::key(keys::FX, &[&rate.currency, &rate.date.to_string()]);
         let mut batch = Batch::new();
@@ -61,6 +57,83 @@ impl Services {
                 kind: "fx rate",
                 id: format!("{} {}", rate.currency, rate.date),
             }),
+            other => other.map(|_| rate).map_err(Into::into),
+        }
+    }
+
+    /// One rate with its corrections.
+    pub fn fx_rate(&self, currency: &str, date: NaiveDate) -> Result<FxRate, ServiceError> {
+        Ok(self.stored_fx_rate(currency, date)?.1.value)
+    }
+
+    /// A rate's key and stored form, or 404.
+    fn stored_fx_rate(
+        &self,
+        currency: &str,
+        date: NaiveDate,
+    ) -> Result<(Vec<u8>, Stored<FxRate>), ServiceError> {
+        let id = date.to_string();
+        let key = keys::key(keys::FX, &[currency, &id]);
+        let stored = self
+            .repo
+            .read(&key)?
+            .ok_or_else(|| ServiceError::not_found("fx rate", &format!("{currency} {id}")))?;
+        Ok((key, stored))
+    }
+
+    /// Corrects a recorded rate (admin), keeping what it was, who changed
+    /// it and why in its `corrections`. Settlements from then on convert at
+    /// the corrected rate; a contract an approved settlement paid at the
+    /// old one is trued up by the next settlement.
+    pub async fn correct_fx_rate(
+        &self,
+        caller: &Principal,
+        currency: &str,
+        date: NaiveDate,
+        req: FxRateCorrection,
+    ) -> Result<FxRate, ServiceError> {
+        caller.require_admin()?;
+        let reason = req.reason.trim();
+        if reason.is_empty() {
+            return Err(ServiceError::invalid(
+                "reason",
+                "say why the rate is corrected",
+            ));
+        }
+        check_per_usd(req.per_usd)?;
+        let id = date.to_string();
+        let (key, stored) = self.stored_fx_rate(currency, date)?;
+        let mut rate = stored.value.clone();
+        let per_usd = req.per_usd.normalize();
+        if per_usd == rate.per_usd {
+            return Err(ServiceError::invalid(
+                "per_usd",
+                format!("is already the rate of {currency} from {id}"),
+            ));
+        }
+        let previous = rate.per_usd;
+        rate.per_usd = per_usd;
+        rate.corrections.push(FxCorrection {
+            previous,
+            per_usd,
+            reason: reason.to_string(),
+            by: caller.user.clone(),
+            at: now(),
+        });
+        let mut batch = Batch::new();
+        batch
+            .expect(key.clone(), Some(&stored.raw))
+            .put(key, encode(&rate));
+        events::add(
+            &mut batch,
+            EventKind::FxRateCorrected,
+            ResourceRef::fx_rate(currency, &id),
+            &caller.user,
+            json!({"currency": currency, "date": id, "per_usd": per_usd, "previous": previous,
+                   "reason": reason}),
+        );
+        match self.repo.commit(batch).await {
+            Err(StoreError::Conflict { .. }) => Err(ServiceError::Contended),
             other => other.map(|_| rate).map_err(Into::into),
         }
     }
@@ -101,4 +174,15 @@ impl Services {
         }
         Ok(best)
     }
+}
+
+/// A rate is positive and at most 10^12.
+fn check_per_usd(per_usd: Decimal) -> Result<(), ServiceError> {
+    if per_usd <= Decimal::ZERO || per_usd > MAX_AMOUNT {
+        return Err(ServiceError::invalid(
+            "per_usd",
+            "must be positive and at most 10^12",
+        ));
+    }
+    Ok(())
 }
