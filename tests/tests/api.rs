@@ -380,6 +380,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/tasks/{id}/dismiss", &["post"]),
         ("/v1/reports/team", &["get"]),
         ("/v1/reports/referrals", &["get"]),
+        ("/v1/reports/pipeline", &["get"]),
         ("/v1/sessions", &["post"]),
         ("/v1/sessions/current", &["get", "delete"]),
     ];

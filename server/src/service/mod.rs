@@ -43,7 +43,8 @@ pub use records::RecordFilter;
 pub(crate) use repo::encode;
 pub use repo::Repo;
 pub use reports::{
-    ReferralQuery, ReferralReport, Referred, Referrer, RepSpread, TeamQuery, TeamReport,
+    PipelineQuery, PipelineReport, ReferralQuery, ReferralReport, Referred, Referrer, RepSpread,
+    StageValue, TeamQuery, TeamReport,
 };
 pub use rule_book::{RuleBook, RuleVersion};
 pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
