@@ -2,9 +2,14 @@
 //! through the router (no socket), and the real `dealflow` binary started on
 //! a loopback port.
 //!
+//! [`browser`] drives headless Chromium against the real binary for the
+//! console's tests.
+//!
 //! Tests read as Given / When / Then; every helper here only sets the stage
 //! and sends requests, it asserts nothing on the test's behalf except that
 //! set-up requests succeed.
+
+pub mod browser;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

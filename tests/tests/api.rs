@@ -383,6 +383,8 @@ async fn openapi_document_lists_every_route() {
         ("/v1/reports/pipeline", &["get"]),
         ("/v1/sessions", &["post"]),
         ("/v1/sessions/current", &["get", "delete"]),
+        ("/v1/jobs", &["get"]),
+        ("/v1/jobs/{id}", &["get"]),
     ];
     for (path, methods) in expected {
         let item = paths

@@ -1023,3 +1023,55 @@ async fn a_stream_ends_when_its_session_is_signed_out_or_its_token_revoked() {
         .unwrap()
         .contains("revoked"));
 }
+
+#[tokio::test]
+async fn a_re_tier_job_reports_its_progress_to_the_branch_managers_only() {
+    // Given a manager and a rep of sh following events, and customers to tier
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    let mgr = app.token("manager", Some("sh"), "wang").await;
+    let rep = app.token("rep", Some("sh"), "li").await;
+    for _ in 0..3 {
+        app.customer(&rep, "sh", "li").await;
+    }
+    let mut manager = subscribe(&app, &mgr).await;
+    let mut by_rep = subscribe(&app, &rep).await;
+
+    // When the manager re-tiers the branch as a job
+    let r = app
+        .send_raw(
+            Method::POST,
+            "/v1/branches/sh/retier",
+            Some(&mgr),
+            None,
+            &[("prefer", "respond-async")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["job"]["id"].as_str().unwrap().to_string();
+
+    // Then the manager's stream carries its progress, without ids, up to
+    // a last message saying it succeeded with everything done
+    let last = loop {
+        let e = manager.next().await;
+        if e.kind != "job_progress" {
+            continue;
+        }
+        assert_eq!(e.id, None, "progress is live only: {e:?}");
+        assert_eq!(e.data["job"], id.as_str());
+        assert_eq!(e.data["kind"], "retier");
+        if e.data["state"] != "running" {
+            break e;
+        }
+    };
+    assert_eq!(last.data["state"], "succeeded", "{:?}", last.data);
+    assert_eq!(last.data["done"], last.data["total"]);
+    assert!(last.data["total"].as_u64().unwrap() >= 2);
+    let job = app.get(&format!("/v1/jobs/{id}"), &mgr).await;
+    assert_eq!(job.body["state"], "succeeded");
+    assert_eq!(job.body["result"]["branch"], "sh");
+    // And the rep's stream carries none of it
+    app.brand("marker-1").await;
+    let seen = by_rep.until_brand("marker-1").await;
+    assert!(seen.iter().all(|e| e.kind != "job_progress"), "{seen:?}");
+}

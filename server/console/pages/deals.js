@@ -120,8 +120,8 @@ function ruleName(policy, version) {
 
 /** Which form supplies a missing thing, from its sentence. */
 function remedy(text) {
-  if (/record|visit|contact|met |communicat|记录|拜访|沟通/i.test(text)) return 'record';
-  if (/need|需求/i.test(text)) return 'needs';
+  if (/\bneeds?\b|需求/i.test(text)) return 'needs';
+  if (/record|visit|contact|\bmet\b|communicat|记录|拜访|沟通/i.test(text)) return 'record';
   return null;
 }
 

@@ -3,7 +3,7 @@
 // agreed next steps. Used from Today and from a deal's move panel; the API
 // refuses what is wrong and the error shows at its field.
 
-import { html } from '../lib.js';
+import { html, useState } from '../lib.js';
 import { api } from '../api.js';
 import { t, addStrings } from '../i18n.js';
 import { Field, ErrorBanner, useForm } from '../components.js';
@@ -53,13 +53,17 @@ function localNow() {
  * stored it.
  */
 export function RecordForm({ customer, onSaved, onCancel }) {
-  const form = useForm({ kind: 'visit', at: localNow(), contact: '', summary: '', feedback: '', problems: '', next_steps: '' });
+  const [now] = useState(localNow);
+  const form = useForm({ kind: 'visit', at: now, contact: '', summary: '', feedback: '', problems: '', next_steps: '' });
   const { values, set, errors } = form;
   const onSubmit = async (e) => {
     e.preventDefault();
     const body = { kind: values.kind, summary: values.summary };
     for (const k of ['contact', 'feedback', 'problems', 'next_steps']) if (values[k].trim()) body[k] = values[k];
-    if (values.at) body.at = new Date(values.at).toISOString();
+    // Left as shown, the time is "now" to the second, as the server takes
+    // it (the field has minutes only: sending 10:05:00 for a contact at
+    // 10:05:40 could place it before a deal opened at 10:05:30).
+    if (values.at && values.at !== now) body.at = new Date(values.at).toISOString();
     try {
       const record = await form.submit(() => api('POST', `/v1/customers/${encodeURIComponent(customer.id)}/records`, { body }));
       onSaved(record);

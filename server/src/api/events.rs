@@ -103,6 +103,7 @@ fn message(d: Delivery) -> SseEvent {
             .id((next - 1).to_string())
             .event("events_lost")
             .data(json!({"after": after, "next": next}).to_string()),
+        Delivery::Job(json) => SseEvent::default().event("job_progress").data(&*json),
         Delivery::Ended(reason) => SseEvent::default()
             .event("session_ended")
             .data(json!({"message": reason}).to_string()),

@@ -298,6 +298,42 @@ pub fn check_csrf(headers: &HeaderMap, csrf: Option<&str>) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Whether the client asked for the work to run as a job: `Prefer:
+/// respond-async` (RFC 7240), or `?async=true` in the query.
+pub struct RespondAsync(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for RespondAsync {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let preferred = parts
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
+        let query = parts.uri.query().unwrap_or_default();
+        let mut asked = None;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if k == "async" {
+                asked = Some(match v.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(ApiError::bad_request(
+                            "invalid_query",
+                            format!("async must be true or false, not `{other}`"),
+                        )
+                        .with_details(serde_json::json!({"field": "async"})))
+                    }
+                });
+            }
+        }
+        Ok(RespondAsync(asked.unwrap_or(preferred)))
+    }
+}
+
 /// The version a write expects, from `If-Match` (`3`, `"3"` or `W/"3"`).
 pub struct IfMatch(pub Option<u64>);
 

@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 mod extract;
 mod followups;
+mod jobs;
 mod ops;
 mod policies;
 mod reports;
@@ -100,6 +101,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(reports::router())
         .merge(settlements::router())
         .merge(events::router())
+        .merge(jobs::router())
 }
 
 /// The generated OpenAPI document.

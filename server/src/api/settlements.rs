@@ -6,12 +6,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{Body, Caller, Path, Query, RespondAsync};
+use super::jobs::{accepted, outcome};
 use super::AppState;
+use crate::domain::job::{JobKind, JobStarted};
 use crate::domain::settlement::{
     NewSettlement, Settlement, SimulateRequest, Simulation, Statement,
 };
@@ -30,18 +33,41 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// Runs the bonus rules due in the period (a month: new-brand contracts
 /// signed in it; a quarter adds customers whose 3-month window closed; a
 /// half-year adds territory flags; a year adds the deductions) and stores
-/// the result as the period's draft, replacing an earlier draft.
+/// the result as the period's draft, replacing an earlier draft. With
+/// `Prefer: respond-async` (or `?async=true`) it runs as a job: `202
+/// {"job"}` at once, the settlement in the job's `result`.
 #[utoipa::path(post, path = "/v1/settlements", tag = "settlements", request_body = NewSettlement,
-    responses((status = 201, body = Settlement),
+    params(("Prefer" = Option<String>, Header, description = "`respond-async`: run as a job")),
+    responses((status = 201, body = Settlement), (status = 202, body = JobStarted, description = "started as a job"),
               (status = 422, body = ErrorBody, description = "a bad period, or a rule failed (`policy_failed`)"),
               (status = "4XX", body = ErrorBody)))]
 async fn create_settlement(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    RespondAsync(as_job): RespondAsync,
     Body(req): Body<NewSettlement>,
-) -> Result<(StatusCode, Json<Settlement>), ApiError> {
-    let st = s.services.create_settlement(&caller, req).await?;
-    Ok((StatusCode::CREATED, Json(st)))
+) -> Result<Response, ApiError> {
+    if !as_job {
+        let st = s.services.create_settlement(&caller, req).await?;
+        return Ok((StatusCode::CREATED, Json(st)).into_response());
+    }
+    s.services
+        .check_settlement(&caller, &req.branch, &req.period)?;
+    let request = json!({"branch": req.branch, "period": req.period});
+    let (services, who, branch) = (s.services.clone(), caller.clone(), req.branch.clone());
+    let job =
+        s.services
+            .start_job(
+                &caller,
+                JobKind::Settlement,
+                &branch,
+                request,
+                move |p| async move {
+                    outcome(services.create_settlement_with(&who, req, Some(p)).await)
+                },
+            )
+            .await?;
+    Ok(accepted(job))
 }
 
 /// Settlements in the caller's scope.
@@ -193,19 +219,45 @@ async fn statement(
 /// Backtest: what a settlement of the period would pay with this version
 /// activated (as `activate` would, optionally from `effective_from`), per
 /// rep beside the active versions, with every line that changes. Nothing is
-/// written.
+/// written. With `Prefer: respond-async` (or `?async=true`) it runs as a
+/// job: `202 {"job"}` at once, the simulation in the job's `result`.
 #[utoipa::path(post, path = "/v1/policies/{name}/versions/{version}/simulate", tag = "policies",
     request_body = SimulateRequest,
-    responses((status = 200, body = Simulation), (status = "4XX", body = ErrorBody)))]
+    params(("Prefer" = Option<String>, Header, description = "`respond-async`: run as a job")),
+    responses((status = 200, body = Simulation), (status = 202, body = JobStarted, description = "started as a job"),
+              (status = "4XX", body = ErrorBody)))]
 async fn simulate(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path((name, version)): Path<(String, u64)>,
+    RespondAsync(as_job): RespondAsync,
     Body(req): Body<SimulateRequest>,
-) -> Result<Json<Simulation>, ApiError> {
-    Ok(Json(
-        s.services
-            .simulate_policy(&caller, &name, version, req)
-            .await?,
-    ))
+) -> Result<Response, ApiError> {
+    if !as_job {
+        let sim = s.services.simulate_policy(&caller, &name, version, req);
+        return Ok(Json(sim.await?).into_response());
+    }
+    s.services.policy(&caller, &name)?;
+    s.services
+        .check_settlement(&caller, &req.branch, &req.period)?;
+    let request = json!({"name": name, "version": version, "branch": req.branch,
+                         "period": req.period, "effective_from": req.effective_from});
+    let (services, who, branch) = (s.services.clone(), caller.clone(), req.branch.clone());
+    let job = s
+        .services
+        .start_job(
+            &caller,
+            JobKind::Simulate,
+            &branch,
+            request,
+            move |p| async move {
+                outcome(
+                    services
+                        .simulate_policy_with(&who, &name, version, req, Some(p))
+                        .await,
+                )
+            },
+        )
+        .await?;
+    Ok(accepted(job))
 }

@@ -12,6 +12,7 @@ pub mod event;
 pub mod fx;
 pub mod history;
 pub mod ids;
+pub mod job;
 pub mod money;
 pub mod patch;
 pub mod pipeline;

@@ -99,6 +99,8 @@ pub enum Delivery {
     /// Reading the log failed; the subscription ends here (the client
     /// reconnects with its last id).
     Failed(String),
+    /// A running job's progress (live only, no id: not in the log).
+    Job(Arc<str>),
     /// The credential the subscription was opened with no longer works
     /// (signed out, revoked, expired, idle): the subscription ends here.
     Ended(String),
@@ -309,6 +311,7 @@ impl Services {
     ) -> impl Stream<Item = Delivery> + Send + 'static {
         let services = self.clone();
         let mut ended = self.sessions.watch_ended();
+        let mut jobs = self.jobs.subscribe();
         let store = self.repo.shared_store();
         let hub = Arc::clone(&self.events);
         // Subscribe before reading the log: whatever is released after the
@@ -360,6 +363,16 @@ impl Services {
                     _ = closing.changed() => return,
                     _ = ended.changed(), if credential.is_some() => None,
                     _ = sleep_until(wake), if wake.is_some() => None,
+                    job = jobs.recv() => {
+                        // A lagging receiver just misses some progress: the
+                        // next message (or the job itself) has it.
+                        if let Ok(p) = job {
+                            if Services::may_see_job(&caller, &p.branch) {
+                                yield Delivery::Job(p.json);
+                            }
+                        }
+                        continue;
+                    }
                     received = live.recv() => Some(received),
                 };
                 let Some(received) = received else {

@@ -11,6 +11,7 @@ mod error;
 pub(crate) mod events;
 mod followups;
 mod fx;
+mod jobs;
 mod page;
 mod policies;
 mod records;
@@ -34,6 +35,7 @@ pub(crate) use deals::{stage_deal, stage_signing_indexes, veto_key};
 pub use error::ServiceError;
 pub use events::{Delivery, EventHub, Retention, DEFAULT_RETENTION};
 pub use followups::{DueCustomer, FollowupFilter, Followups};
+pub use jobs::{JobFailure, JobHub, JobProgress, Progress};
 pub use page::{Page, PageRequest};
 pub use policies::{
     ActivateRequest, Activation, DeactivateRequest, DecidingPolicy, EffectiveHook, NewPolicy,
@@ -81,6 +83,8 @@ pub struct Services {
     backups: Arc<backup::Backups>,
     /// Browser sessions: lifetimes, last uses, the "ended" signal.
     pub(crate) sessions: Arc<SessionHub>,
+    /// Running jobs and their progress messages.
+    pub(crate) jobs: Arc<JobHub>,
 }
 
 /// Most policy executions running at once, by default.
@@ -106,6 +110,7 @@ impl Services {
             tiering: Arc::default(),
             backups: Arc::default(),
             sessions: Arc::default(),
+            jobs: Arc::default(),
             repo,
         }
     }

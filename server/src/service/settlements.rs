@@ -4,6 +4,7 @@
 //! per-rep statements; and simulations of a candidate rule version.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -11,7 +12,7 @@ use serde_json::json;
 use super::repo::{decode, encode, Source, Stored};
 use super::rule_book::{Candidate, RuleBook};
 use super::settlement_run::{settled_key, Computed, Settled};
-use super::{events, now, Page, PageRequest, ServiceError, Services};
+use super::{events, now, Page, PageRequest, Progress, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::event::{EventKind, ResourceRef};
@@ -72,11 +73,14 @@ impl Services {
         branch: Branch,
         period: Period,
         book: RuleBook,
+        progress: Option<Arc<Progress>>,
     ) -> Result<Computed, ServiceError> {
         let services = self.clone();
         self.policies
             .executor
-            .run(move |limits| services.compute_settlement(&branch, period, &book, limits))
+            .run(move |limits| {
+                services.compute_settlement(&branch, period, &book, limits, progress.as_deref())
+            })
             .await
             .map_err(|e| ServiceError::PolicyFailed {
                 policy: "runtime".into(),
@@ -84,6 +88,21 @@ impl Services {
                 hook: "bonus".into(),
                 error: e,
             })?
+    }
+
+    /// Checks, before any work, what a settlement or a simulate of `period`
+    /// for `branch` needs: the caller manages the branch, it exists, the
+    /// period is one (a job started for it fails for nothing else of the
+    /// request's making).
+    pub fn check_settlement(
+        &self,
+        caller: &Principal,
+        branch: &str,
+        period: &str,
+    ) -> Result<(), ServiceError> {
+        self.settlement_branch(caller, branch)?;
+        parse_period(period)?;
+        Ok(())
     }
 
     fn settlement_branch(&self, caller: &Principal, branch: &str) -> Result<Branch, ServiceError> {
@@ -98,10 +117,21 @@ impl Services {
         caller: &Principal,
         req: NewSettlement,
     ) -> Result<Settlement, ServiceError> {
+        self.create_settlement_with(caller, req, None).await
+    }
+
+    /// [`Services::create_settlement`], reporting its progress (days of
+    /// contracts and chunks of other subjects settled).
+    pub async fn create_settlement_with(
+        &self,
+        caller: &Principal,
+        req: NewSettlement,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Settlement, ServiceError> {
         let branch = self.settlement_branch(caller, &req.branch)?;
         let period = parse_period(&req.period)?;
         let book = self.rule_book(&branch.id, None)?;
-        let computed = self.compute(branch.clone(), period, book).await?;
+        let computed = self.compute(branch.clone(), period, book, progress).await?;
         let label = period.to_string();
         let now = now();
         let settlement = Settlement {
@@ -435,6 +465,20 @@ impl Services {
         version: u64,
         req: SimulateRequest,
     ) -> Result<Simulation, ServiceError> {
+        self.simulate_policy_with(caller, name, version, req, None)
+            .await
+    }
+
+    /// [`Services::simulate_policy`], reporting the progress of both
+    /// computations (the active rules', then the candidate's).
+    pub async fn simulate_policy_with(
+        &self,
+        caller: &Principal,
+        name: &str,
+        version: u64,
+        req: SimulateRequest,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Simulation, ServiceError> {
         let policy = self.policy(caller, name)?;
         if let Some(b) = policy.scope.branch() {
             caller.require_manager_of(b)?;
@@ -454,8 +498,12 @@ impl Services {
             effective_from: req.effective_from,
         };
         let candidate_book = self.rule_book(&branch.id, Some(&candidate))?;
-        let active = self.compute(branch.clone(), period, active_book).await?;
-        let proposed = self.compute(branch.clone(), period, candidate_book).await?;
+        let active = self
+            .compute(branch.clone(), period, active_book, progress.clone())
+            .await?;
+        let proposed = self
+            .compute(branch.clone(), period, candidate_book, progress)
+            .await?;
         Ok(compare(name, version, &branch.id, period, active, proposed))
     }
 }
