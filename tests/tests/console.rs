@@ -963,8 +963,180 @@ async fn a_manager_fixes_a_guard_at_its_line_simulates_a_bonus_change_activates_
     b.open("/#/rules").await;
     b.wait_for_text("sh-guard v2").await;
 
+    // When the manager uploads a WebAssembly plugin as a new branch policy
+    b.choose("Kind", "WebAssembly plugin").await;
+    b.fill("Name", "large-deal").await;
+    b.field("WebAssembly module (.wasm)")
+        .await
+        .send_keys(dealflow_tests::PLUGIN_LARGE_DEAL_GUARD)
+        .await
+        .expect("choose the file");
+    b.click_button("Upload as a new version").await;
+    // Then its page opens with version 1, a guard, not yet live
+    b.wait_for_text("Policy large-deal").await;
+    b.wait_for_text("Activate v1").await;
+    let row = b
+        .wait_js(
+            "the version row",
+            "document.querySelector('.versions tbody tr') && document.querySelector('.versions tbody tr').innerText",
+        )
+        .await;
+    assert!(row.as_str().unwrap().contains("wasm\tStage guard"), "{row}");
+
     let foreign = b.foreign_requests().await;
     assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
     let _ = (&w.li, &w.zhao, &w.acme);
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_revokes_a_token_and_that_reps_open_page_is_signed_out() {
+    // Given rep li signed in, with Today open, in one window (the console
+    // at `localhost`, so its cookie is not the admin's)
+    let b = Browser::start().await;
+    b.ok(
+        Method::POST,
+        "/v1/branches",
+        ADMIN,
+        json!({"id": "sh", "name": "Shanghai", "timezone": "Asia/Shanghai"}),
+    )
+    .await;
+    b.ok(
+        Method::POST,
+        "/v1/fx-rates",
+        ADMIN,
+        json!({"currency": "CNY", "date": "2026-01-01", "per_usd": "7.01"}),
+    )
+    .await;
+    let li = b.token("rep", Some("sh"), "li").await;
+    let rep_base = b.base.replace("127.0.0.1", "localhost");
+    let rep_window = b.client.window().await.expect("window");
+    b.client.goto(&format!("{rep_base}/")).await.expect("open");
+    b.fill("Access token", &li).await;
+    b.click_button("Sign in").await;
+    b.wait_for_text("li (rep, sh)").await;
+    b.wait_for_text("Live").await;
+
+    // And the admin signed in in another window
+    let admin_window = b.client.new_window(false).await.expect("new window").handle;
+    b.client
+        .switch_to_window(admin_window.clone())
+        .await
+        .expect("switch");
+    b.record_all_requests().await;
+    b.sign_in(ADMIN).await;
+
+    // When the admin adds a branch with its time zone, a brand, and corrects a rate
+    b.open("/#/branches").await;
+    b.fill("Id", "bj").await;
+    b.fill("Name", "Beijing").await;
+    b.choose("Time zone", "Asia/Shanghai").await;
+    b.click_button("Create branch").await;
+    b.wait_for_text("Branch bj created.").await;
+    b.wait_for_text("Pipeline of Beijing").await;
+    b.click_button("Pipeline of Beijing").await;
+    b.wait_for_text("The default pipeline (the branch has not set its own).")
+        .await;
+    // (and names its first stage, then saves the pipeline)
+    b.fill("Name", "Inquiry").await;
+    b.click_button("Save the pipeline").await;
+    b.wait_for_text("Pipeline saved (version 1).").await;
+    b.screenshot("branches").await;
+    let pipeline = b
+        .ok(Method::GET, "/v1/branches/bj/pipeline", ADMIN, Value::Null)
+        .await;
+    assert_eq!(pipeline["stages"][0]["name"], "Inquiry", "{pipeline}");
+    assert_eq!(pipeline["default"], false);
+    b.open("/#/brands").await;
+    b.fill("Id", "byd").await;
+    b.fill("Name", "BYD").await;
+    b.click_button("Add brand").await;
+    b.wait_for_text("Brand byd added.").await;
+    b.wait_for_text("new (never sold)").await;
+    b.open("/#/fx").await;
+    b.click_button("Correct CNY from Jan 1, 2026").await;
+    b.fill("The right rate (units per 1 USD)", "7.1").await;
+    b.click_button("Save correction").await;
+    // (a correction needs a reason: said at its field, and nothing changed)
+    b.wait_js(
+        "the reason's error",
+        "document.querySelector('.field.has-error textarea[name=reason]')",
+    )
+    .await;
+    b.fill("Reason", "typed 7.01 for 7.1").await;
+    b.click_button("Save correction").await;
+    b.wait_for_text("Corrected: CNY from Jan 1, 2026 is 7.1 per USD.")
+        .await;
+    b.wait_for_text("7.01 → 7.1 by admin: typed 7.01 for 7.1")
+        .await;
+    b.screenshot("fx").await;
+
+    // And issues a token for a new rep: the secret is shown once
+    b.open("/#/tokens").await;
+    b.wait_for_text("li").await;
+    b.fill("Holder", "zhou").await;
+    b.choose("Branch", "sh").await;
+    b.click_button("Issue token").await;
+    b.wait_for_text("Give it to zhou now").await;
+    let secret = b
+        .wait_js(
+            "the secret",
+            "document.querySelector('input[name=secret]').value",
+        )
+        .await;
+    let auth = format!("Bearer {}", secret.as_str().unwrap());
+    let works = b
+        .http(
+            Method::GET,
+            "/v1/followups?branch=sh",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        works.status,
+        StatusCode::OK,
+        "the secret works: {}",
+        works.body
+    );
+    b.click_button("Close").await;
+
+    // When the admin revokes li's token
+    b.click_button("Revoke the token of li").await;
+    b.click_button("Revoke it now").await;
+    b.wait_for_text("The token of li is revoked.").await;
+    b.screenshot("tokens").await;
+
+    // Then li's open page is signed out, saying why
+    b.client.switch_to_window(rep_window).await.expect("switch");
+    b.wait_for_text("Sign in to dealflow").await;
+    b.wait_for_text("Your session ended").await;
+    // And the token opens nothing any more
+    let auth = format!("Bearer {li}");
+    let r = b
+        .http(
+            Method::GET,
+            "/v1/followups?branch=sh",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+
+    // And neither window asked anything of another origin
+    let origin = format!("{rep_base}/");
+    let foreign: Vec<String> = b
+        .requests()
+        .await
+        .into_iter()
+        .filter(|u| !u.starts_with(&origin) && u != &rep_base)
+        .collect();
+    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+    b.client
+        .switch_to_window(admin_window)
+        .await
+        .expect("switch");
+    let foreign = b.foreign_requests().await;
+    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
     b.close().await;
 }

@@ -39,6 +39,7 @@ addStrings({
     'fx.correctTitle': 'Correct the {currency} rate from {date}',
     'fx.correctHint': 'Settlements convert at the corrected rate from now on; contracts already paid at the old rate are trued up by the next settlement.',
     'fx.reason': 'Reason',
+    'fx.rightRate': 'The right rate (units per 1 USD)',
     'fx.save': 'Save correction',
     'fx.corrected': 'Corrected: {currency} from {date} is {rate} per USD.',
     'fx.history': 'History',
@@ -72,6 +73,7 @@ addStrings({
     'fx.correctTitle': '更正 {currency} 自 {date} 起的汇率',
     'fx.correctHint': '此后结算按更正后的汇率折算；已按旧汇率支付的合同将在下次结算中调整差额。',
     'fx.reason': '原因',
+    'fx.rightRate': '正确的汇率（每 1 美元折合）',
     'fx.save': '保存更正',
     'fx.corrected': '已更正：{currency} 自 {date} 起每美元 {rate}。',
     'fx.history': '历史',
@@ -180,7 +182,7 @@ function CorrectRate({ rate, onDone, onClose }) {
     <form novalidate onSubmit=${submit}>
       <p class="muted">${t('fx.correctHint')}</p>
       <${ErrorBanner} error=${form.error} />
-      <${Field} label=${t('fx.perUsd')} name="per_usd" inputmode="decimal" required value=${form.values.per_usd} onInput=${form.set('per_usd')} error=${form.errors.per_usd} />
+      <${Field} label=${t('fx.rightRate')} name="per_usd" inputmode="decimal" required value=${form.values.per_usd} onInput=${form.set('per_usd')} error=${form.errors.per_usd} />
       <${Field} as="textarea" label=${t('fx.reason')} name="reason" required value=${form.values.reason} onInput=${form.set('reason')} error=${form.errors.reason} />
       <div class="actions">
         <button type="submit" disabled=${form.busy}>${t('fx.save')}</button>
