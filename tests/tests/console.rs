@@ -569,6 +569,18 @@ async fn manager_world(b: &Browser) -> Branch {
                "lines": [{"brand": "volvo", "product": "parts", "amount": "250000", "cost": "200000"}]}),
     )
     .await;
+    // Customers without revenue yet (tier C), so the team's spread has some shape.
+    b.token("rep", Some("sh"), "chen").await;
+    for (name, owner) in [
+        ("Harbin Ice Works", "li"),
+        ("Qingdao Brewing", "li"),
+        ("Wuhan Steel", "zhao"),
+        ("Xi'an Aero Parts", "chen"),
+        ("Chengdu Pandas Travel", "chen"),
+        ("Suzhou Silk", "chen"),
+    ] {
+        post("/v1/customers", customer(name, owner)).await;
+    }
     Branch {
         wang,
         li,
