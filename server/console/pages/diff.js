@@ -12,8 +12,6 @@ addStrings({
     'diff.same': 'The two versions have the same script.',
     'diff.tooLarge': 'These scripts are too long to compare here.',
     'diff.folded': '{n} unchanged lines',
-    'diff.old': 'v{v}',
-    'diff.new': 'v{v}',
     'diff.removed': 'removed',
     'diff.added': 'added',
     'diff.line': 'Line',

@@ -110,7 +110,7 @@ export function SimulationView({ sim }) {
               return html`<tr key=${i}>
                 <th scope="row">${l.rep}</th>
                 <td>${l.rule}</td>
-                <td>${l.subject_kind} ${l.subject}</td>
+                <td>${t(`subject.${l.subject_kind}`)} ${l.subject}</td>
                 <td class="num">${c.active ? cny(c.active.amount) : t('simulate.none')}</td>
                 <td class="num">${c.candidate ? cny(c.candidate.amount) : t('simulate.none')}</td>
                 <td class="explanation">${c.candidate ? c.candidate.explanation : c.active.explanation}</td>

@@ -3,14 +3,14 @@
 // charts and a table with each rep's share, so an unfair spread shows at a
 // glance (business rules §6). A re-tier runs as a job with its progress.
 
-import { html, useState } from '../lib.js';
+import { html, useState, useEffect } from '../lib.js';
 import { api } from '../api.js';
 import { t, addStrings, money, number, date, locale } from '../i18n.js';
 import { useApp } from '../context.js';
 import { useLive } from '../live.js';
 import { useAsync, Loading, ErrorBanner, Notice } from '../components.js';
 import { BarChart, StackedBarChart } from '../chart.js';
-import { useJob, JobProgress } from './jobs.js';
+import { useJob, JobProgress, runningJobs } from './jobs.js';
 import { BranchPicker, useBranchParam } from './branch-picker.js';
 
 addStrings({
@@ -85,6 +85,11 @@ export function Team({ params }) {
     setNotice(t('team.retiered', { n: result && result.changes ? result.changes.length : 0 }));
     reload();
   });
+  // A re-tier started before this page was opened is found again.
+  useEffect(() => {
+    if (!branch) return;
+    runningJobs(branch, 'retier').then((jobs) => jobs.length && retier.follow(jobs[jobs.length - 1]), () => null);
+  }, [branch]);
 
   const reps = data ? data.reps : [];
   const tiers = reps.map((r) => ({ label: r.rep, parts: { A: r.a, B: r.b, C: r.c } }));
