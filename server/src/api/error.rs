@@ -143,10 +143,10 @@ impl From<ServiceError> for ApiError {
                         d["line"] = json!(line);
                         d["column"] = json!(column);
                     }
-                    P::TestFailed { name, line, column, .. } => {
-                        d["test"] = json!(name);
-                        d["line"] = json!(line);
-                        d["column"] = json!(column);
+                    P::TestFailed(f) => {
+                        d["test"] = json!(f.name);
+                        d["line"] = json!(f.line);
+                        d["column"] = json!(f.column);
                     }
                     _ => {}
                 }

@@ -32,7 +32,7 @@ use super::hooks::{
     CadenceOutput, GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
 };
 use super::script_input;
-use super::{Executable, Limits, PolicyError};
+use super::{Executable, Limits, PolicyError, TestFailure};
 
 thread_local! {
     /// The deadline of the call running on this thread, checked by `on_progress`.
@@ -345,12 +345,12 @@ impl RhaiPolicy {
         for name in &self.tests {
             if let Err(e) = self.call_unmapped(&self.host.engine, name, Vec::new(), limits) {
                 let at = failure_position(&e);
-                return Err(PolicyError::TestFailed {
+                return Err(PolicyError::TestFailed(Box::new(TestFailure {
                     name: name.clone(),
                     message: map_error(*e, limits).to_string(),
                     line: at.line(),
                     column: at.position(),
-                });
+                })));
             }
         }
         Ok(())
@@ -816,7 +816,7 @@ mod tests {
             "fn guard(i) { #{ allow: true } }\nfn test_fails() { assert(false, \"boom\"); }";
         assert!(matches!(
             host().compile(failing),
-            Err(PolicyError::TestFailed { .. })
+            Err(PolicyError::TestFailed(_))
         ));
     }
 
@@ -825,23 +825,18 @@ mod tests {
         // An assertion in the test itself: its line.
         let assertion = "fn guard(i) { #{ allow: true } }\n\nfn test_a() {\n  let x = 1;\n  assert(x == 2, \"x\");\n}";
         match host().compile(assertion) {
-            Err(PolicyError::TestFailed {
-                name,
-                line,
-                column,
-                message,
-            }) => {
-                assert_eq!(name, "test_a");
-                assert_eq!(line, Some(5), "{message}");
-                assert_eq!(column, Some(3), "{message}");
-                assert!(message.contains("assertion failed: x"), "{message}");
+            Err(PolicyError::TestFailed(f)) => {
+                assert_eq!(f.name, "test_a");
+                assert_eq!(f.line, Some(5), "{}", f.message);
+                assert_eq!(f.column, Some(3), "{}", f.message);
+                assert!(f.message.contains("assertion failed: x"), "{}", f.message);
             }
             other => panic!("{:?}", other.err()),
         }
         // A throw inside the hook a test calls: the line inside the hook.
         let inner = "fn guard(i) {\n  if i.x > 1 {\n    throw \"too big\";\n  }\n  #{ allow: true }\n}\nfn test_b() { guard(#{ x: 5 }); }";
         match host().compile(inner) {
-            Err(PolicyError::TestFailed { line, .. }) => assert_eq!(line, Some(3)),
+            Err(PolicyError::TestFailed(f)) => assert_eq!(f.line, Some(3)),
             other => panic!("{:?}", other.err()),
         }
     }
