@@ -88,7 +88,12 @@ async fn events(
         .services
         .subscribe_events(auth.principal, after, Some(auth.credential))
         .map(|d| Ok(message(d)));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    // A first frame at once (how soon to reconnect), so the client knows
+    // the stream is open before the first event (`EventSource.onopen`).
+    let hello = futures_util::stream::once(async {
+        Ok(SseEvent::default().retry(std::time::Duration::from_secs(3)))
+    });
+    Sse::new(hello.chain(stream)).keep_alive(KeepAlive::default())
 }
 
 /// One delivery as an SSE message.
