@@ -721,6 +721,12 @@ async fn a_manager_drafts_reads_approves_and_pays_a_settlement_and_downloads_it(
     assert!(table.contains("li") && table.contains("zhao"), "{table}");
     b.wait_count(".charts figure", 4).await;
     b.screenshot("team").await;
+    // (in Chinese too)
+    b.choose("Language", "中文").await;
+    b.wait_for_text("各销售代表的客户等级分布").await;
+    b.wait_for_text("分公司合计").await;
+    b.choose("语言", "English").await;
+    b.wait_for_text("Customers by tier per rep").await;
 
     // And the board shows the funnel, filtered by rep
     b.open("/#/board").await;

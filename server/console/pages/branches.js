@@ -11,6 +11,7 @@ import { t, addStrings } from '../i18n.js';
 import { useApp } from '../context.js';
 import { useLive } from '../live.js';
 import { useAsync, Loading, Empty, ErrorBanner, Notice, Field, useForm } from '../components.js';
+import { usePaged, More } from './paged.js';
 import { go } from '../router.js';
 import { branches } from './branch-picker.js';
 import { stageLabel } from './board.js';
@@ -75,8 +76,6 @@ addStrings({
     'pipeline.saved': '流程已保存（第 {version} 版）。',
   },
 });
-
-const PAGE = 50;
 
 /** Every IANA time zone the browser knows (the server checks the name). */
 function timeZones() {
@@ -244,19 +243,10 @@ function BranchPipeline({ branch }) {
 export function Branches({ params }) {
   const { me } = useApp();
   const [notice, setNotice] = useState('');
-  const [more, setMore] = useState({ items: [], cursor: null });
-  const { data, error, loading, reload } = useAsync(async () => {
-    const first = await api('GET', '/v1/branches', { query: { limit: PAGE } });
-    setMore({ items: [], cursor: first.next_cursor });
-    return first;
-  }, []);
-  useLive(['branch_created'], reload);
-  const next = async () => {
-    const page = await api('GET', '/v1/branches', { query: { limit: PAGE, cursor: more.cursor } });
-    setMore((m) => ({ items: [...m.items, ...page.items], cursor: page.next_cursor }));
-  };
+  const list = usePaged('/v1/branches', {}, []);
+  useLive(['branch_created'], list.reload);
+  const { data, error, loading, reload, rows } = list;
   const selected = params.branch || (me.role === 'admin' ? '' : me.branch);
-  const rows = data ? [...data.items, ...more.items] : [];
   return html`<section class="branches" aria-busy=${loading ? 'true' : 'false'}>
     <h1>${t('branches.title')}</h1>
     <${Notice}>${notice}<//>
@@ -289,7 +279,7 @@ export function Branches({ params }) {
               )}
             </tbody>
           </table>`}
-    ${more.cursor ? html`<button type="button" class="secondary" onClick=${next}>${t('app.more')}</button>` : null}
+    <${More} list=${list} />
     ${selected ? html`<${BranchPipeline} branch=${selected} key=${selected} />` : null}
     ${me.role === 'admin'
       ? html`<${NewBranch}

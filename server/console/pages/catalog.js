@@ -9,7 +9,8 @@ import { api } from '../api.js';
 import { t, addStrings, date, dateTime } from '../i18n.js';
 import { useApp } from '../context.js';
 import { useLive } from '../live.js';
-import { useAsync, Loading, Empty, ErrorBanner, Notice, Field, Dialog, useForm } from '../components.js';
+import { Loading, Empty, ErrorBanner, Notice, Field, Dialog, useForm } from '../components.js';
+import { usePaged, More } from './paged.js';
 
 addStrings({
   en: {
@@ -82,23 +83,6 @@ addStrings({
   },
 });
 
-const PAGE = 50;
-
-/** A first page and "load more" of a list: `{rows, data, error, loading, reload, more, next}`. */
-function usePaged(path, query, deps) {
-  const [extra, setExtra] = useState({ items: [], cursor: null });
-  const state = useAsync(async () => {
-    const first = await api('GET', path, { query: { ...query, limit: PAGE } });
-    setExtra({ items: [], cursor: first.next_cursor });
-    return first;
-  }, deps);
-  const next = async () => {
-    const page = await api('GET', path, { query: { ...query, limit: PAGE, cursor: extra.cursor } });
-    setExtra((m) => ({ items: [...m.items, ...page.items], cursor: page.next_cursor }));
-  };
-  return { ...state, rows: state.data ? [...state.data.items, ...extra.items] : [], more: extra.cursor, next };
-}
-
 /** A date (`YYYY-MM-DD`) shown in the current language. */
 function day(d) {
   return date(`${d}T00:00:00Z`, 'UTC');
@@ -149,7 +133,7 @@ export function Brands() {
               )}
             </tbody>
           </table>`}
-    ${list.more ? html`<button type="button" class="secondary" onClick=${list.next}>${t('app.more')}</button>` : null}
+    <${More} list=${list} />
     ${me.role === 'admin'
       ? html`<form class="card" novalidate onSubmit=${submit}>
           <h2>${t('brands.add')}</h2>
@@ -262,7 +246,7 @@ export function FxRates({ params }) {
               )}
             </tbody>
           </table>`}
-    ${list.more ? html`<button type="button" class="secondary" onClick=${list.next}>${t('app.more')}</button>` : null}
+    <${More} list=${list} />
     ${me.role === 'admin'
       ? html`<form class="card" novalidate onSubmit=${submit}>
           <h2>${t('fx.add')}</h2>

@@ -12,6 +12,7 @@ import { t, addStrings } from '../i18n.js';
 import { useApp } from '../context.js';
 import { useLive } from '../live.js';
 import { useAsync, Loading, Empty, ErrorBanner } from '../components.js';
+import { usePaged, More } from './paged.js';
 import { href, go } from '../router.js';
 import { BranchPicker, useBranchParam, branches } from './branch-picker.js';
 import { UploadForm } from './policy.js';
@@ -57,7 +58,6 @@ addStrings({
   },
 });
 
-const PAGE = 50;
 const POLICY_EVENTS = ['policy_uploaded', 'policy_activated', 'policy_rolled_back', 'policy_deactivated'];
 
 function Effective({ branch }) {
@@ -92,18 +92,9 @@ function Effective({ branch }) {
 }
 
 function PolicyList() {
-  const [more, setMore] = useState({ items: [], cursor: null });
-  const { data, error, loading, reload } = useAsync(async () => {
-    const first = await api('GET', '/v1/policies', { query: { limit: PAGE } });
-    setMore({ items: [], cursor: first.next_cursor });
-    return first;
-  }, []);
-  useLive(POLICY_EVENTS, reload);
-  const next = async () => {
-    const page = await api('GET', '/v1/policies', { query: { limit: PAGE, cursor: more.cursor } });
-    setMore((m) => ({ items: [...m.items, ...page.items], cursor: page.next_cursor }));
-  };
-  const rows = data ? [...data.items, ...more.items] : [];
+  const list = usePaged('/v1/policies', {}, []);
+  useLive(POLICY_EVENTS, list.reload);
+  const { data, error, loading, reload, rows } = list;
   if (!data) return error ? html`<${ErrorBanner} error=${error} onRetry=${reload} />` : html`<${Loading} />`;
   return html`<section aria-busy=${loading ? 'true' : 'false'}>
     ${rows.length === 0
@@ -128,7 +119,7 @@ function PolicyList() {
             )}
           </tbody>
         </table>`}
-    ${more.cursor ? html`<button type="button" class="secondary" onClick=${next}>${t('app.more')}</button>` : null}
+    <${More} list=${list} />
   </section>`;
 }
 

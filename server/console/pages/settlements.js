@@ -16,6 +16,7 @@ import { BarChart } from '../chart.js';
 import { go } from '../router.js';
 import { useJob, JobProgress, runningJobs } from './jobs.js';
 import { BranchPicker, useBranchParam } from './branch-picker.js';
+import { usePaged, More } from './paged.js';
 
 addStrings({
   en: {
@@ -100,22 +101,13 @@ addStrings({
   },
 });
 
-const PAGE = 50;
 const LINES = 200;
 
 function SettlementList({ branch, onOpen, tz }) {
-  const [pages, setPages] = useState({ items: [], cursor: null });
-  const { data, error, loading, reload } = useAsync(async () => {
-    const first = await api('GET', '/v1/settlements', { query: { branch, limit: PAGE } });
-    setPages({ items: [], cursor: first.next_cursor });
-    return first;
-  }, [branch]);
-  useLive(['settlement_drafted', 'settlement_approved', 'settlement_paid'], reload);
-  const more = async () => {
-    const next = await api('GET', '/v1/settlements', { query: { branch, limit: PAGE, cursor: pages.cursor } });
-    setPages((p) => ({ items: [...p.items, ...next.items], cursor: next.next_cursor }));
-  };
-  const rows = data ? [...data.items, ...pages.items].reverse() : [];
+  const list = usePaged('/v1/settlements', { branch }, [branch]);
+  useLive(['settlement_drafted', 'settlement_approved', 'settlement_paid'], list.reload);
+  const { data, error, loading, reload } = list;
+  const rows = list.rows;
   return html`<section aria-busy=${loading ? 'true' : 'false'}>
     <h2>${t('settlements.list')}</h2>
     <${ErrorBanner} error=${error} onRetry=${reload} />
@@ -145,7 +137,7 @@ function SettlementList({ branch, onOpen, tz }) {
               )}
             </tbody>
           </table>`}
-    ${pages.cursor ? html`<button type="button" class="secondary" onClick=${more}>${t('app.more')}</button>` : null}
+    <${More} list=${list} />
   </section>`;
 }
 

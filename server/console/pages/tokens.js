@@ -9,7 +9,8 @@ import { api } from '../api.js';
 import { t, addStrings, dateTime } from '../i18n.js';
 import { useApp } from '../context.js';
 import { useLive } from '../live.js';
-import { useAsync, Loading, Empty, ErrorBanner, Notice, Field, Dialog, useForm } from '../components.js';
+import { Loading, Empty, ErrorBanner, Notice, Field, Dialog, useForm } from '../components.js';
+import { usePaged, More } from './paged.js';
 import { branches } from './branch-picker.js';
 
 addStrings({
@@ -74,8 +75,6 @@ addStrings({
     'tokens.secret': '令牌',
   },
 });
-
-const PAGE = 50;
 
 function IssueForm({ onIssued }) {
   const [branchIds, setBranchIds] = useState([]);
@@ -166,22 +165,12 @@ function Revoke({ token, onDone, onClose }) {
 export function Tokens() {
   const { me, tz } = useApp();
   const [status, setStatus] = useState('active');
-  const [extra, setExtra] = useState({ items: [], cursor: null });
   const [issued, setIssued] = useState(null);
   const [revoking, setRevoking] = useState(null);
   const [notice, setNotice] = useState('');
-  const query = { status: status || undefined, limit: PAGE };
-  const { data, error, loading, reload } = useAsync(async () => {
-    const first = await api('GET', '/v1/tokens', { query });
-    setExtra({ items: [], cursor: first.next_cursor });
-    return first;
-  }, [status]);
-  useLive(['token_revoked'], reload);
-  const next = async () => {
-    const page = await api('GET', '/v1/tokens', { query: { ...query, cursor: extra.cursor } });
-    setExtra((m) => ({ items: [...m.items, ...page.items], cursor: page.next_cursor }));
-  };
-  const rows = data ? [...data.items, ...extra.items] : [];
+  const list = usePaged('/v1/tokens', { status: status || undefined }, [status]);
+  useLive(['token_revoked'], list.reload);
+  const { data, error, loading, reload, rows } = list;
   return html`<section class="tokens" aria-busy=${loading ? 'true' : 'false'}>
     <h1>${t('tokens.title')}</h1>
     <div class="toolbar">
@@ -239,7 +228,7 @@ export function Tokens() {
               )}
             </tbody>
           </table>`}
-    ${extra.cursor ? html`<button type="button" class="secondary" onClick=${next}>${t('app.more')}</button>` : null}
+    <${More} list=${list} />
     ${me.role === 'admin'
       ? html`<${IssueForm}
           onIssued=${(k) => {
