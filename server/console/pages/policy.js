@@ -341,7 +341,7 @@ function SourceView({ name, version }) {
 }
 
 export function PolicyPage({ params }) {
-  const { tz } = useApp();
+  const { me, tz } = useApp();
   const name = params.name || '';
   const [dialog, setDialog] = useState(null); // {version} | {deactivate: true}
   const [panel, setPanel] = useState(null); // {show: v} | {simulate: v}
@@ -373,6 +373,9 @@ export function PolicyPage({ params }) {
     }
   };
   const branchOfScope = p.scope.startsWith('branch:') ? p.scope.slice(7) : '';
+  // Who may change it (the API decides; the page only leaves out what would be refused):
+  // admins, and a branch's manager for the branch's own policies.
+  const canEdit = me.role === 'admin' || (me.role === 'manager' && branchOfScope === me.branch);
   return html`<section class="policy" aria-busy=${loading ? 'true' : 'false'}>
     <p><a href=${href('rules')}>← ${t('policy.back')}</a></p>
     <h1>${t('policy.title', { name })}</h1>
@@ -383,7 +386,7 @@ export function PolicyPage({ params }) {
     </dl>
     <${Notice}>${notice}<//>
     <${ErrorBanner} error=${actionError} />
-    <div class="actions">
+    <div class="actions" hidden=${!canEdit}>
       ${back ? html`<button type="button" class="secondary" onClick=${rollBack}>${t('policy.rollback', { version: back })}</button>` : null}
       ${p.active_version ? html`<button type="button" class="secondary" onClick=${() => setDialog({ deactivate: true })}>${t('policy.deactivate')}</button>` : null}
     </div>
@@ -409,7 +412,7 @@ export function PolicyPage({ params }) {
             <td>${v.uploaded_by}, ${dateTime(v.uploaded_at, tz)}<div class="muted"><code>${v.sha256.slice(0, 12)}</code></div></td>
             <td class="row-actions">
               ${v.runtime === 'rhai' ? html`<button type="button" class="secondary" onClick=${() => setPanel({ show: v.version })}>${t('policy.show', { version: v.version })}</button>` : null}
-              ${v.version !== p.active_version ? html`<button type="button" onClick=${() => setDialog({ version: v.version })}>${t('policy.activate', { version: v.version })}</button>` : null}
+              ${canEdit && v.version !== p.active_version ? html`<button type="button" onClick=${() => setDialog({ version: v.version })}>${t('policy.activate', { version: v.version })}</button>` : null}
               ${v.hooks.includes('bonus') ? html`<button type="button" class="secondary" onClick=${() => setPanel({ simulate: v.version })}>${t('policy.simulate', { version: v.version })}</button>` : null}
             </td>
           </tr>`,
@@ -419,12 +422,19 @@ export function PolicyPage({ params }) {
     ${panel && panel.show ? html`<${SourceView} name=${name} version=${panel.show} key=${`s${panel.show}`} />` : null}
     ${panel && panel.simulate ? html`<${SimulatePanel} name=${name} version=${panel.simulate} branch=${branchOfScope} key=${`m${panel.simulate}`} />` : null}
     <${Compare} name=${name} versions=${versions} key=${versions.length} />
-    <h2>${t('policy.newVersion')}</h2>
-    <${UploadForm} name=${name} scope=${p.scope} initialSource=${source || ''} key=${`u${p.latest_version}`}
-      onUploaded=${(r) => {
-        setNotice(uploadedText(r));
-        reload();
-      }} />
+    ${canEdit
+      ? html`<h2>${t('policy.newVersion')}</h2>
+          <${UploadForm}
+            name=${name}
+            scope=${p.scope}
+            initialSource=${source || ''}
+            key=${`u${p.latest_version}`}
+            onUploaded=${(r) => {
+              setNotice(uploadedText(r));
+              reload();
+            }}
+          />`
+      : null}
     <h2>${t('policy.history')}</h2>
     <ol class="history">
       ${[...p.activations].reverse().map(
