@@ -671,6 +671,10 @@ async fn a_manager_drafts_reads_approves_and_pays_a_settlement_and_downloads_it(
     b.click_button("Mark paid").await;
     b.wait_for_text("Settlement 2026-11 (paid)").await;
     b.screenshot("settlement-paid").await;
+    // (and on a phone)
+    b.client.set_window_size(390, 844).await.expect("resize");
+    b.screenshot("settlement-phone").await;
+    b.client.set_window_size(1280, 900).await.expect("resize");
 
     // And downloads it as CSV: a row per line, per rep, and the total
     let href = b
