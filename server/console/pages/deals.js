@@ -258,15 +258,20 @@ function MovePanel({ deal: initial, customer, pipeline, onMoved, onClose }) {
   </div>`;
 }
 
-export function Deals() {
+/**
+ * The board. The manager's board (pages/board.js) shows it for `branch`
+ * (an admin's pick) and one rep (`owner`), under its own `heading`.
+ */
+export function Deals({ branch: forBranch, owner: forOwner, heading } = {}) {
   const { me, tz } = useApp();
   const [moving, setMoving] = useState(null);
   const [notice, setNotice] = useState('');
+  const branch = forBranch || me.branch;
+  const owner = me.role === 'rep' ? me.user : forOwner || undefined;
   const { data, error, loading, reload } = useAsync(async () => {
-    const branch = me.branch;
     const [pipeline, deals] = await Promise.all([
       api('GET', `/v1/branches/${encodeURIComponent(branch)}/pipeline`),
-      all('/v1/deals', { branch, owner: me.role === 'rep' ? me.user : undefined }),
+      all('/v1/deals', { branch, owner }),
     ]);
     const ids = [...new Set(deals.map((d) => d.customer_id))];
     const customers = {};
@@ -279,14 +284,14 @@ export function Deals() {
       ),
     );
     return { pipeline, deals, customers };
-  }, []);
+  }, [branch, owner]);
   useLive(['deal_created', 'deal_changed', 'transition', 'owner_changed', 'deal_cancelled', 'pipeline_changed'], reload);
 
-  if (!me.branch) return html`<p>${t('app.nothing')}</p>`;
+  if (!branch) return html`<p>${t('app.nothing')}</p>`;
   if (!data) return error ? html`<${ErrorBanner} error=${error} onRetry=${reload} />` : html`<${Loading} />`;
   const { pipeline, deals, customers } = data;
   return html`<section class="deals" aria-busy=${loading ? 'true' : 'false'}>
-    <h1>${me.role === 'rep' ? t('deals.title') : t('deals.titleAll')}</h1>
+    ${heading ? html`<h2>${heading}</h2>` : html`<h1>${me.role === 'rep' ? t('deals.title') : t('deals.titleAll')}</h1>`}
     <${ErrorBanner} error=${error} onRetry=${reload} />
     <${Notice}>${notice}<//>
     ${deals.length === 0 ? html`<${Empty} />` : null}
