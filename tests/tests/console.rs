@@ -279,6 +279,29 @@ async fn a_rep_logs_a_visit_from_today_and_takes_a_deal_past_the_quote_late_veto
     b.wait_for_text("2 service vans").await;
     b.screenshot("board").await;
 
+    // When li has more deals in a stage than a page holds, the column pages
+    // on the server: it counts them all, shows a page, and loads more on demand
+    for n in 0..55 {
+        b.ok(
+            Method::POST,
+            "/v1/deals",
+            ADMIN,
+            json!({"customer_id": daqing, "title": format!("Filter order {n}"), "owner": "li",
+                   "currency": "CNY",
+                   "lines": [{"brand": "volvo", "product": "V90", "amount": "1000", "cost": "900"}]}),
+        )
+        .await;
+    }
+    let lead_cards = r#"section[aria-labelledby="col-lead"] .deal-card"#;
+    b.wait_js(
+        "the lead column counting 56 deals",
+        r#"(document.querySelector('#col-lead') || {}).innerText === 'Lead 56'"#,
+    )
+    .await;
+    b.wait_count(lead_cards, 50).await;
+    b.click_button("Load more").await;
+    b.wait_count(lead_cards, 56).await;
+
     // And the customers page lists li's customers with tiers, searchable
     b.open("/#/customers").await;
     b.wait_for_text("My customers").await;
