@@ -362,6 +362,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/deals/{id}/cancel", &["post"]),
         ("/v1/settlements", &["get", "post"]),
         ("/v1/settlements/{id}", &["get"]),
+        ("/v1/settlements/{id}/lines", &["get"]),
         ("/v1/settlements/{id}/approve", &["post"]),
         ("/v1/settlements/{id}/pay", &["post"]),
         ("/v1/statements", &["get"]),

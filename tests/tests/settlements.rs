@@ -312,6 +312,120 @@ async fn a_month_pays_new_brand_contracts_by_tier_with_receipts() {
 }
 
 #[tokio::test]
+async fn a_big_settlement_is_read_without_its_lines_and_its_lines_a_page_at_a_time() {
+    // Given a quarter that closes five customers' windows, three of li's and two of zhao's
+    let w = world("sh", "UTC").await;
+    for owner in ["li", "li", "zhao", "li", "zhao"] {
+        let c = w
+            .customer("sh", owner, "enterprise", "self_developed")
+            .await;
+        w.signed(
+            &c,
+            owner,
+            "CNY",
+            &[("bmw", "40000", "30000")],
+            "2026-01-15T09:00:00Z",
+            None,
+        )
+        .await;
+    }
+    let full = w.draft("sh", "2026-Q2").await;
+    let id = full["id"].as_str().unwrap().to_string();
+    let all_lines = full["lines"].as_array().unwrap().clone();
+    assert_eq!(all_lines.len(), 5, "{full}");
+    assert_eq!(full["line_count"], 5);
+
+    // When the manager reads it, or lists the branch's settlements, without lines
+    let head = w
+        .app
+        .get(&format!("/v1/settlements/{id}?lines=none"), &w.mgr)
+        .await;
+    assert_eq!(head.status, StatusCode::OK, "{}", head.body);
+    assert_eq!(head.body["lines"], json!([]));
+    assert_eq!(head.body["line_count"], 5);
+    assert_eq!(head.body["totals"], full["totals"]);
+    assert_eq!(head.body["total"], full["total"]);
+    let list = w
+        .app
+        .get("/v1/settlements?branch=sh&lines=none", &w.mgr)
+        .await;
+    assert_eq!(list.body["items"][0]["lines"], json!([]), "{}", list.body);
+    assert_eq!(list.body["items"][0]["line_count"], 5);
+    // (by default every line is there, as before)
+    let listed = w.app.get("/v1/settlements?branch=sh", &w.mgr).await;
+    assert_eq!(listed.body["items"][0]["lines"], json!(all_lines));
+
+    // Then its lines come a page at a time, in the settlement's order
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/settlements/{id}/lines?limit=2"),
+            Some(c) => format!("/v1/settlements/{id}/lines?limit=2&cursor={c}"),
+        };
+        let page = w.app.get(&path, &w.mgr).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body["items"].as_array().unwrap().len() <= 2);
+        paged.extend(page.body["items"].as_array().unwrap().iter().cloned());
+        pages += 1;
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all_lines);
+    assert_eq!(pages, 3);
+    // And one rep's lines alone
+    let zhao = w
+        .app
+        .get(&format!("/v1/settlements/{id}/lines?rep=zhao"), &w.mgr)
+        .await;
+    let only: Vec<Value> = all_lines
+        .iter()
+        .filter(|l| l["rep"] == "zhao")
+        .cloned()
+        .collect();
+    assert_eq!(zhao.body["items"], json!(only), "{}", zhao.body);
+    assert_eq!(only.len(), 2);
+
+    // And mistakes get clear errors; a rep reads no one's lines
+    for (query, field) in [
+        ("lines?cursor=zz", "cursor"),
+        ("lines?limit=0", "limit"),
+        ("?lines=some", "lines"),
+    ] {
+        let r = w
+            .app
+            .get(
+                &format!(
+                    "/v1/settlements/{id}{}",
+                    if query.starts_with('?') {
+                        query.to_string()
+                    } else {
+                        format!("/{query}")
+                    }
+                ),
+                &w.mgr,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        assert_eq!(
+            r.body["error"]["details"]["field"], field,
+            "{query}: {}",
+            r.body
+        );
+    }
+    let r = w
+        .app
+        .get(&format!("/v1/settlements/{id}/lines"), &w.li)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = w.app.get("/v1/settlements/stl_nope/lines", &w.mgr).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+}
+
+#[tokio::test]
 async fn each_contract_converts_at_the_rate_in_force_on_its_signing_day() {
     // Given CNY at 7.1 per USD, then 7.2 from 10 March
     let w = world("sh", "UTC").await;
@@ -2515,6 +2629,9 @@ async fn a_settlement_started_as_a_job_runs_on_its_own_and_is_found_again_with_i
         .expect("the settlement")
         .to_string();
     assert_eq!(done["result"]["total"], "800");
+    // (the job keeps the settlement's head; its lines are the settlement's)
+    assert_eq!(done["result"]["line_count"], 1, "{done}");
+    assert_eq!(done["result"]["lines"], json!([]), "{done}");
     let stored = w
         .app
         .get(&format!("/v1/settlements/{settlement}"), &w.mgr)

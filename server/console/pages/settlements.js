@@ -53,7 +53,6 @@ addStrings({
     'settlements.alreadySettled': '{n} subjects were already paid the same by an approved settlement.',
     'settlements.filterRep': 'Show lines of',
     'settlements.everyone': 'Every rep',
-    'settlements.more': 'Show {n} more lines',
     'settlements.close': 'Back to the list',
     'subject.deal': 'contract',
     'subject.customer': 'customer',
@@ -93,7 +92,6 @@ addStrings({
     'settlements.alreadySettled': '{n} 个对象已由已批准的结算按相同金额支付。',
     'settlements.filterRep': '显示以下人员的明细',
     'settlements.everyone': '全部销售代表',
-    'settlements.more': '再显示 {n} 行',
     'settlements.close': '返回列表',
     'subject.deal': '合同',
     'subject.customer': '客户',
@@ -101,10 +99,8 @@ addStrings({
   },
 });
 
-const LINES = 200;
-
 function SettlementList({ branch, onOpen, tz }) {
-  const list = usePaged('/v1/settlements', { branch }, [branch]);
+  const list = usePaged('/v1/settlements', { branch, lines: 'none' }, [branch]);
   useLive(['settlement_drafted', 'settlement_approved', 'settlement_paid'], list.reload);
   const { data, error, loading, reload } = list;
   const rows = list.rows;
@@ -130,7 +126,7 @@ function SettlementList({ branch, onOpen, tz }) {
                 (s) => html`<tr key=${s.id}>
                   <th scope="row"><button type="button" class="link" onClick=${() => onOpen(s.id)} aria-label=${t('settlements.open', { period: s.period })}>${s.period}</button></th>
                   <td><span class="status status-${s.status}">${t(`status.${s.status}`)}</span></td>
-                  <td class="num">${number(s.lines.length)}</td>
+                  <td class="num">${number(s.line_count)}</td>
                   <td class="num">${money(s.total, s.currency)}</td>
                   <td>${dateTime(s.created_at, tz)}</td>
                 </tr>`,
@@ -146,14 +142,20 @@ function subjectText(l) {
 }
 
 function SettlementView({ id, onClose, tz }) {
-  const { data: s, error, reload, loading } = useAsync(() => api('GET', `/v1/settlements/${encodeURIComponent(id)}`), [id]);
+  const [tick, setTick] = useState(0);
+  const { data: s, error, reload, loading } = useAsync(
+    () => api('GET', `/v1/settlements/${encodeURIComponent(id)}`, { query: { lines: 'none' } }),
+    [id],
+  );
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState(null);
   const [notice, setNotice] = useState('');
   const [rep, setRep] = useState('');
-  const [limit, setLimit] = useState(LINES);
   useLive(['settlement_drafted', 'settlement_approved', 'settlement_paid'], (data) => {
-    if (!data || !data.resource || data.resource.id === id) reload();
+    if (!data || !data.resource || data.resource.id === id) {
+      reload();
+      setTick((n) => n + 1);
+    }
   });
   const act = (step, done) => async () => {
     setBusy(true);
@@ -169,14 +171,13 @@ function SettlementView({ id, onClose, tz }) {
     }
   };
   if (!s) return error ? html`<${ErrorBanner} error=${error} onRetry=${reload} />` : html`<${Loading} />`;
-  const lines = rep ? s.lines.filter((l) => l.rep === rep) : s.lines;
   const q = (extra) => new URLSearchParams({ branch: s.branch, period: s.period, format: 'csv', ...extra }).toString();
   return html`<section class="settlement" aria-busy=${loading ? 'true' : 'false'}>
     <div class="actions">
       <button type="button" class="link" onClick=${onClose}>← ${t('settlements.close')}</button>
     </div>
     <h2>${t('settlements.heading', { period: s.period, status: t(`status.${s.status}`) })}</h2>
-    <p><strong>${t('settlements.total')}: ${money(s.total, s.currency)}</strong> · ${t('settlements.lines')}: ${number(s.lines.length)}
+    <p><strong>${t('settlements.total')}: ${money(s.total, s.currency)}</strong> · ${t('settlements.lines')}: ${number(s.line_count)}
       ${s.already_settled ? html` · <span class="muted">${t('settlements.alreadySettled', { n: number(s.already_settled) })}</span>` : null}</p>
     <${Notice}>${notice}<//>
     <${ErrorBanner} error=${actionError} />
@@ -207,13 +208,21 @@ function SettlementView({ id, onClose, tz }) {
         label=${t('settlements.filterRep')}
         name="rep"
         value=${rep}
-        onInput=${(v) => {
-          setRep(v);
-          setLimit(LINES);
-        }}
+        onInput=${setRep}
         options=${[{ value: '', label: t('settlements.everyone') }, ...s.totals.map((r) => ({ value: r.rep, label: r.rep }))]}
       />
     </div>
+    <${Lines} id=${id} rep=${rep} tick=${tick} />
+  </section>`;
+}
+
+/** The settlement's lines, paged on the server (one rep's, or everyone's). */
+function Lines({ id, rep, tick }) {
+  const list = usePaged(`/v1/settlements/${encodeURIComponent(id)}/lines`, { rep: rep || undefined }, [id, rep, tick]);
+  const lines = list.rows;
+  if (!list.data) return list.error ? html`<${ErrorBanner} error=${list.error} onRetry=${list.reload} />` : html`<${Loading} />`;
+  return html`<div aria-busy=${list.loading ? 'true' : 'false'}>
+    <${ErrorBanner} error=${list.error} onRetry=${list.reload} />
     ${lines.length === 0
       ? html`<${Empty} />`
       : html`<table class="list settlement-lines">
@@ -228,7 +237,7 @@ function SettlementView({ id, onClose, tz }) {
             </tr>
           </thead>
           <tbody>
-            ${lines.slice(0, limit).map(
+            ${lines.map(
               (l, i) => html`<tr key=${i}>
                 <th scope="row">${l.rep}</th>
                 <td>${l.rule}</td>
@@ -246,10 +255,8 @@ function SettlementView({ id, onClose, tz }) {
             )}
           </tbody>
         </table>`}
-    ${lines.length > limit
-      ? html`<button type="button" class="secondary" onClick=${() => setLimit(limit + LINES)}>${t('settlements.more', { n: Math.min(LINES, lines.length - limit) })}</button>`
-      : null}
-  </section>`;
+    <${More} list=${list} />
+  </div>`;
 }
 
 export function Settlements({ params }) {
@@ -259,7 +266,7 @@ export function Settlements({ params }) {
   const [notice, setNotice] = useState('');
   const open = (id) => go('settlements', { ...params, branch, id });
   const job = useJob((s) => {
-    setNotice(t('settlements.drafted', { period: s.period, n: number(s.lines.length), total: money(s.total, s.currency) }));
+    setNotice(t('settlements.drafted', { period: s.period, n: number(s.line_count), total: money(s.total, s.currency) }));
     open(s.id);
   });
   // A draft started before this page was opened (or before a reload) is found again.

@@ -16,14 +16,17 @@ use super::jobs::{accepted, outcome};
 use super::AppState;
 use crate::domain::job::{JobKind, JobStarted};
 use crate::domain::settlement::{
-    NewSettlement, Settlement, SimulateRequest, Simulation, Statement,
+    NewSettlement, Settlement, SettlementLine, SimulateRequest, Simulation, Statement,
 };
-use crate::service::{settlement_csv, statement_csv, Page, SettlementFilter};
+use crate::service::{
+    settlement_csv, statement_csv, LineQuery, LinesWanted, Page, SettlementFilter,
+};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_settlement, list_settlements))
         .routes(routes!(get_settlement))
+        .routes(routes!(settlement_lines))
         .routes(routes!(approve))
         .routes(routes!(pay))
         .routes(routes!(statement))
@@ -35,7 +38,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// half-year adds territory flags; a year adds the deductions) and stores
 /// the result as the period's draft, replacing an earlier draft. With
 /// `Prefer: respond-async` (or `?async=true`) it runs as a job: `202
-/// {"job"}` at once, the settlement in the job's `result`.
+/// {"job"}` at once, the settlement in the job's `result` (without its
+/// lines: `line_count` says how many; read them from `/lines`).
 #[utoipa::path(post, path = "/v1/settlements", tag = "settlements", request_body = NewSettlement,
     params(("Prefer" = Option<String>, Header, description = "`respond-async`: run as a job")),
     responses((status = 201, body = Settlement), (status = 202, body = JobStarted, description = "started as a job"),
@@ -55,18 +59,25 @@ async fn create_settlement(
         .check_settlement(&caller, &req.branch, &req.period)?;
     let request = json!({"branch": req.branch, "period": req.period});
     let (services, who, branch) = (s.services.clone(), caller.clone(), req.branch.clone());
-    let job =
-        s.services
-            .start_job(
-                &caller,
-                JobKind::Settlement,
-                &branch,
-                request,
-                move |p| async move {
-                    outcome(services.create_settlement_with(&who, req, Some(p)).await)
-                },
-            )
-            .await?;
+    let job = s
+        .services
+        .start_job(
+            &caller,
+            JobKind::Settlement,
+            &branch,
+            request,
+            move |p| async move {
+                // The job keeps the settlement's head; its lines are
+                // the settlement's own, read a page at a time.
+                outcome(
+                    services
+                        .create_settlement_with(&who, req, Some(p))
+                        .await
+                        .map(|s| s.read(false)),
+                )
+            },
+        )
+        .await?;
     Ok(accepted(job))
 }
 
@@ -88,6 +99,10 @@ struct SettlementQuery {
     /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
     #[param(schema_with = crate::domain::schema::statement_format)]
     format: Option<String>,
+    /// JSON only: `all` (the default) or `none` to leave the lines out
+    /// (`line_count` says how many; page them from `/lines`).
+    #[param(schema_with = crate::domain::schema::lines_wanted)]
+    lines: Option<LinesWanted>,
 }
 
 /// One settlement with its lines, as JSON or as CSV (the statements'
@@ -104,7 +119,12 @@ async fn get_settlement(
     Query(q): Query<SettlementQuery>,
 ) -> Result<Response, ApiError> {
     let csv = wants_csv(q.format.as_deref(), &headers)?;
-    let st = s.services.settlement(&caller, &id)?;
+    let lines = if csv {
+        LinesWanted::All
+    } else {
+        q.lines.unwrap_or(LinesWanted::All)
+    };
+    let st = s.services.settlement(&caller, &id, lines)?;
     Ok(if csv {
         csv_response(
             settlement_csv(&st),
@@ -113,6 +133,18 @@ async fn get_settlement(
     } else {
         Json(st).into_response()
     })
+}
+
+/// A page of a settlement's lines (optionally one rep's), in its order.
+#[utoipa::path(get, path = "/v1/settlements/{id}/lines", tag = "settlements", params(LineQuery),
+    responses((status = 200, body = Page<SettlementLine>), (status = "4XX", body = ErrorBody)))]
+async fn settlement_lines(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LineQuery>,
+) -> Result<Json<Page<SettlementLine>>, ApiError> {
+    Ok(Json(s.services.settlement_lines(&caller, &id, &q)?))
 }
 
 /// Whether the client asked for CSV: `format=csv|json`, else `Accept`.

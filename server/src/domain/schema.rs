@@ -386,6 +386,11 @@ pub fn statement_format() -> Object {
     string().enum_values(Some(["json", "csv"])).build()
 }
 
+/// Whether a settlement is read with its lines.
+pub fn lines_wanted() -> Object {
+    string().enum_values(Some(["all", "none"])).build()
+}
+
 /// `derived` (a body's schema as derived from its type, so fields added
 /// later stay in) with `properties` replaced and `required` added.
 fn variant(derived: &Object, properties: &[(&str, RefOr<Schema>)], required: &[&str]) -> Schema {

@@ -109,8 +109,13 @@ pub struct Settlement {
     pub period: String,
     /// Lifecycle state.
     pub status: SettlementStatus,
-    /// The lines, by rep, rule and subject.
+    /// The lines, by rep, rule and subject (empty when asked for with
+    /// `lines=none`: read them a page at a time from
+    /// `GET /v1/settlements/{id}/lines`).
     pub lines: Vec<SettlementLine>,
+    /// How many lines the settlement has (whether or not `lines` carries them).
+    #[serde(default)]
+    pub line_count: usize,
     /// Per-rep totals.
     pub totals: Vec<RepTotal>,
     /// Sum of every line (CNY).
@@ -273,4 +278,16 @@ pub fn rep_totals(lines: &[SettlementLine]) -> Vec<RepTotal> {
             t
         })
         .collect()
+}
+
+impl Settlement {
+    /// The settlement as read: `line_count` said (records stored before it
+    /// existed have none), and the lines left out unless `with_lines`.
+    pub fn read(mut self, with_lines: bool) -> Self {
+        self.line_count = self.lines.len();
+        if !with_lines {
+            self.lines = Vec::new();
+        }
+        self
+    }
 }

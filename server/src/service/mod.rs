@@ -51,7 +51,7 @@ pub use reports::{
 };
 pub use rule_book::{RuleBook, RuleVersion};
 pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
-pub use settlements::{settlement_csv, statement_csv, SettlementFilter};
+pub use settlements::{settlement_csv, statement_csv, LineQuery, LinesWanted, SettlementFilter};
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;
 pub use tiering::{RetierReport, TierChange, TierQueue, TieringPolicy};

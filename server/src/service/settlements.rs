@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::page::cursor_of;
 use super::repo::{decode, encode, Source, Stored};
 use super::rule_book::{Candidate, RuleBook};
 use super::settlement_run::{settled_key, Computed, Settled};
@@ -32,6 +33,35 @@ pub struct SettlementFilter {
     /// Only this period.
     #[param(schema_with = crate::domain::schema::period)]
     pub period: Option<String>,
+    /// Page size.
+    #[param(schema_with = crate::domain::schema::limit)]
+    pub limit: Option<usize>,
+    /// Cursor from the previous page.
+    #[param(schema_with = crate::domain::schema::cursor)]
+    pub cursor: Option<String>,
+    /// `all` (the default) or `none`: leave each settlement's lines out
+    /// (`line_count` still says how many; read them from
+    /// `GET /v1/settlements/{id}/lines`).
+    #[param(schema_with = crate::domain::schema::lines_wanted)]
+    pub lines: Option<LinesWanted>,
+}
+
+/// Whether a settlement is read with its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinesWanted {
+    /// Every line.
+    All,
+    /// None (`line_count` says how many there are).
+    None,
+}
+
+/// Query of `GET /v1/settlements/{id}/lines`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LineQuery {
+    /// Only this rep's lines.
+    pub rep: Option<String>,
     /// Page size.
     #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
@@ -137,6 +167,7 @@ impl Services {
         let computed = self.compute(branch.clone(), period, book, progress).await?;
         let label = period.to_string();
         let now = now();
+        let line_count = computed.lines.len();
         let settlement = Settlement {
             id: self.repo.new_id("stl")?,
             branch: branch.id.clone(),
@@ -151,6 +182,7 @@ impl Services {
                 .normalize(),
             lines: computed.lines,
             currency: "CNY".into(),
+            line_count,
             already_settled: computed.already_settled,
             created_by: caller.user.clone(),
             created_at: now,
@@ -230,8 +262,59 @@ impl Services {
 
     /// One settlement (managers of its branch; reps read their own lines
     /// in their statement).
-    pub fn settlement(&self, caller: &Principal, id: &str) -> Result<Settlement, ServiceError> {
-        Ok(self.visible_settlement(caller, id)?.value)
+    pub fn settlement(
+        &self,
+        caller: &Principal,
+        id: &str,
+        lines: LinesWanted,
+    ) -> Result<Settlement, ServiceError> {
+        Ok(self
+            .visible_settlement(caller, id)?
+            .value
+            .read(lines == LinesWanted::All))
+    }
+
+    /// A page of a settlement's lines, in the settlement's order (by rep,
+    /// rule and subject), optionally only one rep's: a big branch's quarter
+    /// has tens of thousands of lines, too many for one answer to a browser.
+    pub fn settlement_lines(
+        &self,
+        caller: &Principal,
+        id: &str,
+        q: &LineQuery,
+    ) -> Result<Page<SettlementLine>, ServiceError> {
+        // Scope first: an out-of-scope caller learns nothing from validation.
+        let settlement = self.visible_settlement(caller, id)?.value;
+        let page = PageRequest {
+            limit: q.limit,
+            cursor: q.cursor.clone(),
+        };
+        let limit = page.limit()?;
+        // The cursor is the index of the next line (big-endian); any other
+        // hex is read the same way, so a made-up one pages from somewhere
+        // or past the end, never fails.
+        let start = page.after()?.map_or(0, |bytes| {
+            bytes.iter().fold(0u64, |n, b| {
+                n.saturating_mul(256).saturating_add(u64::from(*b))
+            })
+        });
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        let mut items = Vec::with_capacity(limit);
+        let mut next_cursor = None;
+        let wanted = settlement
+            .lines
+            .into_iter()
+            .enumerate()
+            .skip(start)
+            .filter(|(_, l)| q.rep.as_ref().is_none_or(|r| &l.rep == r));
+        for (i, line) in wanted {
+            if items.len() == limit {
+                next_cursor = Some(cursor_of(&(i as u64).to_be_bytes()));
+                break;
+            }
+            items.push(line);
+        }
+        Ok(Page { items, next_cursor })
     }
 
     /// Settlements of the caller's branch (managers) or of any (admins).
@@ -269,8 +352,17 @@ impl Services {
             },
             (None, _) => Source::Primary(keys::prefix(keys::SETTLEMENT, &[])),
         };
-        self.repo.list(source, &page, move |s: &Settlement| {
+        let found = self.repo.list(source, &page, move |s: &Settlement| {
             period.as_ref().is_none_or(|p| &s.period == p)
+        })?;
+        let with_lines = filter.lines != Some(LinesWanted::None);
+        Ok(Page {
+            items: found
+                .items
+                .into_iter()
+                .map(|s| s.read(with_lines))
+                .collect(),
+            next_cursor: found.next_cursor,
         })
     }
 
@@ -378,7 +470,7 @@ impl Services {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
-        Ok(s)
+        Ok(s.read(true))
     }
 
     /// Approved → paid.
@@ -409,7 +501,7 @@ impl Services {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
-        Ok(s)
+        Ok(s.read(true))
     }
 
     /// A rep's lines in the branch's settlements of `period`, with totals
