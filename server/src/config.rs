@@ -1,34 +1,12 @@
-//! The command line and its environment variables.
+//! The server's configuration: `dealflow serve`'s options and their
+//! environment variables.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, ValueEnum};
 
 use crate::store::Durability;
-
-/// dealflow: key-account sales development server.
-#[derive(Debug, Parser)]
-#[command(name = "dealflow", version, about)]
-pub struct Cli {
-    /// What to do (`serve` when omitted).
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the HTTP server.
-    Serve(ServeArgs),
-    /// Manage policies: test locally, or push, list, activate, roll back on a server.
-    Policy(crate::policy_cli::PolicyArgs),
-    /// Back up a running server's store into a new directory.
-    Backup(crate::backup_cli::BackupArgs),
-    /// Restore a backup into a new data directory (no server needed).
-    Restore(crate::backup_cli::RestoreArgs),
-}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,38 +96,5 @@ impl clap::CommandFactory for ServeArgs {
     }
     fn command_for_update() -> clap::Command {
         <Self as clap::Args>::augment_args_for_update(clap::Command::new("serve"))
-    }
-}
-
-impl Cli {
-    /// Runs the command; the exit code reports success.
-    pub fn run(self) -> ExitCode {
-        let args = match self.command {
-            Some(Command::Serve(a)) => a,
-            Some(Command::Policy(p)) => return crate::policy_cli::run(p),
-            Some(Command::Backup(b)) => return crate::backup_cli::backup(b),
-            Some(Command::Restore(r)) => return crate::backup_cli::restore(r),
-            None => ServeArgs::default(),
-        };
-
-        crate::telemetry::init(args.log_format);
-        let rt = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("dealflow: cannot start the runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match rt.block_on(crate::server::serve(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "dealflow stopped");
-                eprintln!("dealflow: {e}");
-                ExitCode::FAILURE
-            }
-        }
     }
 }

@@ -3,7 +3,8 @@
 //! through each branch's stage pipeline over HTTP.
 //!
 //! # Layout
-//! - [`config`]: the command line (`dealflow serve …`) and its environment.
+//! - [`cli`]: the binary's commands (`serve`, `policy`, `backup`, `restore`).
+//! - [`config`]: `dealflow serve`'s options and their environment.
 //! - [`policy_cli`], [`backup_cli`]: the `policy`, `backup` and `restore`
 //!   commands; [`cli_client`]: their HTTP client.
 //! - [`server`]: binding, serving, graceful shutdown.
@@ -23,17 +24,21 @@
 //!   consistent online backup.
 //! - [`metrics`]: Prometheus counters and histograms.
 //!
-//! Layers depend one way: `api` → `service`/`pipeline` → `store`.
+//! Layers depend one way, from `cli` down to `store`: [`layers::LAYERS`]
+//! lists them, and its tests fail on a `use` that goes upward or a cycle
+//! between the submodules of a module.
 
 pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod backup_cli;
+pub mod cli;
 pub mod cli_client;
 pub mod config;
 pub mod console;
 pub mod domain;
 pub mod incentive;
+pub mod layers;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

@@ -6,5 +6,5 @@ use clap::Parser;
 static ALLOCATOR: dealflow::MiMalloc = dealflow::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    dealflow::config::Cli::parse().run()
+    dealflow::cli::Cli::parse().run()
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use dealflow::config::{Cli, Command};
+use dealflow::cli::{Cli, Command};
 use dealflow_tests::bench::{env_num, rss_mib, Conn};
 use dealflow_tests::Gen;
 use hyper::{Method, StatusCode};

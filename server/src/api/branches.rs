@@ -15,7 +15,7 @@ use super::AppState;
 use crate::domain::branch::{Branch, NewBranch};
 use crate::domain::job::{JobKind, JobStarted};
 use crate::domain::pipeline::{Pipeline, PipelineDefinition};
-use crate::pipeline::PipelineChange;
+use crate::service::PipelineChange;
 use crate::service::{Page, PageRequest, RetierReport};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

@@ -219,10 +219,7 @@ pub struct DealPatch {
     pub reason: Option<String>,
 }
 
-/// Most lines a deal may have.
-pub const MAX_LINES: usize = 500;
-/// Most needs a deal may list.
-pub const MAX_NEEDS: usize = 100;
+pub use super::validate::{MAX_LINES, MAX_NEEDS};
 
 /// Most attributes a deal may carry.
 pub const MAX_ATTRIBUTES: usize = 64;

@@ -84,8 +84,7 @@ pub struct Pipeline {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// Most stages a pipeline may have.
-pub const MAX_STAGES: usize = 32;
+pub use super::validate::MAX_STAGES;
 
 impl Pipeline {
     /// The default pipeline of docs/business-rules.md §4 for `branch`.

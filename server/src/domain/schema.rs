@@ -16,10 +16,10 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{KnownFormat, Ref, RefOr};
 
 use super::currency::CODES;
-use super::deal::{MAX_LINES, MAX_NEEDS};
 use super::money::MAX_SCALE;
-use super::pipeline::MAX_STAGES;
-use super::validate::{MAX_FOLLOWUPS, MAX_NAME, MAX_PAGE, MAX_TEXT, MAX_USER};
+use super::validate::{
+    MAX_FOLLOWUPS, MAX_LINES, MAX_NAME, MAX_NEEDS, MAX_PAGE, MAX_STAGES, MAX_TEXT, MAX_USER,
+};
 
 /// What `str::trim` removes.
 const SPACE: &str =

@@ -30,6 +30,12 @@ pub const MAX_PAGE: usize = 500;
 pub const MAX_FOLLOWUPS: usize = 10_000;
 /// Longest user name (token holders, owners, authors).
 pub const MAX_USER: usize = 64;
+/// Most lines a deal may have.
+pub const MAX_LINES: usize = 500;
+/// Most needs a deal may list.
+pub const MAX_NEEDS: usize = 100;
+/// Most stages a pipeline may have.
+pub const MAX_STAGES: usize = 32;
 
 /// Trims and checks a required short text.
 pub fn name(field: &str, value: &str) -> Result<String, FieldError> {

@@ -15,7 +15,7 @@ pub use super::deal_record::DealRecord;
 use super::period::{local_day, window_last_day, Period};
 use crate::domain::customer::Customer;
 use crate::domain::fx::{FxRate, FxUsed};
-use crate::pipeline::hook_input::{customer_info, ts};
+use crate::policy::hook_values::{customer_info, ts};
 use crate::policy::hooks::{BonusInput, BranchInfo, CustomerInfo, DealInfo, LineInfo, OrderInfo};
 
 /// What a settlement line is about.

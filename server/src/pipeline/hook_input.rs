@@ -1,40 +1,22 @@
-//! Builds the records hooks receive from the server's own records. Times are
-//! rendered as RFC 3339 UTC with milliseconds, so they compare as strings.
+//! Builds the records a transition's hooks receive, reading what they need
+//! from the store (the plain conversions are `policy::hook_values`).
 
-use chrono::{DateTime, Utc};
-
-use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::brand::Brand;
-use crate::domain::customer::Customer;
 use crate::domain::deal::Deal;
 use crate::domain::record::Record;
-use crate::policy::hooks::{ActorInfo, BranchInfo, CustomerInfo, DealInfo, LineInfo, RecordInfo};
+use crate::policy::hook_values::{self, json_name, ts};
+use crate::policy::hooks::{BranchInfo, DealInfo, LineInfo, RecordInfo};
 use crate::service::{ServiceError, Services};
 use crate::store::keys;
 
 /// How many of a customer's latest records a hook sees.
 pub const RECORDS_FOR_HOOKS: usize = 50;
 
-/// A time as hooks see it (the same text as in keys: it sorts by time).
-pub fn ts(t: &DateTime<Utc>) -> String {
-    keys::time(t)
-}
-
-fn json_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// The branch record, for hooks (time zone).
 pub fn branch_info(services: &Services, branch: &str) -> Result<BranchInfo, ServiceError> {
     let b: Branch = services.repo.fetch(keys::BRANCH, "branch", branch)?.value;
-    Ok(BranchInfo {
-        id: b.id,
-        timezone: b.timezone,
-    })
+    Ok(hook_values::branch_info(b))
 }
 
 /// A deal, with whether each line's brand is still new.
@@ -78,20 +60,6 @@ pub fn deal_info(services: &Services, d: &Deal) -> Result<DealInfo, ServiceError
     })
 }
 
-/// A customer, for hooks.
-pub fn customer_info(c: &Customer) -> CustomerInfo {
-    CustomerInfo {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        segment: json_name(&c.segment),
-        source: json_name(&c.source),
-        tier: json_name(&c.tier),
-        owner: c.owner.clone(),
-        referred_by: c.referred_by.clone(),
-        last_contact_at: c.last_contact_at.as_ref().map(ts),
-    }
-}
-
 /// A customer's latest records, oldest first.
 pub fn records_info(services: &Services, customer: &str) -> Result<Vec<RecordInfo>, ServiceError> {
     let prefix = keys::prefix(keys::IX_RECORD_CUSTOMER, &[customer]);
@@ -117,12 +85,4 @@ pub fn records_info(services: &Services, customer: &str) -> Result<Vec<RecordInf
         }
     }
     Ok(out)
-}
-
-/// The caller, for hooks.
-pub fn actor_info(p: &Principal) -> ActorInfo {
-    ActorInfo {
-        user: p.user.clone(),
-        role: json_name(&p.role),
-    }
 }

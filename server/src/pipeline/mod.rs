@@ -1,10 +1,8 @@
-//! The stage pipeline: each branch's definition (the default until it sets
-//! its own) and the transition of a deal from one stage to the next.
+//! Deal transitions: moving a deal from one stage of its branch's pipeline
+//! to the next, asking the branch's guards and after-hooks (a feature above
+//! the services it uses; the definitions themselves are `service::pipelines`).
 
-mod definition;
 pub mod hook_input;
 mod transition;
 
-pub use definition::{OrphanedStage, PipelineCache, PipelineChange};
-pub(crate) use transition::policy_failed;
 pub use transition::TransitionOutcome;

@@ -19,10 +19,11 @@ use crate::domain::validate;
 use crate::policy::hooks::{AfterOutput, GuardVerdict, TransitionInput};
 use crate::policy::live::LivePolicy;
 use crate::policy::{Limits, PolicyError};
-use crate::service::{check_version, encode, events, now, ServiceError, Services};
+use crate::service::{check_version, encode, events, now, policy_failed, ServiceError, Services};
 use crate::store::{keys, Batch, StoreError};
 
-use super::hook_input::{actor_info, branch_info, customer_info, deal_info, records_info, ts};
+use super::hook_input::{branch_info, deal_info, records_info};
+use crate::policy::hook_values::{actor_info, customer_info, ts};
 
 /// What a transition request produced.
 #[derive(Debug)]
@@ -187,15 +188,6 @@ fn decision(hook: &str, p: &LivePolicy) -> Decision {
         missing: Vec::new(),
         outcome: None,
         overridden: false,
-    }
-}
-
-pub(crate) fn policy_failed(p: &LivePolicy, hook: &str, error: PolicyError) -> ServiceError {
-    ServiceError::PolicyFailed {
-        policy: p.name.clone(),
-        version: p.version,
-        hook: hook.into(),
-        error,
     }
 }
 

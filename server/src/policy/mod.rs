@@ -7,6 +7,7 @@
 //! - [`wasm`]: the wasmtime component host.
 
 pub mod executor;
+pub mod hook_values;
 pub mod hooks;
 pub mod limits;
 pub mod live;

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{ServiceError, Services};
+use super::{policy_failed, ServiceError, Services};
+use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Tier};
 use crate::domain::customer_history::{CustomerAction, CustomerEvent};
-use crate::pipeline::hook_input::{branch_info, customer_info};
-use crate::pipeline::policy_failed;
+use crate::policy::hook_values::{branch_info, customer_info};
 use crate::policy::hooks::{AssignInput, Hook, RepLoad};
 use crate::policy::PolicyError;
 use crate::store::keys;
@@ -60,7 +60,11 @@ impl Services {
         };
         let reps = self.rep_loads(&customer.branch)?;
         let input = Arc::new(AssignInput {
-            branch: branch_info(self, &customer.branch)?,
+            branch: branch_info(
+                self.repo
+                    .fetch::<Branch>(keys::BRANCH, "branch", &customer.branch)?
+                    .value,
+            ),
             customer: customer_info(customer),
             reps,
         });

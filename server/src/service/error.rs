@@ -2,6 +2,8 @@
 
 use crate::auth::Denied;
 use crate::domain::validate::FieldError;
+use crate::policy::live::LivePolicy;
+use crate::policy::PolicyError;
 use crate::store::StoreError;
 
 /// Why a use case did not happen. Nothing was written in any case.
@@ -157,5 +159,16 @@ impl ServiceError {
 impl From<FieldError> for ServiceError {
     fn from(e: FieldError) -> Self {
         Self::Invalid(e)
+    }
+}
+
+/// The error of `hook` of the live policy `p` failing (trap, deadline,
+/// a bad answer): 422 `policy_failed`, naming the version.
+pub(crate) fn policy_failed(p: &LivePolicy, hook: &str, error: PolicyError) -> ServiceError {
+    ServiceError::PolicyFailed {
+        policy: p.name.clone(),
+        version: p.version,
+        hook: hook.into(),
+        error,
     }
 }

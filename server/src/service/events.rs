@@ -22,7 +22,6 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use super::repo::encode;
 use super::{now, Credential, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::event::{Event, EventKind, ResourceRef};
@@ -72,7 +71,9 @@ pub(crate) fn add(
         resource,
         data,
     };
-    batch.event(encode(&event));
+    // JSON, like every record (the repo writes them; it also trims this log,
+    // so the log does not import it back).
+    batch.event(serde_json::to_vec(&event).expect("events serialise to JSON"));
 }
 
 /// What a subscription yields.
@@ -428,6 +429,7 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::encode;
     use crate::store::{Durability, SledStore};
 
     fn event_at(at: chrono::DateTime<chrono::Utc>, brand: &str) -> Batch {

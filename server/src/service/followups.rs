@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::policy_failed;
 use super::repo::decode;
 use super::{now, ServiceError, Services};
 use crate::accounts::cadence::{DueDates, DueStatus};
@@ -17,8 +18,7 @@ use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Tier};
 use crate::domain::task::{Task, TaskStatus};
 use crate::domain::validate::FieldError;
-use crate::pipeline::hook_input::customer_info;
-use crate::pipeline::policy_failed;
+use crate::policy::hook_values::customer_info;
 use crate::policy::hooks::{BranchInfo, CadenceInput, Hook};
 use crate::store::keys;
 

@@ -14,6 +14,7 @@ mod followups;
 mod fx;
 mod jobs;
 mod page;
+mod pipelines;
 mod policies;
 mod records;
 pub(crate) mod repo;
@@ -33,11 +34,13 @@ pub use customers::CustomerFilter;
 pub(crate) use customers::{check_version, stage_customer};
 pub use deals::DealFilter;
 pub(crate) use deals::{stage_deal, stage_signing_indexes, veto_key};
+pub(crate) use error::policy_failed;
 pub use error::ServiceError;
 pub use events::{Delivery, EventHub, Retention, DEFAULT_RETENTION};
 pub use followups::{DueCustomer, FollowupFilter, Followups};
 pub use jobs::{JobFailure, JobHub, JobProgress, Progress};
 pub use page::{Page, PageRequest};
+pub use pipelines::{OrphanedStage, PipelineCache, PipelineChange};
 pub use policies::{
     ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyRegistry,
     PolicyVersion, PolicyVersionDetail, UploadedPolicy,
@@ -73,7 +76,7 @@ pub struct Services {
     /// Valid tokens seen so far, by hash.
     tokens: Arc<tokens::TokenCache>,
     /// Effective pipelines by branch.
-    pub(crate) pipelines: Arc<crate::pipeline::PipelineCache>,
+    pub(crate) pipelines: Arc<pipelines::PipelineCache>,
     /// Policy versions, the live set and the executor.
     pub(crate) policies: Arc<PolicyRegistry>,
     /// The event log's retention, trimming and subscriptions.

@@ -29,7 +29,7 @@ use crate::incentive::inputs::{
 };
 use crate::incentive::period::{day_start, earliest_window_start, local_day, window_last_day};
 use crate::incentive::{FxTable, Period, PeriodKind, SubjectKind};
-use crate::pipeline::hook_input::customer_info;
+use crate::policy::hook_values::customer_info;
 use crate::policy::hooks::{BonusInput, BonusOutput, BranchInfo, CustomerInfo};
 use crate::policy::{Limits, PolicyError};
 use crate::store::{keys, Entry, Store};

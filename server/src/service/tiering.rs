@@ -19,6 +19,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::customers::history_key;
+use super::policy_failed;
 use super::repo::{decode_signed_revenue, encode, Stored};
 use super::{events, now, stage_customer, Progress, ServiceError, Services, MAX_RETRIES};
 use crate::auth::Principal;
@@ -28,7 +29,6 @@ use crate::domain::customer_history::{CustomerAction, CustomerEvent};
 use crate::domain::event::{EventKind, ResourceRef};
 use crate::incentive::period::{day_start, local_day};
 use crate::incentive::FxTable;
-use crate::pipeline::policy_failed;
 use crate::policy::hooks::{BranchInfo, Hook, RevenueInfo, TierInput, TierOutput};
 use crate::policy::live::LivePolicy;
 use crate::policy::{Executable, Limits, PolicyError};

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use super::backup::Tee;
 use super::event_log::EventLog;
-use super::sled_store::{add_writes, unmet_expectation};
+use super::sled_batch::{add_writes, unmet_expectation};
 use super::{Batch, StoreError};
 
 /// The answer a writer awaits.

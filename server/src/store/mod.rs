@@ -25,6 +25,7 @@ mod durability;
 mod event_log;
 mod group_writer;
 pub mod keys;
+mod sled_batch;
 mod sled_store;
 
 use std::future::Future;

@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use super::backup::{self, BackupCopy, DataWriter, Phase, Progress, ProgressFn, Tee};
 use super::event_log::{id_of, EventLog};
 use super::group_writer::GroupWriter;
+use super::sled_batch::{add_writes, backend, unmet_expectation};
 use super::{
     keys, printable, Batch, CommittedEvent, Durability, Entry, Store, StoreError, StoreFuture,
     TRIM_BATCH,
@@ -66,10 +67,6 @@ pub enum DataDir {
     InUse,
     /// Files, but no process holds them.
     HasData,
-}
-
-fn backend(e: sled::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 fn stripe_of(key: &[u8]) -> usize {
@@ -231,38 +228,6 @@ impl SledStore {
             consistent_at,
             written_meanwhile,
         })
-    }
-}
-
-/// Fails with a conflict when an expectation of `batch` does not hold, its
-/// key read from `written` (what earlier batches of a group commit wrote)
-/// or else from the tree.
-pub(super) fn unmet_expectation(
-    db: &sled::Db,
-    written: &HashMap<&[u8], Option<&[u8]>>,
-    batch: &Batch,
-) -> Result<(), StoreError> {
-    for (key, expected) in &batch.expectations {
-        let holds = match written.get(key.as_slice()) {
-            Some(current) => *current == expected.as_deref(),
-            None => db.get(key).map_err(backend)?.as_deref() == expected.as_deref(),
-        };
-        if !holds {
-            return Err(StoreError::Conflict {
-                key: printable(key),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Adds the puts and deletes of `batch` to a sled batch, in order.
-pub(super) fn add_writes(sled_batch: &mut sled::Batch, batch: &Batch) {
-    for (key, value) in &batch.writes {
-        match value {
-            Some(v) => sled_batch.insert(key.as_slice(), v.as_slice()),
-            None => sled_batch.remove(key.as_slice()),
-        }
     }
 }
 

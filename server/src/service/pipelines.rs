@@ -9,10 +9,10 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::{events, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::pipeline::{Pipeline, PipelineDefinition};
-use crate::service::{events, ServiceError, Services};
 use crate::store::{keys, Batch, StoreError};
 
 /// Effective pipelines by branch.
