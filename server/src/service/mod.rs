@@ -21,6 +21,7 @@ pub(crate) mod repo;
 mod reports;
 pub mod rule_book;
 mod sessions;
+mod settlement_csv;
 mod settlement_run;
 mod settlements;
 mod tasks;
@@ -54,7 +55,8 @@ pub use reports::{
 };
 pub use rule_book::{RuleBook, RuleVersion};
 pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
-pub use settlements::{settlement_csv, statement_csv, LineQuery, LinesWanted, SettlementFilter};
+pub use settlement_csv::{settlement_csv, statement_csv};
+pub use settlements::{LineQuery, LinesWanted, SettlementFilter};
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;
 pub use tiering::{RetierReport, TierChange, TierQueue, TieringPolicy};
