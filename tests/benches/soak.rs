@@ -67,6 +67,10 @@ struct Minute {
     slowest_bulk: Option<(String, u64)>,
     /// Resident memory at the minute's end, in MiB.
     rss: f64,
+    /// The data directory's size on disk at the minute's end, in MiB: sled
+    /// keeps per-page bookkeeping in memory beyond its page cache, so RSS
+    /// follows the data a run has written; this says how much that is.
+    store: f64,
 }
 
 /// The run's per-minute record, shared by every connection.
@@ -510,7 +514,11 @@ fn main() {
         for m in 1..=minutes {
             tokio::time::sleep_until((record.start + Duration::from_secs(60 * m)).into()).await;
             let at = record.start + Duration::from_secs(60 * m) - Duration::from_millis(1);
-            record.with(at, |minute| minute.rss = rss_mib());
+            let store = dir_mib(dir.path());
+            record.with(at, |minute| {
+                minute.rss = rss_mib();
+                minute.store = store;
+            });
             report_minute(&record, m as usize - 1);
         }
         stop.store(true, Ordering::Relaxed);
@@ -522,6 +530,23 @@ fn main() {
     let _ = stop_server.send(());
     server_rt.block_on(served).expect("server task");
     judge(&record, minutes as usize);
+}
+
+/// The size of the files under `dir`, in MiB.
+fn dir_mib(dir: &std::path::Path) -> f64 {
+    fn bytes(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+    }
+    bytes(dir) as f64 / (1024.0 * 1024.0)
 }
 
 /// Prints one finished minute.
@@ -552,7 +577,7 @@ fn report_minute(record: &Record, i: usize) {
         .as_ref()
         .map_or_else(String::new, |(w, ms)| format!("{w} {ms} ms"));
     println!(
-        "minute {:>3}: {:>7} requests {:>7.0}/s  p50 {:>6.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  errors {:>3}  rss {:>6.0} MiB  slowest manager call: {slow}{}",
+        "minute {:>3}: {:>7} requests {:>7.0}/s  p50 {:>6.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  errors {:>3}  rss {:>6.0} MiB  store {:>6.0} MiB  slowest manager call: {slow}{}",
         i + 1,
         m.lat.len(),
         m.lat.len() as f64 / 60.0,
@@ -561,6 +586,7 @@ fn report_minute(record: &Record, i: usize) {
         f64::from(m.lat.last().copied().unwrap_or(0)) / 1000.0,
         m.errors,
         m.rss,
+        m.store,
         m.first_error
             .as_ref()
             .map_or_else(String::new, |e| format!("\n    first error: {e}"))
