@@ -164,17 +164,21 @@ impl SledStore {
 
     /// Applies the batch now; returns once it is visible (not yet durable)
     /// with the newest event id it applied (`None`: it carried no event).
-    fn apply(&self, batch: &Batch) -> Result<Option<u64>, StoreError> {
+    fn apply(&self, batch: &mut Batch) -> Result<Option<u64>, StoreError> {
         let mut stripes: Vec<usize> = batch
             .expectations
             .iter()
             .map(|(k, _)| stripe_of(k))
+            .chain(batch.adds.iter().map(|(k, _)| stripe_of(k)))
             .collect();
         stripes.sort_unstable();
         stripes.dedup();
         // Locks are taken in ascending order, so two batches never deadlock.
         let _guards: Vec<_> = stripes.iter().map(|i| self.stripes[*i].lock()).collect();
-        unmet_expectation(&self.db, &HashMap::new(), batch)?;
+        let none = HashMap::new();
+        unmet_expectation(&self.db, &none, batch)?;
+        batch.resolve_adds(|key| current_value(&self.db, &none, key))?;
+        let batch = &*batch;
         let mut sled_batch = sled::Batch::default();
         add_writes(&mut sled_batch, batch);
         self.tee.apply(&[batch], || {
@@ -239,21 +243,30 @@ impl SledStore {
 /// or else from the tree.
 pub(super) fn unmet_expectation(
     db: &sled::Db,
-    written: &HashMap<&[u8], Option<&[u8]>>,
+    written: &HashMap<Vec<u8>, Option<Vec<u8>>>,
     batch: &Batch,
 ) -> Result<(), StoreError> {
     for (key, expected) in &batch.expectations {
-        let holds = match written.get(key.as_slice()) {
-            Some(current) => *current == expected.as_deref(),
-            None => db.get(key).map_err(backend)?.as_deref() == expected.as_deref(),
-        };
-        if !holds {
+        if current_value(db, written, key)?.as_deref() != expected.as_deref() {
             return Err(StoreError::Conflict {
                 key: printable(key),
             });
         }
     }
     Ok(())
+}
+
+/// The value of `key` as `written` (what earlier batches of a group commit
+/// wrote) or else the tree holds it.
+pub(super) fn current_value(
+    db: &sled::Db,
+    written: &HashMap<Vec<u8>, Option<Vec<u8>>>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match written.get(key) {
+        Some(current) => Ok(current.clone()),
+        None => Ok(db.get(key).map_err(backend)?.map(|v| v.to_vec())),
+    }
 }
 
 /// Adds the puts and deletes of `batch` to a sled batch, in order.
@@ -315,7 +328,7 @@ impl Store for SledStore {
         Ok(n)
     }
 
-    fn commit(&self, batch: Batch) -> StoreFuture<'_, ()> {
+    fn commit(&self, mut batch: Batch) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             if batch.is_empty() {
                 return Ok(());
@@ -323,7 +336,7 @@ impl Store for SledStore {
             if let Some(group) = &self.group {
                 return group.commit(batch).await;
             }
-            let last_event = self.apply(&batch)?;
+            let last_event = self.apply(&mut batch)?;
             if self.durability == Durability::PerWrite {
                 let db = self.db.clone();
                 tokio::task::spawn_blocking(move || db.flush())
