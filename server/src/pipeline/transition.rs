@@ -540,19 +540,7 @@ impl Services {
                 created_at: now(),
                 version: 1,
             };
-            batch.put(keys::key(keys::TASK, &[&task.id]), encode(&task));
-            batch.put(
-                keys::key(keys::IX_TASK_BRANCH, &[&task.branch, &task.id]),
-                task.id.as_bytes(),
-            );
-            batch.put(
-                keys::key(keys::IX_TASK_DEAL, &[&deal.id, &task.id]),
-                task.id.as_bytes(),
-            );
-            batch.put(
-                keys::key(keys::IX_TASK_OPEN, &[&task.branch, &task.id]),
-                task.id.as_bytes(),
-            );
+            crate::service::stage_task(batch, None, &task);
             events::add(
                 batch,
                 EventKind::TaskCreated,

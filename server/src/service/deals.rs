@@ -97,6 +97,7 @@ pub(crate) fn stage_deal(
     }
     let open = |d: &Deal| (d.stage_kind == StageKind::Open).then(|| d.owner.clone());
     let (was, is) = (old.and_then(|o| open(&o.value)), open(new));
+    super::rep_counts::stage_open_deal(batch, b, was.as_deref(), is.as_deref());
     if was != is {
         if let Some(o) = was {
             batch.delete(keys::key(keys::IX_DEAL_OPEN, &[b, &o, &new.id]));

@@ -288,7 +288,7 @@ impl Services {
             c.first_order_at = first;
             c.version += 1;
             c.updated_at = now();
-            stage_customer(batch, Some(&stored), &c);
+            stage_customer(batch, Some(&stored), &c, None);
         }
         Ok(())
     }

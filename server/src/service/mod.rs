@@ -7,15 +7,18 @@ mod branches;
 mod brands;
 mod customers;
 mod deals;
+mod due_index;
 mod error;
 pub(crate) mod events;
 mod first_sales;
 mod followups;
 mod fx;
 mod jobs;
+mod overdue;
 mod page;
 mod policies;
 mod records;
+mod rep_counts;
 pub(crate) mod repo;
 mod reports;
 pub mod rule_book;
@@ -51,6 +54,7 @@ pub use reports::{
 pub use rule_book::{RuleBook, RuleVersion};
 pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
 pub use settlements::{statement_csv, SettlementFilter};
+pub(crate) use tasks::stage_task;
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;
 pub use tiering::{RetierReport, TierChange, TierQueue, TieringPolicy};
@@ -79,6 +83,8 @@ pub struct Services {
     pub(crate) events: Arc<EventHub>,
     /// Branches waiting for a re-tier.
     pub(crate) tiering: Arc<TierQueue>,
+    /// Branches whose due index waits for recomputation.
+    pub(crate) due_queue: Arc<due_index::DueQueue>,
     /// The backup running now, if any.
     backups: Arc<backup::Backups>,
     /// Browser sessions: lifetimes, last uses, the "ended" signal.
@@ -108,6 +114,7 @@ impl Services {
             policies: Arc::new(PolicyRegistry::new(executor)),
             events,
             tiering: Arc::default(),
+            due_queue: Arc::default(),
             backups: Arc::default(),
             sessions: Arc::default(),
             jobs: Arc::default(),

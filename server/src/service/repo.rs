@@ -137,6 +137,31 @@ impl Repo {
         self.list_with(source, page, decode, keep)
     }
 
+    /// Visits the entries under `prefix` that come after the key `after`
+    /// (all of them when `None`) in key order, `page` at a time, while
+    /// `visit` answers true.
+    pub fn walk(
+        &self,
+        prefix: &[u8],
+        mut after: Option<Vec<u8>>,
+        page: usize,
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, ServiceError>,
+    ) -> Result<(), ServiceError> {
+        loop {
+            let entries = self.store.scan(prefix, after.as_deref(), page)?;
+            let full = entries.len() == page;
+            for (key, value) in &entries {
+                if !visit(key, value)? {
+                    return Ok(());
+                }
+            }
+            match entries.into_iter().next_back() {
+                Some((last, _)) if full => after = Some(last),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// One page of deals from `source` that pass `keep`.
     pub fn list_deals(
         &self,

@@ -421,6 +421,7 @@ impl Services {
             for _ in 0..MAX_RETRIES {
                 let mut batch = Batch::new();
                 let at = now();
+                let mut moving = Vec::with_capacity(chunk.len());
                 for change in chunk {
                     let key = keys::key(keys::CUSTOMER, &[&change.customer_id]);
                     let Some(old) = self.repo.read::<Customer>(&key)? else {
@@ -429,7 +430,15 @@ impl Services {
                     if old.value.branch != branch || old.value.tier == change.to {
                         continue;
                     }
-                    stage_tier(&mut batch, &old, change, policy, by, trigger, at);
+                    let new = retiered(&old.value, change, at);
+                    moving.push((old, change, new));
+                }
+                // Their cadence follows their tier: the due index is asked
+                // about the whole batch in one policy run.
+                let news: Vec<Customer> = moving.iter().map(|(_, _, n)| n.clone()).collect();
+                let due = self.due_updates(branch, &news).await?;
+                for ((old, change, new), due) in moving.iter().zip(&due) {
+                    stage_tier(&mut batch, old, new, change, policy, by, trigger, due);
                 }
                 match self.repo.commit(batch).await {
                     Err(StoreError::Conflict { .. }) => continue,
@@ -696,21 +705,30 @@ fn changes(
     Ok(changes)
 }
 
-/// Stages one customer's new tier and its history entry.
+/// `old` with its new tier, as a new version.
+fn retiered(old: &Customer, change: &TierChange, at: DateTime<Utc>) -> Customer {
+    let mut c = old.clone();
+    c.tier = change.to;
+    c.version += 1;
+    c.updated_at = at;
+    c
+}
+
+/// Stages one customer's new tier (`c`, from [`retiered`]) and its
+/// history entry.
+#[allow(clippy::too_many_arguments)]
 fn stage_tier(
     batch: &mut Batch,
     old: &Stored<Customer>,
+    c: &Customer,
     change: &TierChange,
     policy: &LivePolicy,
     by: &str,
     trigger: &str,
-    at: DateTime<Utc>,
+    due: &super::due_index::DueUpdate,
 ) {
-    let mut c = old.value.clone();
-    let from = c.tier;
-    c.tier = change.to;
-    c.version += 1;
-    c.updated_at = at;
+    let from = old.value.tier;
+    let at = c.updated_at;
     let event = CustomerEvent {
         seq: c.version,
         action: CustomerAction::TierChanged,
@@ -726,11 +744,11 @@ fn stage_tier(
         sha256: Some(policy.sha256.clone()),
     };
     batch.put(history_key(&c.id, c.version), encode(&event));
-    stage_customer(batch, Some(old), &c);
+    stage_customer(batch, Some(old), c, Some(due));
     events::add(
         batch,
         EventKind::TierChanged,
-        ResourceRef::customer(&c),
+        ResourceRef::customer(c),
         by,
         serde_json::json!({"customer": c.id, "from": from, "to": change.to, "reason": change.reason,
                            "trigger": trigger, "policy": policy.name, "policy_version": policy.version,

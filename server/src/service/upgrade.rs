@@ -260,7 +260,7 @@ impl Services {
                 value: c,
                 raw: raw.to_vec(),
             };
-            stage_customer(batch, Some(&old), &fixed);
+            stage_customer(batch, Some(&old), &fixed, None);
             corrected += 1;
             Ok(())
         })
@@ -352,7 +352,7 @@ impl Services {
             let mut c = old.value.clone();
             c.first_order_at = Some(first);
             let mut batch = Batch::new();
-            stage_customer(&mut batch, Some(&old), &c);
+            stage_customer(&mut batch, Some(&old), &c, None);
             self.repo.commit(batch).await?;
         }
         Ok(upgraded)
