@@ -32,7 +32,11 @@ addStrings({
 
 function LiveDot() {
   const [s, setS] = useState(liveStatus());
-  useEffect(() => onStatus(setS), []);
+  useEffect(() => {
+    // The stream may have opened between the first render and now.
+    setS(liveStatus());
+    return onStatus(setS);
+  }, []);
   const text = s === 'live' ? t('app.live') : s === 'reconnecting' ? t('app.offline') : '';
   return text ? html`<span class="live live-${s}" role="status">${text}</span>` : null;
 }

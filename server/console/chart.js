@@ -114,3 +114,50 @@ export function FunnelChart({ title, stages, format = String }) {
     <${Table} caption=${title} head=${['', '', '']} rows=${stages.map((s) => [s.label, s.count ?? '', format(s.value)])} />
   </figure>`;
 }
+
+/**
+ * Two bars per row, side by side (e.g. active rules against a candidate):
+ * `data: [{label, a, b}]`, `series: [labelA, labelB]` (colours `series-0`
+ * and `series-1`); the difference `b − a` is written after each pair.
+ */
+export function PairedBarChart({ title, data, series, format = String }) {
+  const max = Math.max(0, ...data.flatMap((d) => [Math.abs(Number(d.a) || 0), Math.abs(Number(d.b) || 0)]));
+  // Room on the right for the difference, which is longer than a value.
+  const x = (v) => (max > 0 ? ((W - LABEL - PAD * 2 - 120) * v) / max : 0);
+  const row = ROW + 14;
+  const bar = (ROW - 8) / 2 + 3;
+  const h = data.length * row + PAD * 2 + ROW;
+  const diff = (d) => {
+    const n = (Number(d.b) || 0) - (Number(d.a) || 0);
+    return `${n > 0 ? '+' : n < 0 ? '−' : '±'}${format(Math.abs(n))}`;
+  };
+  return html`<figure class="chart">
+    <svg viewBox="0 0 ${W} ${h}" role="img" aria-label=${title}>
+      <title>${title}</title>
+      ${data.map((d, i) => {
+        const y = PAD + i * row;
+        const wa = x(Math.abs(Number(d.a) || 0));
+        const wb = x(Math.abs(Number(d.b) || 0));
+        return html`<g>
+          <text class="chart-label" x=${LABEL - 6} y=${y + row / 2 + 2} text-anchor="end">${d.label}</text>
+          <rect class="series-0" x=${LABEL} y=${y + 2} width=${wa} height=${bar}><title>${series[0]}: ${format(d.a)}</title></rect>
+          <rect class="series-1" x=${LABEL} y=${y + 4 + bar} width=${wb} height=${bar}><title>${series[1]}: ${format(d.b)}</title></rect>
+          <text class="chart-value" x=${LABEL + Math.max(wa, wb) + 6} y=${y + row / 2 + 2}>${diff(d)}</text>
+        </g>`;
+      })}
+      <g>
+        ${series.map(
+          (s, j) => html`<g>
+            <rect class="series-${j}" x=${LABEL + j * 200} y=${h - ROW + 8} width="12" height="12" />
+            <text class="chart-label" x=${LABEL + j * 200 + 16} y=${h - ROW + 18}>${s}</text>
+          </g>`,
+        )}
+      </g>
+    </svg>
+    <${Table}
+      caption=${title}
+      head=${['', ...series, '±']}
+      rows=${data.map((d) => [d.label, format(d.a), format(d.b), diff(d)])}
+    />
+  </figure>`;
+}

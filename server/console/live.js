@@ -25,7 +25,7 @@ function dispatch(kind, data) {
 
 /** Every kind the server sends (for `addEventListener`). */
 const KINDS = [
-  'branch_created', 'pipeline_changed', 'brand_created', 'fx_rate_added',
+  'branch_created', 'pipeline_changed', 'brand_created', 'fx_rate_added', 'fx_rate_corrected',
   'customer_created', 'customer_changed', 'owner_changed', 'tier_changed',
   'record_added', 'record_corrected', 'deal_created', 'deal_changed',
   'transition', 'veto', 'override', 'policy_event', 'deal_cancelled',

@@ -315,17 +315,24 @@ impl Browser {
         }
     }
 
-    /// Types `value` into the field labelled `label` (clearing it first).
+    /// Types `value` into the field labelled `label` (clearing it first),
+    /// and types it again when a re-render between the clearing and the
+    /// typing put the old value back.
     pub async fn fill(&self, label: &str, value: &str) {
         let started = Instant::now();
         loop {
             let f = self.field(label).await;
             let typed = async {
                 f.clear().await?;
-                f.send_keys(value).await
+                f.send_keys(value).await?;
+                f.prop("value").await
             };
             match typed.await {
-                Ok(()) => return,
+                Ok(Some(v)) if v == value => return,
+                Ok(v) if started.elapsed() > BOUND => {
+                    panic!("typed {value:?} into {label:?}, it holds {v:?}")
+                }
+                Ok(_) => {}
                 Err(e) if started.elapsed() > BOUND => panic!("cannot type into {label:?}: {e}"),
                 // Re-rendered under our hands: find it again.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,

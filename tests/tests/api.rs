@@ -311,10 +311,10 @@ async fn metrics_count_requests_by_route_and_transitions_by_stage() {
     // Then it is Prometheus text naming the routes and the transition
     assert_eq!(r.status, StatusCode::OK);
     let ct = r.headers["content-type"].to_str().unwrap();
-    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
     let text = r.body.as_str().expect("text body");
     assert!(
-        text.contains("# TYPE dealflow_http_requests_total counter"),
+        text.contains("# TYPE dealflow_http_requests counter"),
         "{text}"
     );
     assert!(
@@ -351,6 +351,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/brands", &["get", "post"]),
         ("/v1/brands/{id}", &["get"]),
         ("/v1/fx-rates", &["get", "post"]),
+        ("/v1/fx-rates/{currency}/{date}", &["get", "put"]),
         ("/v1/customers", &["get", "post"]),
         ("/v1/customers/{id}", &["get", "patch"]),
         ("/v1/customers/{id}/records", &["get", "post"]),
@@ -365,6 +366,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/settlements/{id}/pay", &["post"]),
         ("/v1/statements", &["get"]),
         ("/v1/policies/{name}/versions/{version}/simulate", &["post"]),
+        ("/v1/policies/{name}/versions/{version}", &["get"]),
         ("/v1/branches/{id}/retier", &["post"]),
         ("/v1/customers/{id}/history", &["get"]),
         ("/v1/customers/{id}/records/{record}", &["get", "patch"]),
@@ -378,6 +380,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/tasks/{id}/dismiss", &["post"]),
         ("/v1/reports/team", &["get"]),
         ("/v1/reports/referrals", &["get"]),
+        ("/v1/reports/pipeline", &["get"]),
         ("/v1/sessions", &["post"]),
         ("/v1/sessions/current", &["get", "delete"]),
         ("/v1/jobs", &["get"]),
@@ -4334,7 +4337,9 @@ fn fill(template: &str, f: &Full) -> String {
         .replace("{date}", "2026-01-01");
     assert!(!path.contains('{'), "add a fixture for {template}");
     let query = match template {
-        "/v1/records" | "/v1/reports/team" | "/v1/reports/referrals" => "?branch=sh",
+        "/v1/records" | "/v1/reports/team" | "/v1/reports/referrals" | "/v1/reports/pipeline" => {
+            "?branch=sh"
+        }
         "/v1/statements" => "?branch=sh&rep=li&period=2026-03",
         _ => "",
     };

@@ -1238,9 +1238,9 @@ async fn a_simulation_pays_exactly_what_the_settlement_pays_after_activation() {
     assert_eq!(settled["total"], sim["candidate_total"]);
 }
 
-#[tokio::test]
-async fn each_subject_uses_the_version_in_force_on_its_day() {
-    let w = world("sh", "UTC").await;
+/// Two of li's new-brand contracts worth 800 each under v1: one signed the
+/// minute before 15 March, one at its first minute (UTC branch).
+async fn new_brand_contracts_around_15_march(w: &World) -> (String, String) {
     let c = w.customer("sh", "li", "enterprise", "assigned").await;
     let before = w
         .signed(
@@ -1262,6 +1262,13 @@ async fn each_subject_uses_the_version_in_force_on_its_day() {
             None,
         )
         .await;
+    (before, after)
+}
+
+#[tokio::test]
+async fn each_subject_uses_the_version_in_force_on_its_day() {
+    let w = world("sh", "UTC").await;
+    let (before, after) = new_brand_contracts_around_15_march(&w).await;
     let v = upload_flat(&w).await;
     // Activated from 15 March: contracts signed before keep v1
     let r = w
@@ -1388,6 +1395,43 @@ async fn statements_per_rep_in_json_and_csv() {
     );
     assert!(rows[1].contains(",800,CNY,"), "{text}");
     assert_eq!(rows[2], "total,approved,li,,,,2026-03,800,CNY,,,,");
+
+    // The manager downloads the whole settlement: a row per line, per rep, and the total
+    let all = w
+        .app
+        .get(&format!("/v1/settlements/{id}?format=csv"), &w.mgr)
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(all.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("settlement-sh-2026-03.csv"));
+    let text = all.body.as_str().unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    assert!(rows[0].starts_with("settlement,status,rep,rule"));
+    assert!(
+        rows[1].starts_with(&format!("{id},approved,li,new_brand_sale,deal,")),
+        "{text}"
+    );
+    assert!(
+        rows[2].starts_with(&format!("{id},approved,zhao,new_brand_sale,deal,")),
+        "{text}"
+    );
+    assert_eq!(
+        &rows[3..],
+        [
+            "total,approved,li,,,,2026-03,800,CNY,,,,",
+            "total,approved,zhao,,,,2026-03,500,CNY,,,,",
+            "total,approved,,,,,2026-03,1300,CNY,,,,"
+        ]
+    );
+    // A rep may not read the settlement, in any format
+    let r = w
+        .app
+        .get(&format!("/v1/settlements/{id}?format=csv"), &w.li)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // A rep sees only their own statement
     let other = w

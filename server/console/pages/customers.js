@@ -10,6 +10,7 @@ import { useApp } from '../context.js';
 import { useLive } from '../live.js';
 import { useAsync, Loading, Empty, ErrorBanner, Field, TierBadge, Dialog } from '../components.js';
 import { RecordForm } from './record-form.js';
+import { ReassignForm } from './reassign.js';
 
 addStrings({
   en: {
@@ -51,6 +52,7 @@ export function Customers() {
   const [mine, setMine] = useState(me.role === 'rep');
   const [more, setMore] = useState({ items: [], cursor: null, error: null });
   const [open, setOpen] = useState(null);
+  const [reassigning, setReassigning] = useState(null);
   const query = { branch: me.branch || undefined, owner: mine ? me.user : undefined, q: search || undefined, limit: PAGE };
   const { data, error, loading, reload } = useAsync(async () => {
     const page = await api('GET', '/v1/customers', { query });
@@ -105,12 +107,29 @@ export function Customers() {
                   <td><${TierBadge} tier=${c.tier} /></td>
                   <td>${c.owner || '—'}</td>
                   <td>${c.last_contact_at ? date(c.last_contact_at, tz) : t('customers.never')}</td>
-                  <td><button type="button" class="secondary" onClick=${() => setOpen(c)} aria-label=${`${t('today.log')}: ${c.name}`}>${t('today.log')}</button></td>
+                  <td class="row-actions">
+                    <button type="button" class="secondary" onClick=${() => setOpen(c)} aria-label=${`${t('today.log')}: ${c.name}`}>${t('today.log')}</button>
+                    ${me.role !== 'rep'
+                      ? html`<button type="button" class="secondary" onClick=${() => setReassigning(c)} aria-label=${`${t('reassign.button')}: ${c.name}`}>${t('reassign.button')}</button>`
+                      : null}
+                  </td>
                 </tr>`,
               )}
             </tbody>
           </table>`}
     ${more.cursor ? html`<button type="button" class="secondary" onClick=${loadMore}>${t('app.more')}</button>` : null}
+    ${reassigning
+      ? html`<${Dialog} title=${t('reassign.title', { customer: reassigning.name })} onClose=${() => setReassigning(null)}>
+          <${ReassignForm}
+            customer=${reassigning}
+            onSaved=${() => {
+              setReassigning(null);
+              reload();
+            }}
+            onCancel=${() => setReassigning(null)}
+          />
+        <//>`
+      : null}
     ${open
       ? html`<${Dialog} title=${t('record.title', { customer: open.name })} onClose=${() => setOpen(null)}>
           <${RecordForm}

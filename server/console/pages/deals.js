@@ -6,7 +6,8 @@
 // in words a rep understands. Updates live when a deal changes elsewhere.
 
 import { html, useState, useEffect } from '../lib.js';
-import { api, all, ApiError } from '../api.js';
+import { api, ApiError } from '../api.js';
+import { usePaged, More } from './paged.js';
 import { t, addStrings, money, date } from '../i18n.js';
 import { useApp } from '../context.js';
 import { useLive } from '../live.js';
@@ -258,72 +259,126 @@ function MovePanel({ deal: initial, customer, pipeline, onMoved, onClose }) {
   </div>`;
 }
 
-export function Deals() {
-  const { me, tz } = useApp();
+/** Customers by id, fetched once per page load and shared by every column. */
+const customerCache = new Map();
+
+/** The customers of `ids`, as `{id: customer}`, fetched as they are needed. */
+function useCustomers(ids) {
+  const [found, setFound] = useState({});
+  const key = ids.join(',');
+  useEffect(() => {
+    let live = true;
+    Promise.all(
+      ids.map((id) => {
+        if (!customerCache.has(id)) {
+          customerCache.set(
+            id,
+            api('GET', `/v1/customers/${encodeURIComponent(id)}`).catch(() => {
+              customerCache.delete(id);
+              return null;
+            }),
+          );
+        }
+        return customerCache.get(id).then((c) => [id, c]);
+      }),
+    ).then((pairs) => live && setFound(Object.fromEntries(pairs.filter(([, c]) => c))));
+    return () => {
+      live = false;
+    };
+  }, [key]);
+  return found;
+}
+
+/**
+ * One stage's column: its deals paged on the server (`GET /v1/deals?stage=`,
+ * newest pages on "Load more"), headed by the funnel's count and value for
+ * the stage, so a branch of 100,000 deals opens as fast as one of 100.
+ */
+function Column({ stage, summary, pipeline, branch, owner, tick, onMove }) {
+  const { tz } = useApp();
+  const list = usePaged('/v1/deals', { branch, owner, stage: stage.id }, [branch, owner, stage.id, tick]);
+  const customers = useCustomers([...new Set(list.rows.map((d) => d.customer_id))]);
+  const count = summary ? summary.deals : list.rows.length;
+  return html`<section class="column stage-${stage.kind}" role="listitem" aria-labelledby=${`col-${stage.id}`}>
+    <h2 id=${`col-${stage.id}`}>${stageName(pipeline, stage.id)} <span class="muted">${count}</span></h2>
+    ${summary && summary.deals ? html`<div class="muted">${money(summary.value, 'CNY')}</div>` : null}
+    ${list.error ? html`<${ErrorBanner} error=${list.error} onRetry=${list.reload} />` : null}
+    <ul class="cards">
+      ${list.rows.map(
+        (d) => html`<li class="card deal-card" key=${d.id}>
+          <div class="deal-title">${d.title}</div>
+          <div class="muted">${customers[d.customer_id] ? customers[d.customer_id].name : d.customer_id}</div>
+          <div class="amount">${money(d.amount_total, d.currency)}</div>
+          ${d.signed_at ? html`<div class="signed">${t('deals.signed', { date: date(d.signed_at, tz) })}</div>` : null}
+          ${pipeline.moves.some((m) => m.from === d.stage)
+            ? html`<button type="button" class="secondary" onClick=${() => onMove(d, customers[d.customer_id])} aria-label=${`${t('deals.move')}: ${d.title}`}>${t('deals.move')}</button>`
+            : null}
+        </li>`,
+      )}
+    </ul>
+    <${More} list=${list} />
+  </section>`;
+}
+
+/**
+ * The board. The manager's board (pages/board.js) shows it for `branch`
+ * (an admin's pick) and one rep (`owner`), under its own `heading`.
+ */
+export function Deals({ branch: forBranch, owner: forOwner, heading } = {}) {
+  const { me } = useApp();
   const [moving, setMoving] = useState(null);
   const [notice, setNotice] = useState('');
+  const [tick, setTick] = useState(0);
+  const branch = forBranch || me.branch;
+  const owner = me.role === 'rep' ? me.user : forOwner || undefined;
   const { data, error, loading, reload } = useAsync(async () => {
-    const branch = me.branch;
-    const [pipeline, deals] = await Promise.all([
+    const [pipeline, funnel] = await Promise.all([
       api('GET', `/v1/branches/${encodeURIComponent(branch)}/pipeline`),
-      all('/v1/deals', { branch, owner: me.role === 'rep' ? me.user : undefined }),
+      api('GET', '/v1/reports/pipeline', { query: { branch, owner } }),
     ]);
-    const ids = [...new Set(deals.map((d) => d.customer_id))];
-    const customers = {};
-    await Promise.all(
-      ids.map((id) =>
-        api('GET', `/v1/customers/${encodeURIComponent(id)}`).then(
-          (c) => (customers[id] = c),
-          () => null,
-        ),
-      ),
-    );
-    return { pipeline, deals, customers };
-  }, []);
-  useLive(['deal_created', 'deal_changed', 'transition', 'owner_changed', 'deal_cancelled', 'pipeline_changed'], reload);
+    return { pipeline, funnel };
+  }, [branch, owner]);
+  const refresh = () => {
+    reload();
+    setTick((n) => n + 1);
+  };
+  useLive(['deal_created', 'deal_changed', 'transition', 'owner_changed', 'deal_cancelled', 'pipeline_changed'], refresh);
 
-  if (!me.branch) return html`<p>${t('app.nothing')}</p>`;
+  if (!branch) return html`<p>${t('app.nothing')}</p>`;
   if (!data) return error ? html`<${ErrorBanner} error=${error} onRetry=${reload} />` : html`<${Loading} />`;
-  const { pipeline, deals, customers } = data;
+  const { pipeline, funnel } = data;
+  const summaries = Object.fromEntries(funnel.stages.map((s) => [s.stage, s]));
+  const none = funnel.stages.every((s) => s.deals === 0);
   return html`<section class="deals" aria-busy=${loading ? 'true' : 'false'}>
-    <h1>${me.role === 'rep' ? t('deals.title') : t('deals.titleAll')}</h1>
+    ${heading ? html`<h2>${heading}</h2>` : html`<h1>${me.role === 'rep' ? t('deals.title') : t('deals.titleAll')}</h1>`}
     <${ErrorBanner} error=${error} onRetry=${reload} />
     <${Notice}>${notice}<//>
-    ${deals.length === 0 ? html`<${Empty} />` : null}
+    ${none ? html`<${Empty} />` : null}
     <div class="board" role="list" aria-label=${t('deals.board')}>
-      ${pipeline.stages.map((s) => {
-        const here = deals.filter((d) => d.stage === s.id);
-        const total = here.reduce((sum, d) => sum + Number(d.amount_total || 0), 0);
-        return html`<section class="column stage-${s.kind}" role="listitem" aria-labelledby=${`col-${s.id}`} key=${s.id}>
-          <h2 id=${`col-${s.id}`}>${stageName(pipeline, s.id)} <span class="muted">${here.length}</span></h2>
-          ${here.length && here.every((d) => d.currency === here[0].currency) ? html`<div class="muted">${money(total, here[0].currency)}</div>` : null}
-          <ul class="cards">
-            ${here.map(
-              (d) => html`<li class="card deal-card" key=${d.id}>
-                <div class="deal-title">${d.title}</div>
-                <div class="muted">${customers[d.customer_id] ? customers[d.customer_id].name : d.customer_id}</div>
-                <div class="amount">${money(d.amount_total, d.currency)}</div>
-                ${d.signed_at ? html`<div class="signed">${t('deals.signed', { date: date(d.signed_at, tz) })}</div>` : null}
-                ${pipeline.moves.some((m) => m.from === d.stage)
-                  ? html`<button type="button" class="secondary" onClick=${() => setMoving(d)} aria-label=${`${t('deals.move')}: ${d.title}`}>${t('deals.move')}</button>`
-                  : null}
-              </li>`,
-            )}
-          </ul>
-        </section>`;
-      })}
+      ${pipeline.stages.map(
+        (s) => html`<${Column}
+          key=${s.id}
+          stage=${s}
+          summary=${summaries[s.id]}
+          pipeline=${pipeline}
+          branch=${branch}
+          owner=${owner}
+          tick=${tick}
+          onMove=${(deal, customer) => setMoving({ deal, customer })}
+        />`,
+      )}
     </div>
     ${moving
-      ? html`<${Dialog} title=${t('deals.moveTitle', { deal: moving.title })} onClose=${() => setMoving(null)}>
+      ? html`<${Dialog} title=${t('deals.moveTitle', { deal: moving.deal.title })} onClose=${() => setMoving(null)}>
           <${MovePanel}
-            deal=${moving}
-            customer=${customers[moving.customer_id]}
+            deal=${moving.deal}
+            customer=${moving.customer}
             pipeline=${pipeline}
             onClose=${() => setMoving(null)}
             onMoved=${(d) => {
               setMoving(null);
               setNotice(t('deals.moved', { deal: d.title, stage: stageName(pipeline, d.stage) }));
-              reload();
+              refresh();
             }}
           />
         <//>`

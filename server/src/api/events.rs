@@ -51,7 +51,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
 /// increasing in commit order), `event:` (its kind) and `data:` (the event
 /// as JSON: `kind`, `at`, `by`, `resource` {`kind`, `id`, `branch`,
 /// `owner`, `href`}, `branch`, `owner`, `data`). Kinds: `branch_created`,
-/// `pipeline_changed`, `brand_created`, `fx_rate_added`,
+/// `pipeline_changed`, `brand_created`, `fx_rate_added`, `fx_rate_corrected`,
 /// `customer_created`, `customer_changed`, `owner_changed`,
 /// `tier_changed`, `record_added`, `record_corrected`, `deal_created`,
 /// `deal_changed`, `transition`, `veto`, `override`, `policy_event`,

@@ -183,14 +183,15 @@ async fn openapi_json(State(state): State<AppState>) -> Response {
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    // The matched route pattern (bounded), not the path (ids in it are not).
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
-    state
-        .metrics
-        .request(&method, &route, res.status().as_u16(), start.elapsed());
+    state.metrics.request(
+        method.as_str(),
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        res.status().as_u16(),
+        start.elapsed(),
+    );
     res
 }

@@ -18,7 +18,7 @@ use crate::domain::job::{JobKind, JobStarted};
 use crate::domain::settlement::{
     NewSettlement, Settlement, SimulateRequest, Simulation, Statement,
 };
-use crate::service::{statement_csv, Page, SettlementFilter};
+use crate::service::{settlement_csv, statement_csv, Page, SettlementFilter};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -81,15 +81,79 @@ async fn list_settlements(
     Ok(Json(s.services.list_settlements(&caller, &f)?))
 }
 
-/// One settlement with its lines.
-#[utoipa::path(get, path = "/v1/settlements/{id}", tag = "settlements",
-    responses((status = 200, body = Settlement), (status = "4XX", body = ErrorBody)))]
+/// Query of `GET /v1/settlements/{id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SettlementQuery {
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    #[param(schema_with = crate::domain::schema::statement_format)]
+    format: Option<String>,
+}
+
+/// One settlement with its lines, as JSON or as CSV (the statements'
+/// columns: a row per line, a total row per rep, then the settlement's).
+#[utoipa::path(get, path = "/v1/settlements/{id}", tag = "settlements", params(SettlementQuery),
+    responses((status = 200, description = "the settlement, as JSON or (`format=csv`, `Accept: text/csv`) CSV",
+                content((Settlement = "application/json"), (String = "text/csv"))),
+              (status = "4XX", body = ErrorBody)))]
 async fn get_settlement(
     State(s): State<AppState>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Settlement>, ApiError> {
-    Ok(Json(s.services.settlement(&caller, &id)?))
+    Query(q): Query<SettlementQuery>,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(q.format.as_deref(), &headers)?;
+    let st = s.services.settlement(&caller, &id)?;
+    Ok(if csv {
+        csv_response(
+            settlement_csv(&st),
+            &format!("settlement-{}-{}.csv", st.branch, st.period),
+        )
+    } else {
+        Json(st).into_response()
+    })
+}
+
+/// Whether the client asked for CSV: `format=csv|json`, else `Accept`.
+fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
+    match format {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(
+            "bad_request",
+            format!("`format` must be `json` or `csv`, not `{other}`"),
+        )
+        .with_details(serde_json::json!({"field": "format"}))),
+        None => Ok(headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"))),
+    }
+}
+
+/// A CSV body, offered for saving as `filename`.
+fn csv_response(body: String, filename: &str) -> Response {
+    // A rep's name may be any text: keep the header plain ASCII.
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!("attachment; filename=\"{safe}\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Draft → approved (the branch's manager): records every subject as paid
@@ -145,30 +209,13 @@ async fn statement(
     headers: HeaderMap,
     Query(q): Query<StatementQuery>,
 ) -> Result<Response, ApiError> {
-    let csv = match q.format.as_deref() {
-        Some("csv") => true,
-        Some("json") => false,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "bad_request",
-                format!("`format` must be `json` or `csv`, not `{other}`"),
-            )
-            .with_details(serde_json::json!({"field": "format"})))
-        }
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/csv")),
-    };
+    let csv = wants_csv(q.format.as_deref(), &headers)?;
     let st = s
         .services
         .statement(&caller, &q.branch, &q.rep, &q.period)?;
     if csv {
-        Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            statement_csv(&st),
-        )
-            .into_response())
+        let name = format!("statement-{}-{}-{}.csv", st.branch, st.rep, st.period);
+        Ok(csv_response(statement_csv(&st), &name))
     } else {
         Ok(Json(st).into_response())
     }

@@ -32,7 +32,7 @@ use super::hooks::{
     CadenceOutput, GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
 };
 use super::script_input;
-use super::{Executable, Limits, PolicyError};
+use super::{Executable, Limits, PolicyError, TestFailure};
 
 thread_local! {
     /// The deadline of the call running on this thread, checked by `on_progress`.
@@ -338,15 +338,20 @@ impl RhaiPolicy {
         &self.tests
     }
 
-    /// Runs every example test; the first failure is the error.
+    /// Runs every example test; the first failure is the error, with the
+    /// line and column where it failed, so an editor can point at it.
     pub fn run_tests(&self) -> Result<(), PolicyError> {
+        let limits = &self.host.limits;
         for name in &self.tests {
-            let _ = self
-                .call_raw(&self.host.engine, name, Vec::new(), &self.host.limits)
-                .map_err(|e| PolicyError::TestFailed {
+            if let Err(e) = self.call_unmapped(&self.host.engine, name, Vec::new(), limits) {
+                let at = failure_position(&e);
+                return Err(PolicyError::TestFailed(Box::new(TestFailure {
                     name: name.clone(),
-                    message: e.to_string(),
-                })?;
+                    message: map_error(*e, limits).to_string(),
+                    line: at.line(),
+                    column: at.position(),
+                })));
+            }
         }
         Ok(())
     }
@@ -395,13 +400,23 @@ impl RhaiPolicy {
         args: Vec<Dynamic>,
         limits: &Limits,
     ) -> Result<Dynamic, PolicyError> {
+        self.call_unmapped(engine, name, args, limits)
+            .map_err(|e| map_error(*e, limits))
+    }
+
+    /// [`Self::call_raw`] with rhai's own error (which knows positions).
+    fn call_unmapped(
+        &self,
+        engine: &Engine,
+        name: &str,
+        args: Vec<Dynamic>,
+        limits: &Limits,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         let _guard = DeadlineGuard;
         DEADLINE.with(|d| d.set(Some(Instant::now() + limits.deadline)));
         let mut scope = Scope::new();
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        engine
-            .call_fn_with_options::<Dynamic>(options, &mut scope, &self.ast, name, args)
-            .map_err(|e| map_error(*e, limits))
+        engine.call_fn_with_options::<Dynamic>(options, &mut scope, &self.ast, name, args)
     }
 
     /// Calls `hook` with a read-only view of `input`; the script's raw answer.
@@ -545,6 +560,22 @@ fn map_error(e: EvalAltResult, limits: &Limits) -> PolicyError {
         }
         E::ErrorInFunctionCall(_, _, inner, _) => map_error(*inner, limits),
         other => PolicyError::Failed(other.to_string()),
+    }
+}
+
+/// Where an error happened: the innermost known position (inside the
+/// function a test called, when the failure is there), else the call's.
+fn failure_position(e: &EvalAltResult) -> Position {
+    match e {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, at) => {
+            let inside = failure_position(inner);
+            if inside.is_none() {
+                *at
+            } else {
+                inside
+            }
+        }
+        other => other.position(),
     }
 }
 
@@ -785,8 +816,29 @@ mod tests {
             "fn guard(i) { #{ allow: true } }\nfn test_fails() { assert(false, \"boom\"); }";
         assert!(matches!(
             host().compile(failing),
-            Err(PolicyError::TestFailed { .. })
+            Err(PolicyError::TestFailed(_))
         ));
+    }
+
+    #[test]
+    fn a_failing_test_names_the_line_where_it_failed() {
+        // An assertion in the test itself: its line.
+        let assertion = "fn guard(i) { #{ allow: true } }\n\nfn test_a() {\n  let x = 1;\n  assert(x == 2, \"x\");\n}";
+        match host().compile(assertion) {
+            Err(PolicyError::TestFailed(f)) => {
+                assert_eq!(f.name, "test_a");
+                assert_eq!(f.line, Some(5), "{}", f.message);
+                assert_eq!(f.column, Some(3), "{}", f.message);
+                assert!(f.message.contains("assertion failed: x"), "{}", f.message);
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        // A throw inside the hook a test calls: the line inside the hook.
+        let inner = "fn guard(i) {\n  if i.x > 1 {\n    throw \"too big\";\n  }\n  #{ allow: true }\n}\nfn test_b() { guard(#{ x: 5 }); }";
+        match host().compile(inner) {
+            Err(PolicyError::TestFailed(f)) => assert_eq!(f.line, Some(3)),
+            other => panic!("{:?}", other.err()),
+        }
     }
 
     #[test]

@@ -43,17 +43,18 @@ pub use jobs::{JobFailure, JobHub, JobProgress, Progress};
 pub use page::{Page, PageRequest};
 pub use policies::{
     ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyRegistry,
-    PolicyVersion, UploadedPolicy,
+    PolicyVersion, PolicyVersionDetail, UploadedPolicy,
 };
 pub use records::RecordFilter;
 pub(crate) use repo::encode;
 pub use repo::Repo;
 pub use reports::{
-    ReferralQuery, ReferralReport, Referred, Referrer, RepSpread, TeamQuery, TeamReport,
+    PipelineQuery, PipelineReport, ReferralQuery, ReferralReport, Referred, Referrer, RepSpread,
+    StageValue, TeamQuery, TeamReport,
 };
 pub use rule_book::{RuleBook, RuleVersion};
 pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
-pub use settlements::{statement_csv, SettlementFilter};
+pub use settlements::{settlement_csv, statement_csv, SettlementFilter};
 pub(crate) use tasks::stage_task;
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;

@@ -104,6 +104,10 @@ pub struct NewPolicy {
     /// The WebAssembly component or module, base64 (runtime `wasm`).
     #[serde(default)]
     pub module: Option<String>,
+    /// `true`: compile, check the hooks and run the example tests, and
+    /// store nothing (an editor's "check"); answers 200 as an upload would.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Response of `POST /v1/policies`.
@@ -122,8 +126,23 @@ pub struct UploadedPolicy {
     /// The subject kinds its `bonus` hook settles, when it declares them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bonus_subjects: Option<Vec<String>>,
-    /// False when identical content was already stored as `version`.
+    /// False when identical content was already stored as `version` (and
+    /// for a dry run).
     pub created: bool,
+    /// A dry run: nothing was stored; `version` is the stored version with
+    /// identical content, else the number an upload would get now.
+    pub dry_run: bool,
+}
+
+/// One version with its content (`GET /v1/policies/{name}/versions/{v}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyVersionDetail {
+    /// The version's description.
+    #[serde(flatten)]
+    pub meta: PolicyVersion,
+    /// The rhai script as uploaded; absent for WebAssembly (a binary module).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Body of `POST /v1/policies/{name}/versions/{v}/activate` (optional).
@@ -274,6 +293,7 @@ impl Services {
                 runtime: Runtime::Rhai,
                 source: Some(source.into()),
                 module: None,
+                dry_run: false,
             };
             let up = self.upload_policy(&system, req).await?;
             self.activate_policy(&system, name, up.version, ActivateRequest::default())
@@ -287,6 +307,7 @@ impl Services {
                     module: Some(
                         base64::engine::general_purpose::STANDARD.encode(NEW_BRAND_BONUS_WASM),
                     ),
+                    dry_run: false,
                 };
                 self.upload_policy(&system, alternative).await?;
             }
@@ -432,6 +453,7 @@ impl Services {
                             tests: meta.value.tests,
                             bonus_subjects: meta.value.bonus_subjects,
                             created: false,
+                            dry_run: req.dry_run,
                         });
                     }
                 }
@@ -448,6 +470,18 @@ impl Services {
             .and_then(|r| r)
             .map_err(ServiceError::PolicyInvalid)?;
         let tests = policy_tests(exec.as_ref());
+        if req.dry_run {
+            return Ok(UploadedPolicy {
+                name: req.name,
+                version: existing.as_ref().map_or(0, |p| p.value.latest_version) + 1,
+                sha256,
+                hooks: exec.hooks().to_vec(),
+                tests,
+                bonus_subjects: exec.bonus_subjects().map(<[String]>::to_vec),
+                created: false,
+                dry_run: true,
+            });
+        }
         let now = now();
         let mut policy = existing
             .as_ref()
@@ -503,6 +537,7 @@ impl Services {
             tests,
             bonus_subjects: meta.bonus_subjects,
             created: true,
+            dry_run: false,
         })
     }
 
@@ -653,6 +688,35 @@ impl Services {
     /// One policy.
     pub fn policy(&self, caller: &Principal, name: &str) -> Result<Policy, ServiceError> {
         Ok(self.visible_policy(caller, name)?.value)
+    }
+
+    /// One version with its script (rhai) for reading and comparing.
+    pub fn policy_version(
+        &self,
+        caller: &Principal,
+        name: &str,
+        version: u64,
+    ) -> Result<PolicyVersionDetail, ServiceError> {
+        self.visible_policy(caller, name)?;
+        let missing = || ServiceError::not_found("policy version", &format!("{name}@{version}"));
+        let meta: PolicyVersion = self
+            .repo
+            .read(&version_key(name, version))?
+            .ok_or_else(missing)?
+            .value;
+        let source = match meta.runtime {
+            Runtime::Rhai => {
+                let body = self
+                    .repo
+                    .store()
+                    .get(&body_key(name, version))?
+                    .ok_or_else(missing)?;
+                // Uploads of rhai are checked to be UTF-8 when compiled.
+                Some(String::from_utf8_lossy(&body).into_owned())
+            }
+            Runtime::Wasm => None,
+        };
+        Ok(PolicyVersionDetail { meta, source })
     }
 
     /// A policy's versions, oldest first.

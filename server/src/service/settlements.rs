@@ -577,44 +577,80 @@ fn compare(
     }
 }
 
+/// The CSV columns of statements and settlements (one row per line).
+const CSV_HEADER: &str = "settlement,status,rep,rule,subject_kind,subject,subject_period,amount,currency,flag,policy,policy_version,explanation\n";
+
+/// One CSV field, quoted when it holds a separator, a quote or a newline.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+/// One line's row.
+fn csv_line(out: &mut String, settlement: &str, status: SettlementStatus, l: &SettlementLine) {
+    let row = [
+        settlement.to_string(),
+        status_name(status).to_string(),
+        l.rep.clone(),
+        l.rule.clone(),
+        l.subject_kind.clone(),
+        l.subject.clone(),
+        l.subject_period.clone(),
+        l.amount.to_string(),
+        l.currency.clone(),
+        l.flag.clone().unwrap_or_default(),
+        l.policy.name.clone(),
+        l.policy.version.to_string(),
+        l.explanation.clone(),
+    ];
+    out.push_str(
+        &row.iter()
+            .map(|v| csv_field(v))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push('\n');
+}
+
 /// A statement as CSV: one row per line, then one row per status total.
 pub fn statement_csv(s: &Statement) -> String {
-    fn field(v: &str) -> String {
-        if v.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", v.replace('"', "\"\""))
-        } else {
-            v.to_string()
-        }
-    }
-    let mut out = String::from(
-        "settlement,status,rep,rule,subject_kind,subject,subject_period,amount,currency,flag,policy,policy_version,explanation\n",
-    );
+    let mut out = String::from(CSV_HEADER);
     for l in &s.lines {
-        let row = [
-            l.settlement.clone(),
-            status_name(l.status).to_string(),
-            l.line.rep.clone(),
-            l.line.rule.clone(),
-            l.line.subject_kind.clone(),
-            l.line.subject.clone(),
-            l.line.subject_period.clone(),
-            l.line.amount.to_string(),
-            l.line.currency.clone(),
-            l.line.flag.clone().unwrap_or_default(),
-            l.line.policy.name.clone(),
-            l.line.policy.version.to_string(),
-            l.line.explanation.clone(),
-        ];
-        out.push_str(&row.iter().map(|v| field(v)).collect::<Vec<_>>().join(","));
-        out.push('\n');
+        csv_line(&mut out, &l.settlement, l.status, &l.line);
     }
     for (status, total) in &s.totals {
         out.push_str(&format!(
             "total,{status},{},,,,{},{},CNY,,,,\n",
-            field(&s.rep),
-            field(&s.period),
+            csv_field(&s.rep),
+            csv_field(&s.period),
             total
         ));
     }
+    out
+}
+
+/// A whole settlement as CSV, in the statements' columns: one row per line,
+/// then one total row per rep and one for the settlement (rep left empty).
+pub fn settlement_csv(st: &Settlement) -> String {
+    let mut out = String::from(CSV_HEADER);
+    for l in &st.lines {
+        csv_line(&mut out, &st.id, st.status, l);
+    }
+    let status = status_name(st.status);
+    let period = csv_field(&st.period);
+    for t in &st.totals {
+        out.push_str(&format!(
+            "total,{status},{},,,,{period},{},CNY,,,,\n",
+            csv_field(&t.rep),
+            t.total
+        ));
+    }
+    out.push_str(&format!(
+        "total,{status},,,,,{period},{},CNY,,,,\n",
+        st.total
+    ));
     out
 }
