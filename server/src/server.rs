@@ -49,6 +49,7 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
     services.init_policies().await?;
     services.resume_tiering().await?;
     services.resume_due_index().await?;
+    services.resume_revenue_counts()?;
     services.trim_events();
 
     match services

@@ -382,6 +382,9 @@ pub async fn open_app_with(dir: &Path, retention: Retention) -> (Router, Service
         .resume_due_index()
         .await
         .expect("the due index resumes");
+    services
+        .resume_revenue_counts()
+        .expect("the revenue counters resume");
     (dealflow::router(services.clone()), services)
 }
 

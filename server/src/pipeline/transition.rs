@@ -374,7 +374,8 @@ impl Services {
                 let signing = format!("{}@{}", moved.id, moved.version);
                 crate::service::stage_tier_mark(&mut batch, &moved.branch, "deal signed", &signing);
             }
-            crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
+            let revenue = self.revenue_change(Some(deal), &moved)?;
+            crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry, revenue.as_ref());
             let resource = ResourceRef::deal(&moved);
             events::add(
                 &mut batch,

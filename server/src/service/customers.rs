@@ -98,11 +98,14 @@ pub(crate) fn stage_customer(
     super::rep_counts::stage_customer(batch, old.map(|o| &o.value), new);
     let old_referrer = old.and_then(|o| o.value.referred_by.as_deref());
     if old_referrer != new.referred_by.as_deref() {
+        let one = rust_decimal::Decimal::ONE;
         if let Some(r) = old_referrer {
             batch.delete(referrer_key(&new.branch, r, &new.id));
+            batch.add(referrer_count_key(&new.branch, r), &[-one]);
         }
         if let Some(r) = &new.referred_by {
             batch.put(referrer_key(&new.branch, r, &new.id), new.id.as_bytes());
+            batch.add(referrer_count_key(&new.branch, r), &[one]);
         }
     }
     let old_first = old.and_then(|o| o.value.first_order_at);
@@ -133,6 +136,11 @@ pub(crate) fn history_key(customer: &str, seq: u64) -> Vec<u8> {
 /// The customer's entry in the index of referred customers.
 pub(crate) fn referrer_key(branch: &str, referrer: &str, id: &str) -> Vec<u8> {
     keys::key(keys::IX_CUSTOMER_REFERRER, &[branch, referrer, id])
+}
+
+/// The counter of customers `referrer` referred in `branch`.
+pub(crate) fn referrer_count_key(branch: &str, referrer: &str) -> Vec<u8> {
+    keys::key(keys::REFERRER_COUNT, &[branch, referrer])
 }
 
 /// The customer's entry in the tier index.
@@ -336,6 +344,10 @@ impl Services {
             };
             let mut batch = Batch::new();
             stage_customer(&mut batch, Some(&old), &c, due.as_ref());
+            if c.referred_by != old.value.referred_by {
+                // Its signed contracts now count for the new referrer.
+                self.stage_referrer_change(&mut batch, &c.id, c.referred_by.as_deref())?;
+            }
             if let Some(event) = &owner_change {
                 batch.put(history_key(&c.id, event.seq), encode(event));
             }

@@ -248,7 +248,7 @@ impl Services {
             ),
             ..HistoryEntry::new(d.version, HistoryAction::Updated, now, now, by)
         };
-        stage_deal(batch, Some(&old), &d, &entry);
+        stage_deal(batch, Some(&old), &d, &entry, None);
         Ok(())
     }
 

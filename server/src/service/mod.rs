@@ -21,6 +21,7 @@ mod records;
 mod rep_counts;
 pub(crate) mod repo;
 mod reports;
+mod revenue_counts;
 pub mod rule_book;
 mod sessions;
 mod settlement_run;
@@ -86,6 +87,8 @@ pub struct Services {
     pub(crate) tiering: Arc<TierQueue>,
     /// Branches whose due index waits for recomputation.
     pub(crate) due_queue: Arc<due_index::DueQueue>,
+    /// The conversion of revenue counters after an FX change.
+    pub(crate) revenue_queue: Arc<revenue_counts::RevenueQueue>,
     /// The backup running now, if any.
     backups: Arc<backup::Backups>,
     /// Browser sessions: lifetimes, last uses, the "ended" signal.
@@ -116,6 +119,7 @@ impl Services {
             events,
             tiering: Arc::default(),
             due_queue: Arc::default(),
+            revenue_queue: Arc::default(),
             backups: Arc::default(),
             sessions: Arc::default(),
             jobs: Arc::default(),

@@ -89,6 +89,11 @@ impl Repo {
         }
     }
 
+    /// Reads a deal (stored in its own form, see `domain::stored_deal`).
+    pub fn read_deal(&self, id: &str) -> Result<Option<Stored<Deal>>, ServiceError> {
+        self.read_with(&keys::key(keys::DEAL, &[id]), decode_deal)
+    }
+
     /// Reads a deal (stored in its own form, see `domain::stored_deal`), or
     /// 404.
     pub fn fetch_deal(&self, id: &str) -> Result<Stored<Deal>, ServiceError> {

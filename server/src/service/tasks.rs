@@ -70,7 +70,7 @@ pub(crate) fn stage_task(batch: &mut Batch, old: Option<&Stored<Task>>, new: &Ta
 
 /// An open task's keys in the indexes by assignee and by branch, in due
 /// order.
-fn due_keys(t: &Task) -> [Vec<u8>; 2] {
+pub(crate) fn due_keys(t: &Task) -> [Vec<u8>; 2] {
     let due = keys::instant(&t.due_at);
     [
         keys::key(

@@ -233,6 +233,9 @@ pub const FX_STAMP: &[u8] = b"rv.fx\0stamp";
 pub const FX_DIRTY: &[u8] = b"rv.fx\0dirty";
 /// Index: referred customers by branch, referrer and id.
 pub const IX_CUSTOMER_REFERRER: &str = "ix.cu.ref";
+/// Counter: customers a referrer referred, by branch and referrer (the
+/// referral report lists every referrer without reading every customer).
+pub const REFERRER_COUNT: &str = "rf.n";
 /// Settlements by id.
 pub const SETTLEMENT: &str = "st";
 /// Index: settlements by branch, period and id.
