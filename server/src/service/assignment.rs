@@ -19,7 +19,7 @@ impl Services {
     /// revoked or expired token takes its holder out of assignment) and
     /// their load, by name: one counter per rep (`rep_counts`), however
     /// big the branch.
-    pub(crate) fn rep_loads(&self, branch: &str) -> Result<Vec<RepLoad>, ServiceError> {
+    pub fn rep_loads(&self, branch: &str) -> Result<Vec<RepLoad>, ServiceError> {
         self.active_reps(branch)?
             .into_iter()
             .map(|user| {

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::customers::{check_version, owner_change_reason};
 use super::first_sales::{brand_index_keys, sold_at};
-use super::revenue_counts::{revenue_view, stage_revenue, stage_revenue_mark, RevenueUpdate};
 use super::repo::{encode, Source, Stored};
+use super::revenue_counts::{revenue_view, stage_revenue, stage_revenue_mark, RevenueUpdate};
 use super::{
     check_business_time, events, now, stage_tier_mark, Page, PageRequest, ServiceError, Services,
     MAX_RETRIES,

@@ -156,6 +156,36 @@ impl Services {
         Ok(out)
     }
 
+    /// The follow-ups of `branch` (of `owner`) computed the straightforward
+    /// way, however the indexes stand: the cadence policy asked about every
+    /// customer in scope, every task of the branch read (what the indexed
+    /// answer must equal: the tests' oracle).
+    pub async fn followups_oracle(
+        &self,
+        branch: &str,
+        owner: Option<&str>,
+        as_of: DateTime<Utc>,
+        due_before: Option<DateTime<Utc>>,
+    ) -> Result<Followups, ServiceError> {
+        let b: Branch = self.repo.fetch(keys::BRANCH, "branch", branch)?.value;
+        let mut customers = self
+            .due_customers(&b, owner, as_of, due_before.unwrap_or(as_of))
+            .await?;
+        let mut tasks = self.open_tasks(branch, owner, due_before)?;
+        customers.sort_by(|a, b| {
+            a.due_at
+                .cmp(&b.due_at)
+                .then(a.customer_id.cmp(&b.customer_id))
+        });
+        tasks.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)));
+        Ok(Followups {
+            as_of,
+            customers,
+            tasks,
+            truncated: false,
+        })
+    }
+
     /// The branch's customers (or `owner`'s) whose contact falls due before
     /// `due_before`, under the branch's cadence policy.
     pub(crate) async fn due_customers(

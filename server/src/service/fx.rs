@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::repo::{decode, encode, Source};
+use super::revenue_counts::stage_revenue_mark;
 use super::{check_version, events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::currency::is_iso_currency;
@@ -16,7 +17,6 @@ use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::fx::{FxCorrection, FxRate, NewFxRate};
 use crate::domain::money::MAX_AMOUNT;
 use crate::domain::validate;
-use super::revenue_counts::stage_revenue_mark;
 use crate::store::{keys, Batch, StoreError};
 
 impl Services {

@@ -234,6 +234,13 @@ impl Services {
         self.team_report_at(&branch, tz, now(), true).await
     }
 
+    /// Whether `branch`'s follow-ups and reports are answered from the
+    /// maintained indexes and counters now (no recomputation after a
+    /// cadence policy or FX change is pending).
+    pub fn counters_ready(&self, branch: &str) -> Result<bool, ServiceError> {
+        Ok(self.due_index_valid(branch)? && self.revenue_counts_valid()?)
+    }
+
     /// The team report of `branch` at `at` computed the straightforward way,
     /// from every customer, open deal, signing and task of the branch (what
     /// the counters must add up to: the tests' oracle).
@@ -559,14 +566,21 @@ impl Services {
             let rprefix = keys::prefix(keys::IX_CUSTOMER_REFERRER, &[&branch.id, id]);
             for (_, cid) in self.repo.store().scan(&rprefix, None, usize::MAX)? {
                 let cid = String::from_utf8_lossy(&cid);
-                let Some(c) = self.repo.read::<Customer>(&keys::key(keys::CUSTOMER, &[&cid]))?
+                let Some(c) = self
+                    .repo
+                    .read::<Customer>(&keys::key(keys::CUSTOMER, &[&cid]))?
                 else {
                     continue;
                 };
                 let (line, _) = self.referred_line(&c.value, tz, &fx, q.from, q.to)?;
                 referred.push(line);
             }
-            referrers.push(referrer_line(id.clone(), name, referred, Some((*revenue, *deals))));
+            referrers.push(referrer_line(
+                id.clone(),
+                name,
+                referred,
+                Some((*revenue, *deals)),
+            ));
         }
         let next_cursor = match start.saturating_add(limit) < ranking.len() {
             true => referrers
@@ -695,7 +709,11 @@ fn referrer_line(
     });
     let (revenue, deals) = sums.unwrap_or_else(|| {
         (
-            referred.iter().map(|r| r.revenue).sum::<Decimal>().normalize(),
+            referred
+                .iter()
+                .map(|r| r.revenue)
+                .sum::<Decimal>()
+                .normalize(),
             referred.iter().map(|r| r.deals).sum(),
         )
     });
@@ -715,12 +733,17 @@ fn page_of(
     limit: usize,
 ) -> ReferralReport {
     let start = after.map_or(0, |(revenue, id)| {
-        whole
-            .referrers
-            .partition_point(|r| r.revenue > revenue || (r.revenue == revenue && r.customer_id <= id))
+        whole.referrers.partition_point(|r| {
+            r.revenue > revenue || (r.revenue == revenue && r.customer_id <= id)
+        })
     });
     let rest = whole.referrers.len().saturating_sub(start);
-    whole.referrers = whole.referrers.into_iter().skip(start).take(limit).collect();
+    whole.referrers = whole
+        .referrers
+        .into_iter()
+        .skip(start)
+        .take(limit)
+        .collect();
     whole.next_cursor = match rest > limit {
         true => whole
             .referrers
@@ -739,7 +762,12 @@ fn encode_cursor(revenue: Decimal, id: &str) -> String {
 
 /// The revenue and id a referral cursor continues after.
 fn decode_cursor(raw: &[u8]) -> Result<(Decimal, String), ServiceError> {
-    let bad = || ServiceError::invalid("cursor", "is not one this server issued; pass a `next_cursor` from a previous page");
+    let bad = || {
+        ServiceError::BadParameter(crate::domain::validate::FieldError::new(
+            "cursor",
+            "is not one this server issued; pass a `next_cursor` from a previous page",
+        ))
+    };
     let text = std::str::from_utf8(raw).map_err(|_| bad())?;
     let (revenue, id) = text.split_once('\0').ok_or_else(bad)?;
     Ok((revenue.parse().map_err(|_| bad())?, id.to_string()))

@@ -39,13 +39,13 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::customers::{referrer_count_key, referrer_key, tier_key};
-use super::revenue_counts::stage_revenue_mark;
-use super::tasks::due_keys;
-use super::{overdue, rep_counts};
 use super::first_sales::{brand_index_keys, brands_of, sold_at};
 use super::repo::{decode, decode_deal, encode, Stored};
+use super::revenue_counts::stage_revenue_mark;
+use super::tasks::due_keys;
 use super::tokens::put_grant;
 use super::{now, stage_customer, stage_deal, stage_signing_indexes, ServiceError, Services};
+use super::{overdue, rep_counts};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
 use crate::domain::history::{HistoryAction, HistoryEntry};
