@@ -338,6 +338,34 @@ async fn a_branch_tier_policy_takes_over_without_a_restart_and_the_retier_lists_
     assert_eq!(r.code(), "policy_failed");
     assert_eq!(w.tier(&small).await, "B");
 
+    // And a hostile tier rule (its limits grow with the branch) is still
+    // stopped by them, changing nothing: one that grows a string without
+    // end, one that grows an array without end
+    for (name, body) in [
+        ("string", r#"let s = "xx"; loop { s += s; }"#),
+        ("array", "let a = [0]; loop { a += a; }"),
+    ] {
+        w.upload_branch_policy(
+            &format!("sh-hostile-{name}"),
+            "sh",
+            &format!("fn tier(input) {{ {body} }}"),
+        )
+        .await;
+        let r = w
+            .app
+            .post("/v1/branches/sh/retier", &w.mgr, json!({}))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            r.body
+        );
+        assert_eq!(r.code(), "policy_failed", "{name}");
+        assert_eq!(w.tier(&small).await, "B");
+        assert_eq!(w.tier(&big).await, "A");
+    }
+
     // And a rep may not re-tier; another branch is not the manager's
     let r = w.app.post("/v1/branches/sh/retier", &w.li, json!({})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);

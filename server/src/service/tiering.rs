@@ -36,6 +36,29 @@ use crate::store::{keys, Batch, StoreError};
 
 /// Customers re-tiered per batch.
 const PER_BATCH: usize = 256;
+/// Customers one bulk budget ([`Limits::bulk`]) is meant for: a branch
+/// gets one such budget of time, fuel and memory per this many customers
+/// (the whole-branch hook's cost grows with the branch; a fixed budget
+/// made a branch of 1,000,000 impossible to tier).
+const CUSTOMERS_PER_BUDGET: usize = 100_000;
+
+/// The limits of the tier hook over `customers` customers: the bulk
+/// limits, their deadline, fuel and memory times one per
+/// [`CUSTOMERS_PER_BUDGET`] customers begun. Still finite and in
+/// proportion to the input, so a hostile policy is stopped (rhai's
+/// operation and size caps are the bulk engine's own and do not grow).
+pub(crate) fn tier_limits(limits: &Limits, customers: usize) -> Limits {
+    let bulk = limits.bulk();
+    let budgets = customers.div_ceil(CUSTOMERS_PER_BUDGET).max(1);
+    Limits {
+        deadline: bulk
+            .deadline
+            .saturating_mul(u32::try_from(budgets).unwrap_or(u32::MAX)),
+        fuel: bulk.fuel.saturating_mul(budgets as u64),
+        memory_bytes: bulk.memory_bytes.saturating_mul(budgets),
+        ..bulk
+    }
+}
 /// How long the worker rests after a re-tier, in multiples of its time.
 const IDLE_FACTOR: u32 = 4;
 /// How far back signed revenue counts.
@@ -239,7 +262,10 @@ impl Services {
         let out = self
             .policies
             .executor
-            .run(move |limits| run.timed(|| run.exec.tier(&input, &limits.bulk())))
+            .run(move |limits| {
+                let limits = tier_limits(limits, input.customers.len());
+                run.timed(|| run.exec.tier(&input, &limits))
+            })
             .await
             .and_then(|r| r)
             .map_err(|e| policy_failed(&policy, "tier", e))?;
@@ -271,9 +297,8 @@ impl Services {
             hook: "tier".into(),
             error,
         };
-        let out = exec
-            .tier(&Arc::new(input), &limits.bulk())
-            .map_err(failed)?;
+        let limits = tier_limits(limits, input.customers.len());
+        let out = exec.tier(&Arc::new(input), &limits).map_err(failed)?;
         report.changes = changes(&current, out).map_err(failed)?;
         Ok(report)
     }
@@ -754,4 +779,25 @@ fn stage_tier(
                            "trigger": trigger, "policy": policy.name, "policy_version": policy.version,
                            "version": c.version}),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A branch gets one bulk budget per 100,000 customers begun: ten at
+    /// 1,000,000, still finite.
+    #[test]
+    fn the_tier_budget_grows_with_the_branch_and_stays_bounded() {
+        let base = Limits::default();
+        let bulk = base.bulk();
+        for (customers, budgets) in [(0, 1), (1, 1), (100_000, 1), (100_001, 2), (1_000_000, 10)] {
+            let l = tier_limits(&base, customers);
+            assert_eq!(l.deadline, bulk.deadline * budgets, "{customers}");
+            assert_eq!(l.fuel, bulk.fuel * u64::from(budgets), "{customers}");
+            assert_eq!(l.memory_bytes, bulk.memory_bytes * budgets as usize);
+            assert_eq!(l.max_operations, bulk.max_operations);
+        }
+        assert!(tier_limits(&base, usize::MAX).deadline < std::time::Duration::MAX);
+    }
 }
