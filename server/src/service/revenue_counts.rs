@@ -332,12 +332,8 @@ impl Services {
                 .and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok());
             match start {
                 Some(s) if whole(s) => add(who, v),
-                Some(s) => {
-                    if partial.last() != Some(&s) {
-                        partial.push(s);
-                    }
-                }
-                None => {}
+                Some(s) if partial.last() != Some(&s) => partial.push(s),
+                _ => {}
             }
             Ok(true)
         })?;
