@@ -63,6 +63,8 @@ const REPS: usize = 40;
 const WRITERS: usize = 8;
 
 /// Writes the branch in schema 6's layout; returns (deals, signed, tasks).
+/// Ids carry `_bench_` so that none is one the server's id generator
+/// issues later (a customer created in the run).
 fn generate(
     rt: &tokio::runtime::Runtime,
     store: &dyn Store,
@@ -75,7 +77,7 @@ fn generate(
     let (mut deals, mut signed_deals, mut tasks) = (0u64, 0u64, 0u64);
     for c in 0..customers {
         let owner = format!("rep{:02}", c as usize % REPS);
-        let cid = format!("cus_{c:012}");
+        let cid = format!("cus_bench_{c:07}");
         let scale = 1 + g.below(10) * g.below(10) * g.below(10);
         for _ in 0..per {
             let kind = g.below(10);
@@ -87,7 +89,7 @@ fn generate(
             let at = now - Duration::minutes(1 + g.below(360 * 24 * 60) as i64);
             let amount = Decimal::new((10_000 + g.below(1_000_000)) as i64 * scale as i64, 2);
             let mut d = Deal {
-                id: format!("deal_{deals:012}"),
+                id: format!("deal_bench_{deals:07}"),
                 branch: BRANCH.into(),
                 customer_id: cid.clone(),
                 title: "Contract".into(),
@@ -139,7 +141,7 @@ fn generate(
                     );
                     for k in 0..2 {
                         let task = Task {
-                            id: format!("task_{tasks:012}"),
+                            id: format!("task_bench_{tasks:07}"),
                             branch: BRANCH.into(),
                             customer_id: cid.clone(),
                             deal_id: Some(d.id.clone()),
@@ -183,7 +185,7 @@ fn generate(
             owner: Some(owner.clone()),
             segment: Segment::Enterprise,
             source: Source::Assigned,
-            referred_by: (c > 0 && g.chance(10)).then(|| format!("cus_{:012}", g.below(c))),
+            referred_by: (c > 0 && g.chance(10)).then(|| format!("cus_bench_{:07}", g.below(c))),
             tier: Tier::C,
             last_contact_at: g
                 .chance(30)
@@ -336,7 +338,7 @@ async fn measure(addr: SocketAddr, manager: &str, customers: u64, runs: usize, l
         .await
         .expect("page");
     let bytes = page.to_string().len();
-    let one = format!("/v1/customers/cus_{:012}", customers / 2);
+    let one = format!("/v1/customers/cus_bench_{:07}", customers / 2);
     for (name, path) in [
         ("follow-ups, one rep, limit 50", &rep_path),
         ("follow-ups, whole branch, limit 50", &branch_path),
@@ -502,7 +504,7 @@ fn main() {
                     let c = g.below(customers);
                     let body = json!({"kind": "call", "summary": "called", "by": format!("rep{:02}", c as usize % REPS)});
                     let (s, v) = conn
-                        .call(Method::POST, &format!("/v1/customers/cus_{c:012}/records"), Some(&body), None)
+                        .call(Method::POST, &format!("/v1/customers/cus_bench_{c:07}/records"), Some(&body), None)
                         .await
                         .expect("record");
                     assert!(s.is_success(), "record: {s} {v}");
