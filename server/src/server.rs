@@ -48,6 +48,8 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
     services.upgrade_store().await?;
     services.init_policies().await?;
     services.resume_tiering().await?;
+    services.resume_due_index().await?;
+    services.resume_revenue_counts()?;
     services.trim_events();
 
     match services

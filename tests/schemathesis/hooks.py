@@ -49,10 +49,18 @@ RELATIONAL = {
 }
 
 
+# A well-formed cursor this server did not issue: whether it did is stored
+# state (the referral report's cursor names a position in its ranking).
+NOT_ISSUED = "is not one this server issued"
+
+
 def _state_dependent(case, error):
     code = error.get("code")
     if code in STATE_CODES:
         return True
+    details = error.get("details") or {}
+    if code == "bad_request" and details.get("field") == "cursor":
+        return NOT_ISSUED in str(details.get("reason", ""))
     if code != "validation_failed":
         return False
     if (case.method.upper(), case.path) in RELATIONAL:

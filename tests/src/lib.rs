@@ -84,6 +84,7 @@ impl TestApp {
     /// reopen or edit it.
     pub async fn close(self) -> tempfile::TempDir {
         self.services.tiering_idle().await;
+        self.services.due_index_idle().await;
         self.services.event_trim_idle().await;
         let Self {
             router,
@@ -377,6 +378,13 @@ pub async fn open_app_with(dir: &Path, retention: Retention) -> (Router, Service
     services.upgrade_store().await.expect("store upgrade");
     services.init_policies().await.expect("default policies");
     services.resume_tiering().await.expect("tiering resumes");
+    services
+        .resume_due_index()
+        .await
+        .expect("the due index resumes");
+    services
+        .resume_revenue_counts()
+        .expect("the revenue counters resume");
     (dealflow::router(services.clone()), services)
 }
 

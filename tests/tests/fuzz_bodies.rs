@@ -76,8 +76,11 @@ impl Store for CountingStore {
 
     fn commit(&self, batch: Batch) -> StoreFuture<'_, ()> {
         // A token's last use is stored in the background, at most once a
-        // minute, apart from what any request writes: not counted.
-        let writes = batch.written_keys().any(|k| !is_token_use(k));
+        // minute, apart from what any request writes, and so are the
+        // revenue roll-ups converted after an FX change: not counted.
+        let writes = batch
+            .written_keys()
+            .any(|k| !is_token_use(k) && !is_revenue_rollup(k));
         let inner = self.inner.commit(batch);
         Box::pin(async move {
             let result = inner.await;
@@ -127,6 +130,23 @@ impl Store for CountingStore {
 /// True for the key of a token's last use.
 fn is_token_use(key: &[u8]) -> bool {
     key.starts_with(&keys::prefix(keys::TOKEN_USED, &[]))
+}
+
+/// Whether `key` is one of the revenue roll-ups (and their FX stamp and
+/// mark), which the background conversion after an FX change also writes,
+/// between any two requests: neither counted nor compared here (the
+/// property test in key_accounts checks them against the signings).
+fn is_revenue_rollup(key: &[u8]) -> bool {
+    [
+        keys::CONTRIBUTION,
+        keys::REVENUE_MONTH,
+        keys::REVENUE_DAY,
+        keys::REFERRAL_MONTH,
+        keys::REFERRAL_DAY,
+        "rv.fx",
+    ]
+    .iter()
+    .any(|tag| key.starts_with(&keys::prefix(tag, &[])))
 }
 
 /// A response with its raw body.
@@ -240,10 +260,11 @@ impl App {
     }
 
     /// Every key and value in the store, in key order.
-    /// Every entry but the tokens' last uses (see `CountingStore::commit`).
+    /// Every entry but the tokens' last uses and the revenue roll-ups (see
+    /// `CountingStore::commit`).
     fn dump(&self) -> Vec<Entry> {
         let mut all = self.store.scan(b"", None, usize::MAX).expect("scan");
-        all.retain(|(k, _)| !is_token_use(k));
+        all.retain(|(k, _)| !is_token_use(k) && !is_revenue_rollup(k));
         all
     }
 
@@ -855,6 +876,37 @@ impl Route {
             Route::CreateBrand => &["bd", "ev"],
             // A rate and its first version in its history.
             Route::CreateFx => &["fx", "fx.rev", "ev"],
+        }
+    }
+
+    /// The maintained indexes and counters a write of the route may move
+    /// besides its resource (schema 7): due index entries and their
+    /// overdue buckets, per-owner counts, open tasks in due order, the
+    /// referral index and counts, revenue contributions and roll-ups (and
+    /// their FX stamp), a new branch's cadence stamp.
+    fn maintained(self) -> &'static [&'static str] {
+        const DUE: [&str; 8] = [
+            "due",
+            "ix.due.own",
+            "ix.due.br",
+            "due.dirty",
+            "due.failed",
+            "od",
+            "ix.od",
+            "rep.n",
+        ];
+        const REVENUE: [&str; 6] = ["rv.deal", "rv.m", "rv.d", "rf.m", "rf.d", "rv.fx"];
+        match self {
+            Route::CreateCustomer | Route::PatchCustomer | Route::CreateDeal | Route::PatchDeal => {
+                &const { concat_tags::<16>(&[&DUE, &REVENUE, &["ix.cu.ref", "rf.n"]]) }
+            }
+            Route::CreateRecord => &DUE,
+            Route::Transition => {
+                &const { concat_tags::<16>(&[&DUE, &REVENUE, &["ix.task.due.own", "ix.task.due.br"]]) }
+            }
+            Route::CreateBranch => &["due.stamp"],
+            Route::CreateBrand => &[],
+            Route::CreateFx => &["rv.fx"],
         }
     }
 
@@ -2077,7 +2129,12 @@ impl Session {
             return fail(format!("expected {expected_status}"));
         }
         for k in &changed {
-            if !route.may_write().iter().any(|t| tag_of(k) == t.as_bytes()) {
+            if !route
+                .may_write()
+                .iter()
+                .chain(route.maintained())
+                .any(|t| tag_of(k) == t.as_bytes())
+            {
                 return fail(format!("wrote outside its resource: {}", printable(k)));
             }
         }
@@ -2247,6 +2304,9 @@ impl Session {
                 }
                 if let Some(o) = v["owner"].as_str() {
                     expected_ix.insert(k("ix.cu.own", &[&branch, o, &id]));
+                }
+                if let Some(r) = v["referred_by"].as_str() {
+                    expected_ix.insert(k("ix.cu.ref", &[&branch, r, &id]));
                 }
             }
         }
@@ -2639,4 +2699,21 @@ async fn a_record_that_moves_last_contact_bumps_the_customer_version() {
 fn time_key(v: &Value) -> Option<String> {
     let t: chrono::DateTime<chrono::Utc> = v.as_str()?.parse().ok()?;
     Some(dealflow::store::keys::time(&t))
+}
+
+/// The tags of `lists` in one array of `N` (`N` their total length).
+const fn concat_tags<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut i, mut n) = (0, 0);
+    while i < lists.len() {
+        let mut j = 0;
+        while j < lists[i].len() {
+            out[n] = lists[i][j];
+            n += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(n == N, "N is the total length");
+    out
 }

@@ -45,7 +45,9 @@ async fn team_report(
     Ok(Json(s.services.team_report(&caller, &q).await?))
 }
 
-/// Signed revenue of referred customers by referring customer.
+/// Signed revenue of referred customers by referring customer, highest
+/// first, with the whole report's totals; `limit` pages the referrers
+/// (`next_cursor` continues), without it every referrer comes at once.
 #[utoipa::path(get, path = "/v1/reports/referrals", tag = "reports", params(ReferralQuery),
     responses((status = 200, body = ReferralReport), (status = "4XX", body = ErrorBody)))]
 async fn referral_report(

@@ -366,7 +366,8 @@ impl Services {
                 let signing = format!("{}@{}", moved.id, moved.version);
                 crate::service::stage_tier_mark(&mut batch, &moved.branch, "deal signed", &signing);
             }
-            crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry);
+            let revenue = self.revenue_change(Some(deal), &moved)?;
+            crate::service::stage_deal(&mut batch, Some(&old), &moved, &entry, revenue.as_ref());
             let resource = ResourceRef::deal(&moved);
             events::add(
                 &mut batch,
@@ -532,19 +533,7 @@ impl Services {
                 created_at: now(),
                 version: 1,
             };
-            batch.put(keys::key(keys::TASK, &[&task.id]), encode(&task));
-            batch.put(
-                keys::key(keys::IX_TASK_BRANCH, &[&task.branch, &task.id]),
-                task.id.as_bytes(),
-            );
-            batch.put(
-                keys::key(keys::IX_TASK_DEAL, &[&deal.id, &task.id]),
-                task.id.as_bytes(),
-            );
-            batch.put(
-                keys::key(keys::IX_TASK_OPEN, &[&task.branch, &task.id]),
-                task.id.as_bytes(),
-            );
+            crate::service::stage_task(batch, None, &task);
             events::add(
                 batch,
                 EventKind::TaskCreated,

@@ -128,7 +128,7 @@ pub struct DealInfo {
 }
 
 /// A customer as a hook sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CustomerInfo {
     /// Customer id.
     pub id: String,

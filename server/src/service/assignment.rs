@@ -17,9 +17,26 @@ use crate::store::keys;
 impl Services {
     /// The branch's reps (users holding an active rep token for it: a
     /// revoked or expired token takes its holder out of assignment) and
-    /// their load, by name: read from indexes, no customer or deal is
-    /// decoded.
-    pub(crate) fn rep_loads(&self, branch: &str) -> Result<Vec<RepLoad>, ServiceError> {
+    /// their load, by name: one counter per rep (`rep_counts`), however
+    /// big the branch.
+    pub fn rep_loads(&self, branch: &str) -> Result<Vec<RepLoad>, ServiceError> {
+        self.active_reps(branch)?
+            .into_iter()
+            .map(|user| {
+                let n = self.rep_count(branch, &user)?;
+                Ok(RepLoad {
+                    a_customers: n.a,
+                    customers: n.a + n.b + n.c,
+                    open_deals: n.open_deals,
+                    user,
+                })
+            })
+            .collect()
+    }
+
+    /// The reps' loads read from every entry of the branch's indexes (what
+    /// the counters must equal: the tests' oracle).
+    pub fn rep_loads_oracle(&self, branch: &str) -> Result<Vec<RepLoad>, ServiceError> {
         let store = self.repo.store();
         let mut a_tier: HashMap<String, i64> = HashMap::new();
         let a_prefix = keys::prefix(keys::IX_CUSTOMER_TIER, &[branch, Tier::A.name()]);

@@ -38,6 +38,7 @@ impl Services {
         let key = keys::key(keys::BRANCH, &[&branch.id]);
         let mut batch = Batch::new();
         batch.expect(key.clone(), None).put(key, encode(&branch));
+        self.stage_new_branch_due(&mut batch, &branch.id);
         events::add(
             &mut batch,
             EventKind::BranchCreated,

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use super::due_index::{cadence_view, stage_due, stage_due_mark, DueUpdate};
 use super::repo::{encode, Source, Stored};
 use super::{events, now, Page, PageRequest, ServiceError, Services, MAX_RETRIES};
 use crate::auth::{Denied, Principal};
@@ -36,8 +37,32 @@ pub struct CustomerFilter {
     pub cursor: Option<String>,
 }
 
-/// Writes a customer and keeps its indexes in step with `old`.
-pub(crate) fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, new: &Customer) {
+/// Writes a customer and keeps its indexes in step with `old`. `due` is
+/// its cadence policy's answer for `new` ([`Services::due_update`]),
+/// required when the write changes what the policy sees of it; without
+/// one such a write marks the branch's due index for recomputation.
+pub(crate) fn stage_customer(
+    batch: &mut Batch,
+    old: Option<&Stored<Customer>>,
+    new: &Customer,
+    due: Option<&DueUpdate>,
+) {
+    match due {
+        Some(u) => stage_due(batch, u),
+        None if old.is_some_and(|o| cadence_view(&o.value) == cadence_view(new)) => {}
+        None => {
+            debug_assert!(
+                false,
+                "customer {} changed without its cadence answer",
+                new.id
+            );
+            stage_due_mark(
+                batch,
+                &new.branch,
+                &format!("unasked {}@{}", new.id, new.version),
+            );
+        }
+    }
     let key = keys::key(keys::CUSTOMER, &[&new.id]);
     batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
     batch.put(key, encode(new));
@@ -70,6 +95,19 @@ pub(crate) fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, 
             new.owner.as_deref().unwrap_or_default().as_bytes(),
         );
     }
+    super::rep_counts::stage_customer(batch, old.map(|o| &o.value), new);
+    let old_referrer = old.and_then(|o| o.value.referred_by.as_deref());
+    if old_referrer != new.referred_by.as_deref() {
+        let one = rust_decimal::Decimal::ONE;
+        if let Some(r) = old_referrer {
+            batch.delete(referrer_key(&new.branch, r, &new.id));
+            batch.add(referrer_count_key(&new.branch, r), &[-one]);
+        }
+        if let Some(r) = &new.referred_by {
+            batch.put(referrer_key(&new.branch, r, &new.id), new.id.as_bytes());
+            batch.add(referrer_count_key(&new.branch, r), &[one]);
+        }
+    }
     let old_first = old.and_then(|o| o.value.first_order_at);
     if old_first != new.first_order_at {
         if let Some(t) = old_first {
@@ -93,6 +131,16 @@ pub(crate) fn stage_customer(batch: &mut Batch, old: Option<&Stored<Customer>>, 
 /// The key of a customer's history entry `seq`.
 pub(crate) fn history_key(customer: &str, seq: u64) -> Vec<u8> {
     keys::key(keys::CUSTOMER_HISTORY, &[customer, &format!("{seq:020}")])
+}
+
+/// The customer's entry in the index of referred customers.
+pub(crate) fn referrer_key(branch: &str, referrer: &str, id: &str) -> Vec<u8> {
+    keys::key(keys::IX_CUSTOMER_REFERRER, &[branch, referrer, id])
+}
+
+/// The counter of customers `referrer` referred in `branch`.
+pub(crate) fn referrer_count_key(branch: &str, referrer: &str) -> Vec<u8> {
+    keys::key(keys::REFERRER_COUNT, &[branch, referrer])
 }
 
 /// The customer's entry in the tier index.
@@ -142,22 +190,31 @@ impl Services {
             Some(_) => None,
             None => self.assign_owner(&mut customer).await?,
         };
-        let mut batch = Batch::new();
-        stage_customer(&mut batch, None, &customer);
-        let assigned_by_policy = assigned.is_some();
-        if let Some(event) = assigned {
-            batch.put(history_key(&customer.id, event.seq), encode(&event));
+        // The customer's id is new: only its due-index stamp can change
+        // meanwhile (a cadence policy activated), and then it is asked again.
+        for _ in 0..MAX_RETRIES {
+            let due = self.due_update(&customer).await?;
+            let mut batch = Batch::new();
+            stage_customer(&mut batch, None, &customer, Some(&due));
+            let assigned_by_policy = assigned.is_some();
+            if let Some(event) = &assigned {
+                batch.put(history_key(&customer.id, event.seq), encode(event));
+            }
+            events::add(
+                &mut batch,
+                EventKind::CustomerCreated,
+                ResourceRef::customer(&customer),
+                &caller.user,
+                json!({"name": customer.name, "owner": customer.owner, "tier": customer.tier,
+                       "assigned_by_policy": assigned_by_policy, "version": customer.version}),
+            );
+            match self.repo.commit(batch).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => other?,
+            }
+            return Ok(customer);
         }
-        events::add(
-            &mut batch,
-            EventKind::CustomerCreated,
-            ResourceRef::customer(&customer),
-            &caller.user,
-            json!({"name": customer.name, "owner": customer.owner, "tier": customer.tier,
-                   "assigned_by_policy": assigned_by_policy, "version": customer.version}),
-        );
-        self.repo.commit(batch).await?;
-        Ok(customer)
+        Err(ServiceError::Contended)
     }
 
     /// One customer, if the caller works in its branch.
@@ -281,8 +338,16 @@ impl Services {
             let fields = changed_fields(&old.value, &c);
             c.version += 1;
             c.updated_at = now();
+            let due = match cadence_view(&old.value) == cadence_view(&c) {
+                true => None,
+                false => Some(self.due_update(&c).await?),
+            };
             let mut batch = Batch::new();
-            stage_customer(&mut batch, Some(&old), &c);
+            stage_customer(&mut batch, Some(&old), &c, due.as_ref());
+            if c.referred_by != old.value.referred_by {
+                // Its signed contracts now count for the new referrer.
+                self.stage_referrer_change(&mut batch, &c.id, c.referred_by.as_deref())?;
+            }
             if let Some(event) = &owner_change {
                 batch.put(history_key(&c.id, event.seq), encode(event));
             }

@@ -7,8 +7,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::customers::{check_version, owner_change_reason};
-use super::first_sales::brand_index_keys;
+use super::first_sales::{brand_index_keys, sold_at};
 use super::repo::{encode, Source, Stored};
+use super::revenue_counts::{revenue_view, stage_revenue, stage_revenue_mark, RevenueUpdate};
 use super::{
     check_business_time, events, now, stage_tier_mark, Page, PageRequest, ServiceError, Services,
     MAX_RETRIES,
@@ -62,12 +63,25 @@ pub(crate) fn veto_key(deal: &str, version: u64, id: &str) -> Vec<u8> {
 }
 
 /// Writes a deal, its history entry and its indexes in step with `old`.
+/// `revenue` is its new contribution to the revenue counters
+/// ([`Services::revenue_change`]), required when the write moves it;
+/// without one such a write marks the counters for a recount.
 pub(crate) fn stage_deal(
     batch: &mut Batch,
     old: Option<&Stored<Deal>>,
     new: &Deal,
     entry: &HistoryEntry,
+    revenue: Option<&RevenueUpdate>,
 ) {
+    match revenue {
+        Some(u) => stage_revenue(batch, u),
+        None if old.is_some_and(|o| revenue_view(&o.value) == revenue_view(new)) => {}
+        None if old.is_none() && sold_at(new).is_none() => {}
+        None => {
+            debug_assert!(false, "deal {} changed revenue without its update", new.id);
+            stage_revenue_mark(batch, &format!("unasked {}@{}", new.id, new.version));
+        }
+    }
     let key = keys::key(keys::DEAL, &[&new.id]);
     batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
     batch.put(key, new.to_stored());
@@ -97,6 +111,7 @@ pub(crate) fn stage_deal(
     }
     let open = |d: &Deal| (d.stage_kind == StageKind::Open).then(|| d.owner.clone());
     let (was, is) = (old.and_then(|o| open(&o.value)), open(new));
+    super::rep_counts::stage_open_deal(batch, b, was.as_deref(), is.as_deref());
     if was != is {
         if let Some(o) = was {
             batch.delete(keys::key(keys::IX_DEAL_OPEN, &[b, &o, &new.id]));
@@ -391,7 +406,7 @@ impl Services {
             ..HistoryEntry::new(1, HistoryAction::Created, opened_at, now, &caller.user)
         };
         let mut batch = Batch::new();
-        stage_deal(&mut batch, None, &deal, &entry);
+        stage_deal(&mut batch, None, &deal, &entry, None);
         events::add(
             &mut batch,
             EventKind::DealCreated,
@@ -598,7 +613,8 @@ impl Services {
             };
             let mut batch = Batch::new();
             self.stage_first_sales(&mut batch, Some(&old.value), &mut d, &caller.user)?;
-            stage_deal(&mut batch, Some(&old), &d, &entry);
+            let revenue = self.revenue_change(Some(&old.value), &d)?;
+            stage_deal(&mut batch, Some(&old), &d, &entry, revenue.as_ref());
             add_change_events(
                 &mut batch,
                 &old.value,
@@ -690,7 +706,8 @@ impl Services {
             };
             let mut batch = Batch::new();
             self.stage_first_sales(&mut batch, Some(&old.value), &mut d, &caller.user)?;
-            stage_deal(&mut batch, Some(&old), &d, &entry);
+            let revenue = self.revenue_change(Some(&old.value), &d)?;
+            stage_deal(&mut batch, Some(&old), &d, &entry, revenue.as_ref());
             events::add(
                 &mut batch,
                 EventKind::DealCancelled,

@@ -248,7 +248,7 @@ impl Services {
             ),
             ..HistoryEntry::new(d.version, HistoryAction::Updated, now, now, by)
         };
-        stage_deal(batch, Some(&old), &d, &entry);
+        stage_deal(batch, Some(&old), &d, &entry, None);
         Ok(())
     }
 
@@ -288,7 +288,7 @@ impl Services {
             c.first_order_at = first;
             c.version += 1;
             c.updated_at = now();
-            stage_customer(batch, Some(&stored), &c);
+            stage_customer(batch, Some(&stored), &c, None);
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::repo::{decode, encode, Source};
+use super::revenue_counts::stage_revenue_mark;
 use super::{check_version, events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::currency::is_iso_currency;
@@ -61,12 +62,19 @@ impl Services {
             &caller.user,
             json!({"currency": rate.currency, "date": rate.date, "per_usd": rate.per_usd}),
         );
+        // Contracts signed that day may convert now: the revenue counters
+        // are recounted in the background (served straightforwardly meanwhile).
+        stage_revenue_mark(&mut batch, &format!("fx {} {}", rate.currency, rate.date));
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => Err(ServiceError::Duplicate {
                 kind: "fx rate",
                 id: format!("{} {}", rate.currency, rate.date),
             }),
-            other => other.map(|_| rate).map_err(Into::into),
+            Err(e) => Err(e.into()),
+            Ok(()) => {
+                self.revenue_marked();
+                Ok(rate)
+            }
         }
     }
 
@@ -120,10 +128,15 @@ impl Services {
             json!({"currency": rate.currency, "date": rate.date, "version": rate.version,
                    "per_usd": rate.per_usd, "was": old.value.per_usd, "reason": rate.reason}),
         );
+        stage_revenue_mark(
+            &mut batch,
+            &format!("fx {} {} v{}", rate.currency, rate.date, rate.version),
+        );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
+        self.revenue_marked();
         Ok(rate)
     }
 

@@ -7,18 +7,22 @@ mod branches;
 mod brands;
 mod customers;
 mod deals;
+mod due_index;
 mod error;
 pub(crate) mod events;
 mod first_sales;
 mod followups;
 mod fx;
 mod jobs;
+mod overdue;
 mod page;
 mod pipelines;
 mod policies;
 mod records;
+mod rep_counts;
 pub(crate) mod repo;
 mod reports;
+mod revenue_counts;
 pub mod rule_book;
 mod sessions;
 mod settlement_csv;
@@ -57,6 +61,7 @@ pub use rule_book::{RuleBook, RuleVersion};
 pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
 pub use settlement_csv::{settlement_csv, statement_csv};
 pub use settlements::{LineQuery, LinesWanted, SettlementFilter};
+pub(crate) use tasks::stage_task;
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;
 pub use tiering::{RetierReport, TierChange, TierQueue, TieringPolicy};
@@ -85,6 +90,10 @@ pub struct Services {
     pub(crate) events: Arc<EventHub>,
     /// Branches waiting for a re-tier.
     pub(crate) tiering: Arc<TierQueue>,
+    /// Branches whose due index waits for recomputation.
+    pub(crate) due_queue: Arc<due_index::DueQueue>,
+    /// The conversion of revenue counters after an FX change.
+    pub(crate) revenue_queue: Arc<revenue_counts::RevenueQueue>,
     /// The backup running now, if any.
     backups: Arc<backup::Backups>,
     /// Browser sessions: lifetimes, last uses, the "ended" signal.
@@ -114,6 +123,8 @@ impl Services {
             policies: Arc::new(PolicyRegistry::new(executor)),
             events,
             tiering: Arc::default(),
+            due_queue: Arc::default(),
+            revenue_queue: Arc::default(),
             backups: Arc::default(),
             sessions: Arc::default(),
             jobs: Arc::default(),

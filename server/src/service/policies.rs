@@ -585,8 +585,13 @@ impl Services {
             other => other?,
         }
         let tiers = live.implements(crate::policy::hooks::Hook::Tier);
+        let cadence = live.implements(crate::policy::hooks::Hook::Cadence);
         self.policies.live.set(name, Some(live));
         tracing::info!(policy = name, version, by = %caller.user, "policy activated");
+        if cadence {
+            self.cadence_changed(&self.scope_branches(&p.scope)?)
+                .await?;
+        }
         if tiers {
             self.retier_scope(&p.scope, "tier policy activated").await?;
         }
@@ -631,13 +636,15 @@ impl Services {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
             other => other?,
         }
-        let tiers = self
-            .policies
-            .live
-            .snapshot()
-            .get(name)
-            .is_some_and(|l| l.implements(crate::policy::hooks::Hook::Tier));
+        let snapshot = self.policies.live.snapshot();
+        let was = |hook| snapshot.get(name).is_some_and(|l| l.implements(hook));
+        let tiers = was(crate::policy::hooks::Hook::Tier);
+        let cadence = was(crate::policy::hooks::Hook::Cadence);
         self.policies.live.set(name, None);
+        if cadence {
+            self.cadence_changed(&self.scope_branches(&p.scope)?)
+                .await?;
+        }
         if tiers {
             self.retier_scope(&p.scope, "tier policy deactivated")
                 .await?;
@@ -648,11 +655,16 @@ impl Services {
     /// Re-tiers (in the background) the branches a tier policy of `scope`
     /// decides for: its branch, or every branch for a global one.
     async fn retier_scope(&self, scope: &Scope, cause: &str) -> Result<(), ServiceError> {
-        let branches = match scope {
+        self.mark_for_retier(&self.scope_branches(scope)?, cause)
+            .await
+    }
+
+    /// The branches a policy of `scope` may decide for.
+    fn scope_branches(&self, scope: &Scope) -> Result<Vec<String>, ServiceError> {
+        Ok(match scope {
             Scope::Branch(b) => vec![b.clone()],
             Scope::Global => self.branch_ids()?,
-        };
-        self.mark_for_retier(&branches, cause).await
+        })
     }
 
     /// Policies the caller may see: all for admins, global and their own

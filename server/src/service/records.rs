@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::repo::{encode, Source, Stored};
 use super::{
-    check_business_time, check_version, events, now, Page, PageRequest, ServiceError, Services,
-    MAX_RETRIES,
+    check_business_time, check_version, events, now, stage_customer, Page, PageRequest,
+    ServiceError, Services, MAX_RETRIES,
 };
 use crate::auth::{Denied, Principal};
 use crate::domain::event::{EventKind, ResourceRef};
@@ -96,11 +96,9 @@ impl Services {
                 // ETag must see a new version.
                 c.version += 1;
                 c.updated_at = now();
-
-                let ckey = keys::key(keys::CUSTOMER, &[customer_id]);
-                batch
-                    .expect(ckey.clone(), Some(&customer.raw))
-                    .put(ckey, encode(&c));
+                // Its due dates move with its last contact.
+                let due = self.due_update(&c).await?;
+                stage_customer(&mut batch, Some(&customer), &c, Some(&due));
             }
             events::add(
                 &mut batch,

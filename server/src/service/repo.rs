@@ -89,6 +89,11 @@ impl Repo {
         }
     }
 
+    /// Reads a deal (stored in its own form, see `domain::stored_deal`).
+    pub fn read_deal(&self, id: &str) -> Result<Option<Stored<Deal>>, ServiceError> {
+        self.read_with(&keys::key(keys::DEAL, &[id]), decode_deal)
+    }
+
     /// Reads a deal (stored in its own form, see `domain::stored_deal`), or
     /// 404.
     pub fn fetch_deal(&self, id: &str) -> Result<Stored<Deal>, ServiceError> {
@@ -135,6 +140,31 @@ impl Repo {
         keep: impl Fn(&T) -> bool,
     ) -> Result<Page<T>, ServiceError> {
         self.list_with(source, page, decode, keep)
+    }
+
+    /// Visits the entries under `prefix` that come after the key `after`
+    /// (all of them when `None`) in key order, `page` at a time, while
+    /// `visit` answers true.
+    pub fn walk(
+        &self,
+        prefix: &[u8],
+        mut after: Option<Vec<u8>>,
+        page: usize,
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, ServiceError>,
+    ) -> Result<(), ServiceError> {
+        loop {
+            let entries = self.store.scan(prefix, after.as_deref(), page)?;
+            let full = entries.len() == page;
+            for (key, value) in &entries {
+                if !visit(key, value)? {
+                    return Ok(());
+                }
+            }
+            match entries.into_iter().next_back() {
+                Some((last, _)) if full => after = Some(last),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// One page of deals from `source` that pass `keep`.

@@ -31,6 +31,56 @@ pub struct TaskFilter {
     pub cursor: Option<String>,
 }
 
+/// Writes a task and keeps its indexes in step with `old` (`None`: a new
+/// task): an open task is listed by branch and by assignee in due order
+/// and counted as an overdue instant of its assignee at its due time
+/// (`overdue`); closing it takes it out of those.
+pub(crate) fn stage_task(batch: &mut Batch, old: Option<&Stored<Task>>, new: &Task) {
+    let key = keys::key(keys::TASK, &[&new.id]);
+    batch.expect(key.clone(), old.map(|o| o.raw.as_slice()));
+    batch.put(key, encode(new));
+    let id = new.id.as_bytes();
+    if old.is_none() {
+        batch.put(keys::key(keys::IX_TASK_BRANCH, &[&new.branch, &new.id]), id);
+        if let Some(d) = &new.deal_id {
+            batch.put(keys::key(keys::IX_TASK_DEAL, &[d, &new.id]), id);
+        }
+    }
+    let open = |t: &Task| t.status == TaskStatus::Open;
+    let was = old.map(|o| &o.value).filter(|t| open(t));
+    let is = Some(new).filter(|t| open(t));
+    if let Some(t) = was {
+        if is.is_some_and(|n| (&n.assignee, n.due_at) == (&t.assignee, t.due_at)) {
+            return;
+        }
+        batch.delete(keys::key(keys::IX_TASK_OPEN, &[&t.branch, &t.id]));
+        for k in due_keys(t) {
+            batch.delete(k);
+        }
+        super::overdue::stage_instant(batch, &t.branch, &t.assignee, &t.id, &t.due_at, -1);
+    }
+    if let Some(t) = is {
+        batch.put(keys::key(keys::IX_TASK_OPEN, &[&t.branch, &t.id]), id);
+        for k in due_keys(t) {
+            batch.put(k, id);
+        }
+        super::overdue::stage_instant(batch, &t.branch, &t.assignee, &t.id, &t.due_at, 1);
+    }
+}
+
+/// An open task's keys in the indexes by assignee and by branch, in due
+/// order.
+pub(crate) fn due_keys(t: &Task) -> [Vec<u8>; 2] {
+    let due = keys::instant(&t.due_at);
+    [
+        keys::key(
+            keys::IX_TASK_DUE_OWNER,
+            &[&t.branch, &t.assignee, &due, &t.id],
+        ),
+        keys::key(keys::IX_TASK_DUE_BRANCH, &[&t.branch, &due, &t.id]),
+    ]
+}
+
 impl Services {
     /// Lists follow-up tasks in the caller's scope.
     pub fn list_tasks(
@@ -112,11 +162,8 @@ impl Services {
             t.closed_by = Some(caller.user.clone());
             t.closed_at = Some(now());
             t.version += 1;
-            let key = keys::key(keys::TASK, &[id]);
             let mut batch = Batch::new();
-            batch
-                .expect(key.clone(), Some(&old.raw))
-                .put(key, encode(&t));
+            stage_task(&mut batch, Some(&old), &t);
             events::add(
                 &mut batch,
                 EventKind::TaskClosed,

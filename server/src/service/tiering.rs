@@ -36,6 +36,29 @@ use crate::store::{keys, Batch, StoreError};
 
 /// Customers re-tiered per batch.
 const PER_BATCH: usize = 256;
+/// Customers one bulk budget ([`Limits::bulk`]) is meant for: a branch
+/// gets one such budget of time, fuel and memory per this many customers
+/// (the whole-branch hook's cost grows with the branch; a fixed budget
+/// made a branch of 1,000,000 impossible to tier).
+const CUSTOMERS_PER_BUDGET: usize = 100_000;
+
+/// The limits of the tier hook over `customers` customers: the bulk
+/// limits, their deadline, fuel and memory times one per
+/// [`CUSTOMERS_PER_BUDGET`] customers begun. Still finite and in
+/// proportion to the input, so a hostile policy is stopped (rhai's
+/// operation and size caps are the bulk engine's own and do not grow).
+pub(crate) fn tier_limits(limits: &Limits, customers: usize) -> Limits {
+    let bulk = limits.bulk();
+    let budgets = customers.div_ceil(CUSTOMERS_PER_BUDGET).max(1);
+    Limits {
+        deadline: bulk
+            .deadline
+            .saturating_mul(u32::try_from(budgets).unwrap_or(u32::MAX)),
+        fuel: bulk.fuel.saturating_mul(budgets as u64),
+        memory_bytes: bulk.memory_bytes.saturating_mul(budgets),
+        ..bulk
+    }
+}
 /// How long the worker rests after a re-tier, in multiples of its time.
 const IDLE_FACTOR: u32 = 4;
 /// How far back signed revenue counts.
@@ -239,7 +262,10 @@ impl Services {
         let out = self
             .policies
             .executor
-            .run(move |limits| run.timed(|| run.exec.tier(&input, &limits.bulk())))
+            .run(move |limits| {
+                let limits = tier_limits(limits, input.customers.len());
+                run.timed(|| run.exec.tier(&input, &limits))
+            })
             .await
             .and_then(|r| r)
             .map_err(|e| policy_failed(&policy, "tier", e))?;
@@ -271,9 +297,8 @@ impl Services {
             hook: "tier".into(),
             error,
         };
-        let out = exec
-            .tier(&Arc::new(input), &limits.bulk())
-            .map_err(failed)?;
+        let limits = tier_limits(limits, input.customers.len());
+        let out = exec.tier(&Arc::new(input), &limits).map_err(failed)?;
         report.changes = changes(&current, out).map_err(failed)?;
         Ok(report)
     }
@@ -421,6 +446,7 @@ impl Services {
             for _ in 0..MAX_RETRIES {
                 let mut batch = Batch::new();
                 let at = now();
+                let mut moving = Vec::with_capacity(chunk.len());
                 for change in chunk {
                     let key = keys::key(keys::CUSTOMER, &[&change.customer_id]);
                     let Some(old) = self.repo.read::<Customer>(&key)? else {
@@ -429,7 +455,15 @@ impl Services {
                     if old.value.branch != branch || old.value.tier == change.to {
                         continue;
                     }
-                    stage_tier(&mut batch, &old, change, policy, by, trigger, at);
+                    let new = retiered(&old.value, change, at);
+                    moving.push((old, change, new));
+                }
+                // Their cadence follows their tier: the due index is asked
+                // about the whole batch in one policy run.
+                let news: Vec<Customer> = moving.iter().map(|(_, _, n)| n.clone()).collect();
+                let due = self.due_updates(branch, &news).await?;
+                for ((old, change, new), due) in moving.iter().zip(&due) {
+                    stage_tier(&mut batch, old, new, change, policy, by, trigger, due);
                 }
                 match self.repo.commit(batch).await {
                     Err(StoreError::Conflict { .. }) => continue,
@@ -696,21 +730,30 @@ fn changes(
     Ok(changes)
 }
 
-/// Stages one customer's new tier and its history entry.
+/// `old` with its new tier, as a new version.
+fn retiered(old: &Customer, change: &TierChange, at: DateTime<Utc>) -> Customer {
+    let mut c = old.clone();
+    c.tier = change.to;
+    c.version += 1;
+    c.updated_at = at;
+    c
+}
+
+/// Stages one customer's new tier (`c`, from [`retiered`]) and its
+/// history entry.
+#[allow(clippy::too_many_arguments)]
 fn stage_tier(
     batch: &mut Batch,
     old: &Stored<Customer>,
+    c: &Customer,
     change: &TierChange,
     policy: &LivePolicy,
     by: &str,
     trigger: &str,
-    at: DateTime<Utc>,
+    due: &super::due_index::DueUpdate,
 ) {
-    let mut c = old.value.clone();
-    let from = c.tier;
-    c.tier = change.to;
-    c.version += 1;
-    c.updated_at = at;
+    let from = old.value.tier;
+    let at = c.updated_at;
     let event = CustomerEvent {
         seq: c.version,
         action: CustomerAction::TierChanged,
@@ -726,14 +769,35 @@ fn stage_tier(
         sha256: Some(policy.sha256.clone()),
     };
     batch.put(history_key(&c.id, c.version), encode(&event));
-    stage_customer(batch, Some(old), &c);
+    stage_customer(batch, Some(old), c, Some(due));
     events::add(
         batch,
         EventKind::TierChanged,
-        ResourceRef::customer(&c),
+        ResourceRef::customer(c),
         by,
         serde_json::json!({"customer": c.id, "from": from, "to": change.to, "reason": change.reason,
                            "trigger": trigger, "policy": policy.name, "policy_version": policy.version,
                            "version": c.version}),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A branch gets one bulk budget per 100,000 customers begun: ten at
+    /// 1,000,000, still finite.
+    #[test]
+    fn the_tier_budget_grows_with_the_branch_and_stays_bounded() {
+        let base = Limits::default();
+        let bulk = base.bulk();
+        for (customers, budgets) in [(0, 1), (1, 1), (100_000, 1), (100_001, 2), (1_000_000, 10)] {
+            let l = tier_limits(&base, customers);
+            assert_eq!(l.deadline, bulk.deadline * budgets, "{customers}");
+            assert_eq!(l.fuel, bulk.fuel * u64::from(budgets), "{customers}");
+            assert_eq!(l.memory_bytes, bulk.memory_bytes * budgets as usize);
+            assert_eq!(l.max_operations, bulk.max_operations);
+        }
+        assert!(tier_limits(&base, usize::MAX).deadline < std::time::Duration::MAX);
+    }
 }

@@ -20,16 +20,32 @@
 //! (servers before it kept a brand's first contract to arrive, cancelled or
 //! not): brands, customers and the `new_brands` of contracts that differ
 //! are corrected, each corrected contract with a history entry saying why.
+//!
+//! Schema 7 (a rep's day on a big branch) keeps maintained indexes and
+//! counters beside the records: per-owner counts (tiers, open deals),
+//! open tasks by assignee and branch in due order with their overdue
+//! instants, referred customers by referrer with a count per referrer.
+//! They are rebuilt from the records here (from a clean slate, so an
+//! upgrade cut short and run again counts nothing twice). The due index
+//! and the revenue contributions are computed by their background workers
+//! after start (the branches have no cadence stamp, the revenue counters
+//! are marked); reports and follow-ups answer the straightforward way
+//! until they are done.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::customers::tier_key;
+use rust_decimal::Decimal;
+
+use super::customers::{referrer_count_key, referrer_key, tier_key};
 use super::first_sales::{brand_index_keys, brands_of, sold_at};
 use super::repo::{decode, decode_deal, encode, Stored};
+use super::revenue_counts::stage_revenue_mark;
+use super::tasks::due_keys;
 use super::tokens::put_grant;
 use super::{now, stage_customer, stage_deal, stage_signing_indexes, ServiceError, Services};
+use super::{overdue, rep_counts};
 use crate::domain::brand::Brand;
 use crate::domain::customer::Customer;
 use crate::domain::history::{HistoryAction, HistoryEntry};
@@ -42,7 +58,9 @@ use crate::store::{keys, Batch};
 /// binary form (`incentive::deal_record`), which servers before it cannot
 /// read; nothing is rewritten to get there. 5: tokens have ids (a server
 /// before it would not see revocations). 6: first sales by signing time.
-pub const SCHEMA: u32 = 6;
+/// 7: maintained indexes and counters for follow-ups, reports and
+/// assignment.
+pub const SCHEMA: u32 = 7;
 const SCHEMA_KEY: &str = "schema";
 /// Why schema 6 corrected a contract's `new_brands` (its history says).
 const FIRST_SALES_REASON: &str = "store upgrade: a brand's first signed contract is the earliest by signing time among contracts not cancelled";
@@ -90,6 +108,10 @@ impl Services {
         }
         if current < 6 {
             upgraded += self.upgrade_to_6().await?;
+        }
+        if current < 7 {
+            // Last: rebuilt from the records as the earlier steps left them.
+            upgraded += self.upgrade_to_7().await?;
         }
         let mut batch = Batch::new();
         batch.put(schema_key, SCHEMA.to_string().into_bytes());
@@ -140,6 +162,85 @@ impl Services {
             })
             .await?;
         Ok(indexed)
+    }
+
+    /// Schema 7: the maintained indexes and counters, rebuilt from the
+    /// records; returns how many records were counted.
+    async fn upgrade_to_7(&self) -> Result<usize, ServiceError> {
+        for tag in [
+            keys::REP_COUNT,
+            keys::OVERDUE,
+            keys::IX_OVERDUE,
+            keys::IX_TASK_DUE_OWNER,
+            keys::IX_TASK_DUE_BRANCH,
+            keys::IX_CUSTOMER_REFERRER,
+            keys::REFERRER_COUNT,
+            keys::DUE,
+            keys::IX_DUE_OWNER,
+            keys::IX_DUE_BRANCH,
+            keys::DUE_STAMP,
+            keys::DUE_DIRTY,
+            keys::DUE_FAILED,
+            keys::CONTRIBUTION,
+            keys::REVENUE_MONTH,
+            keys::REVENUE_DAY,
+            keys::REFERRAL_MONTH,
+            keys::REFERRAL_DAY,
+        ] {
+            self.delete_all(&keys::prefix(tag, &[])).await?;
+        }
+        let mut counted = 0;
+        counted += self
+            .each_page(keys::CUSTOMER, |batch, key, raw| {
+                let c: Customer = decode(key, raw)?;
+                rep_counts::stage_customer(batch, None, &c);
+                if let Some(r) = &c.referred_by {
+                    batch.put(referrer_key(&c.branch, r, &c.id), c.id.as_bytes());
+                    batch.add(referrer_count_key(&c.branch, r), &[Decimal::ONE]);
+                }
+                Ok(())
+            })
+            .await?;
+        counted += self
+            .each_page(keys::DEAL, |batch, key, raw| {
+                let d = decode_deal(key, raw)?;
+                if d.stage_kind == StageKind::Open {
+                    rep_counts::stage_open_deal(batch, &d.branch, None, Some(&d.owner));
+                }
+                Ok(())
+            })
+            .await?;
+        counted += self
+            .each_page(keys::TASK, |batch, key, raw| {
+                let t: Task = decode(key, raw)?;
+                if t.status == TaskStatus::Open {
+                    for k in due_keys(&t) {
+                        batch.put(k, t.id.as_bytes());
+                    }
+                    overdue::stage_instant(batch, &t.branch, &t.assignee, &t.id, &t.due_at, 1);
+                }
+                Ok(())
+            })
+            .await?;
+        let mut batch = Batch::new();
+        stage_revenue_mark(&mut batch, "store upgrade");
+        self.repo.commit(batch).await?;
+        Ok(counted)
+    }
+
+    /// Deletes every key under `prefix`, a page per batch.
+    async fn delete_all(&self, prefix: &[u8]) -> Result<(), ServiceError> {
+        loop {
+            let page = self.repo.store().scan(prefix, None, PER_BATCH)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            let mut batch = Batch::new();
+            for (k, _) in page {
+                batch.delete(k);
+            }
+            self.repo.commit(batch).await?;
+        }
     }
 
     /// Schema 5: an id for every token stored without one, and the token
@@ -241,7 +342,7 @@ impl Services {
                 value: old,
                 raw: raw.to_vec(),
             };
-            stage_deal(batch, Some(&old), &d, &entry);
+            stage_deal(batch, Some(&old), &d, &entry, None);
             corrected += 1;
             Ok(())
         })
@@ -260,7 +361,7 @@ impl Services {
                 value: c,
                 raw: raw.to_vec(),
             };
-            stage_customer(batch, Some(&old), &fixed);
+            stage_customer(batch, Some(&old), &fixed, None);
             corrected += 1;
             Ok(())
         })
@@ -352,7 +453,7 @@ impl Services {
             let mut c = old.value.clone();
             c.first_order_at = Some(first);
             let mut batch = Batch::new();
-            stage_customer(&mut batch, Some(&old), &c);
+            stage_customer(&mut batch, Some(&old), &c, None);
             self.repo.commit(batch).await?;
         }
         Ok(upgraded)

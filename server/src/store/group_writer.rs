@@ -16,7 +16,7 @@
 //! released to subscribers (`event_log`), so rounds, and ids, follow each
 //! other in commit order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use super::backup::Tee;
 use super::event_log::EventLog;
-use super::sled_batch::{add_writes, unmet_expectation};
+use super::sled_batch::{add_writes, current_value, unmet_expectation};
 use super::{Batch, StoreError};
 
 /// The answer a writer awaits.
@@ -155,17 +155,30 @@ fn answer_all(jobs: Vec<Job>, outcome: impl Fn() -> Result<(), StoreError>) {
 
 /// One round: check, merge, apply, flush, answer. Returns the flush error
 /// that must stop all later acknowledgements, if any.
-fn write_round(db: &sled::Db, events: &EventLog, tee: &Tee, jobs: Vec<Job>) -> Option<String> {
-    // Values as the round has left them so far: a batch's expectations see
+fn write_round(db: &sled::Db, events: &EventLog, tee: &Tee, mut jobs: Vec<Job>) -> Option<String> {
+    // Values as the round has left them so far, of the keys a batch of the
+    // round expects or adds to: a batch's expectations and counters see
     // the writes of the batches accepted before it in the same round.
-    let mut written: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+    let mut watched: HashSet<Vec<u8>> = HashSet::new();
+    for b in jobs.iter().map(|j| &j.batch) {
+        watched.extend(b.expectations.iter().map(|(k, _)| k.clone()));
+        watched.extend(b.adds.iter().map(|(k, _)| k.clone()));
+    }
+    let mut written: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
     let mut merged = sled::Batch::default();
     let mut refused: Vec<Option<StoreError>> = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        let verdict = unmet_expectation(db, &written, &job.batch).err();
+    for job in &mut jobs {
+        let verdict = unmet_expectation(db, &written, &job.batch)
+            .and_then(|()| {
+                job.batch
+                    .resolve_adds(|key| current_value(db, &written, key))
+            })
+            .err();
         if verdict.is_none() {
             for (key, value) in &job.batch.writes {
-                written.insert(key, value.as_deref());
+                if watched.contains(key) {
+                    written.insert(key.clone(), value.clone());
+                }
             }
             add_writes(&mut merged, &job.batch);
         }
@@ -342,6 +355,71 @@ mod tests {
             Some(&b"64"[..])
         );
         assert_eq!(store.count(b"own/").expect("count"), 64);
+    }
+
+    #[test]
+    fn counters_add_up_across_the_batches_of_a_round_and_vanish_at_zero() {
+        use rust_decimal::Decimal;
+        let (_dir, db) = db();
+        db.insert("n", "1 2").expect("insert");
+        let d = |v: &[i64]| v.iter().map(|x| Decimal::from(*x)).collect::<Vec<_>>();
+        let adding = |deltas: &[i64], put: Option<(&str, &str)>| {
+            let mut batch = Batch::new();
+            if let Some((k, v)) = put {
+                batch.put(k.as_bytes(), v.as_bytes());
+            }
+            batch.add(b"n".to_vec(), &d(deltas));
+            let (reply, answer) = oneshot::channel();
+            (Job { batch, reply }, answer)
+        };
+        // Two adds, a refused batch that adds too, then one that expects the sum.
+        let (a, a_answer) = adding(&[1, 0, 5], None);
+        let (b, b_answer) = adding(&[2, 1], None);
+        let (mut refused, refused_answer) = adding(&[100], None);
+        refused.batch.expect(b"absent".to_vec(), Some(b"x"));
+        let (c, c_answer) = job(&[("n", Some("4 3 5"))], &[("seen", Some("yes"))]);
+        let round = vec![a, b, refused, c];
+        assert!(write_round(&db, &EventLog::open(0), &Tee::default(), round).is_none());
+        for answer in [a_answer, b_answer, c_answer] {
+            assert!(answer.blocking_recv().expect("answered").is_ok());
+        }
+        assert!(refused_answer.blocking_recv().expect("answered").is_err());
+        assert_eq!(value(&db, "n").as_deref(), Some("4 3 5"));
+        assert_eq!(value(&db, "seen").as_deref(), Some("yes"));
+        // A put then an add in one round; then adds that bring it to zero.
+        let (put, _) = adding(&[1], Some(("n", "10")));
+        let (to_zero, _) = adding(&[-11], None);
+        assert!(write_round(&db, &EventLog::open(0), &Tee::default(), vec![put]).is_none());
+        assert_eq!(value(&db, "n").as_deref(), Some("11"));
+        assert!(write_round(&db, &EventLog::open(0), &Tee::default(), vec![to_zero]).is_none());
+        assert_eq!(value(&db, "n"), None, "a counter at zero is removed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_adds_to_one_counter_never_conflict_and_none_is_lost() {
+        use rust_decimal::Decimal;
+        for durability in [Durability::Group, Durability::None] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Arc::new(SledStore::open(dir.path(), durability).expect("open"));
+            let writers: Vec<_> = (0..32)
+                .map(|i| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        for _ in 0..10 {
+                            let mut batch = Batch::new();
+                            batch.add(b"total".to_vec(), &[Decimal::ONE, Decimal::new(i, 2)]);
+                            store.commit(batch).await.expect("an add never conflicts");
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.await.expect("writer");
+            }
+            let total = store.get(b"total").expect("get");
+            // 320 adds; 10 × (0.00 + 0.01 + … + 0.31) = 49.6
+            assert_eq!(total.as_deref(), Some(&b"320 49.6"[..]), "{durability:?}");
+        }
     }
 
     #[test]

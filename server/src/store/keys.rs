@@ -52,6 +52,28 @@ pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
     String::from_utf8(out).expect("ASCII digits and separators")
 }
 
+/// An instant as a key part that sorts by time for every instant (16 hex
+/// digits of its milliseconds, sign flipped); [`time`] is readable but
+/// fixed-width only for years 0–9999, and a policy's cadence can reach
+/// beyond them.
+pub fn instant(t: &chrono::DateTime<chrono::Utc>) -> String {
+    sortable(t.timestamp_millis())
+}
+
+/// A signed number as a key part that sorts numerically (16 hex digits,
+/// sign flipped).
+pub fn sortable(n: i64) -> String {
+    format!("{:016x}", (n as u64) ^ (1 << 63))
+}
+
+/// The number of a [`sortable`] key part.
+pub fn from_sortable(part: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(part).ok()?;
+    u64::from_str_radix(text, 16)
+        .ok()
+        .map(|n| (n ^ (1 << 63)) as i64)
+}
+
 /// The key of event `id` in the event log (zero-padded: key order is id
 /// order).
 pub fn event(id: u64) -> Vec<u8> {
@@ -154,10 +176,66 @@ pub const TIER_DIRTY: &str = "tier.dirty";
 pub const TASK: &str = "task";
 /// Index: tasks by branch.
 pub const IX_TASK_BRANCH: &str = "ix.task.br";
-/// Index: open tasks by branch (follow-ups read only these).
+/// Index: open tasks by branch (written by servers before schema 7; tasks
+/// now leave it when they close, and follow-ups read
+/// [`IX_TASK_DUE_OWNER`] and [`IX_TASK_DUE_BRANCH`]).
 pub const IX_TASK_OPEN: &str = "ix.task.open";
 /// Index: tasks by deal.
 pub const IX_TASK_DEAL: &str = "ix.task.dl";
+/// Index: open tasks by branch, assignee, due time ([`instant`]) and id
+/// (a rep's follow-ups read the first page of theirs).
+pub const IX_TASK_DUE_OWNER: &str = "ix.task.due.own";
+/// Index: open tasks by branch, due time ([`instant`]) and id.
+pub const IX_TASK_DUE_BRANCH: &str = "ix.task.due.br";
+/// A customer's contact dates as its branch's `cadence` policy answered
+/// them (`service::due_index`), by customer id: what the due index holds
+/// for it, or that the policy failed on it.
+pub const DUE: &str = "due";
+/// Index: customers with a cadence by branch, owner (empty when
+/// unassigned), due time ([`instant`]) and id; the value is the entry.
+pub const IX_DUE_OWNER: &str = "ix.due.own";
+/// Index: customers with a cadence by branch, due time ([`instant`]) and id.
+pub const IX_DUE_BRANCH: &str = "ix.due.br";
+/// The cadence policy (`name@version@sha256`, or `none`) a branch's due
+/// index follows, by branch; every write of an entry expects it.
+pub const DUE_STAMP: &str = "due.stamp";
+/// Branches whose due index is being recomputed (a cadence policy was
+/// activated), by branch; the index is not served while it is there.
+pub const DUE_DIRTY: &str = "due.dirty";
+/// Counter: customers of a branch on which the cadence policy failed.
+pub const DUE_FAILED: &str = "due.failed";
+/// Counters of overdue instants (`service::overdue`) by branch, owner,
+/// bucket level and bucket.
+pub const OVERDUE: &str = "od";
+/// Index: overdue instants by branch, owner, instant ([`instant`]) and the
+/// customer or task id.
+pub const IX_OVERDUE: &str = "ix.od";
+/// Counter: a rep's (an owner's) A, B and C customers, open deals and
+/// tracked overdue instants, by branch and owner (`service::rep_counts`).
+pub const REP_COUNT: &str = "rep.n";
+/// Counter: signed revenue in CNY and contracts by branch, local month
+/// (`YYYY-MM`) and deal owner.
+pub const REVENUE_MONTH: &str = "rv.m";
+/// Counter: the same by branch, local day (`YYYY-MM-DD`) and deal owner.
+pub const REVENUE_DAY: &str = "rv.d";
+/// Counter: signed revenue of referred customers in CNY, contracts and
+/// contracts without an FX rate, by branch, local month and referrer.
+pub const REFERRAL_MONTH: &str = "rf.m";
+/// Counter: the same by branch, local day and referrer.
+pub const REFERRAL_DAY: &str = "rf.d";
+/// What a signed deal adds to the revenue counters, by deal id.
+pub const CONTRIBUTION: &str = "rv.deal";
+/// Bumped by every FX rate added or corrected: a revenue contribution
+/// converted at older rates expects it and is refused.
+pub const FX_STAMP: &[u8] = b"rv.fx\0stamp";
+/// Set while revenue contributions are being converted again after an FX
+/// change; revenue counters are not served while it is there.
+pub const FX_DIRTY: &[u8] = b"rv.fx\0dirty";
+/// Index: referred customers by branch, referrer and id.
+pub const IX_CUSTOMER_REFERRER: &str = "ix.cu.ref";
+/// Counter: customers a referrer referred, by branch and referrer (the
+/// referral report lists every referrer without reading every customer).
+pub const REFERRER_COUNT: &str = "rf.n";
 /// Settlements by id.
 pub const SETTLEMENT: &str = "st";
 /// Index: settlements by branch, period and id.

@@ -31,7 +31,7 @@ mod sled_store;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use batch::Batch;
+pub use batch::{counter, Batch};
 pub use durability::Durability;
 pub use event_log::CommittedEvent;
 pub use sled_store::{DataDir, SledStore};

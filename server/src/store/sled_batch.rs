@@ -17,21 +17,30 @@ pub(super) fn backend(e: sled::Error) -> StoreError {
 /// or else from the tree.
 pub(super) fn unmet_expectation(
     db: &sled::Db,
-    written: &HashMap<&[u8], Option<&[u8]>>,
+    written: &HashMap<Vec<u8>, Option<Vec<u8>>>,
     batch: &Batch,
 ) -> Result<(), StoreError> {
     for (key, expected) in &batch.expectations {
-        let holds = match written.get(key.as_slice()) {
-            Some(current) => *current == expected.as_deref(),
-            None => db.get(key).map_err(backend)?.as_deref() == expected.as_deref(),
-        };
-        if !holds {
+        if current_value(db, written, key)?.as_deref() != expected.as_deref() {
             return Err(StoreError::Conflict {
                 key: printable(key),
             });
         }
     }
     Ok(())
+}
+
+/// The value of `key` as `written` (what earlier batches of a group commit
+/// wrote) or else the tree holds it.
+pub(super) fn current_value(
+    db: &sled::Db,
+    written: &HashMap<Vec<u8>, Option<Vec<u8>>>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match written.get(key) {
+        Some(current) => Ok(current.clone()),
+        None => Ok(db.get(key).map_err(backend)?.map(|v| v.to_vec())),
+    }
 }
 
 /// Adds the puts and deletes of `batch` to a sled batch, in order.

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use super::backup::{self, BackupCopy, DataWriter, Phase, Progress, ProgressFn, Tee};
 use super::event_log::{id_of, EventLog};
 use super::group_writer::GroupWriter;
-use super::sled_batch::{add_writes, backend, unmet_expectation};
+use super::sled_batch::{add_writes, backend, current_value, unmet_expectation};
 use super::{
     keys, printable, Batch, CommittedEvent, Durability, Entry, Store, StoreError, StoreFuture,
     TRIM_BATCH,
@@ -161,17 +161,21 @@ impl SledStore {
 
     /// Applies the batch now; returns once it is visible (not yet durable)
     /// with the newest event id it applied (`None`: it carried no event).
-    fn apply(&self, batch: &Batch) -> Result<Option<u64>, StoreError> {
+    fn apply(&self, batch: &mut Batch) -> Result<Option<u64>, StoreError> {
         let mut stripes: Vec<usize> = batch
             .expectations
             .iter()
             .map(|(k, _)| stripe_of(k))
+            .chain(batch.adds.iter().map(|(k, _)| stripe_of(k)))
             .collect();
         stripes.sort_unstable();
         stripes.dedup();
         // Locks are taken in ascending order, so two batches never deadlock.
         let _guards: Vec<_> = stripes.iter().map(|i| self.stripes[*i].lock()).collect();
-        unmet_expectation(&self.db, &HashMap::new(), batch)?;
+        let none = HashMap::new();
+        unmet_expectation(&self.db, &none, batch)?;
+        batch.resolve_adds(|key| current_value(&self.db, &none, key))?;
+        let batch = &*batch;
         let mut sled_batch = sled::Batch::default();
         add_writes(&mut sled_batch, batch);
         self.tee.apply(&[batch], || {
@@ -280,7 +284,7 @@ impl Store for SledStore {
         Ok(n)
     }
 
-    fn commit(&self, batch: Batch) -> StoreFuture<'_, ()> {
+    fn commit(&self, mut batch: Batch) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             if batch.is_empty() {
                 return Ok(());
@@ -288,7 +292,7 @@ impl Store for SledStore {
             if let Some(group) = &self.group {
                 return group.commit(batch).await;
             }
-            let last_event = self.apply(&batch)?;
+            let last_event = self.apply(&mut batch)?;
             if self.durability == Durability::PerWrite {
                 let db = self.db.clone();
                 tokio::task::spawn_blocking(move || db.flush())
