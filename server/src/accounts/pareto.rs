@@ -115,7 +115,7 @@ mod tests {
     /// of ties, zeros and exact boundary shares.
     #[test]
     fn the_default_script_agrees_with_the_native_rule() {
-        use crate::policy::rhai_runtime::RhaiHost;
+        use crate::policy::rhai::RhaiHost;
         let script = RhaiHost::new(Limits::default())
             .compile(include_str!("../../../policies/pareto-tiering.rhai"))
             .unwrap();
@@ -172,7 +172,7 @@ mod tests {
     /// bulk limits, as natively.
     #[test]
     fn a_large_branch_tiers_under_the_bulk_limits() {
-        use crate::policy::rhai_runtime::RhaiHost;
+        use crate::policy::rhai::RhaiHost;
         let script = RhaiHost::new(Limits::default())
             .compile(include_str!("../../../policies/pareto-tiering.rhai"))
             .unwrap();

@@ -236,7 +236,7 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::rhai_runtime::RhaiHost;
+    use crate::policy::rhai::RhaiHost;
     use crate::policy::Limits;
 
     fn policy() -> LivePolicy {

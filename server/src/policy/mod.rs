@@ -3,7 +3,7 @@
 //!
 //! - [`hooks`]: the interface (hook points and their input/output records).
 //! - [`limits`]: the named limits every execution runs under.
-//! - [`rhai_runtime`]: the rhai engine, its sandbox and the script bridge.
+//! - [`rhai`]: the rhai engine, its sandbox and the script bridge.
 //! - [`wasm`]: the wasmtime component host.
 
 pub mod executor;
@@ -11,9 +11,7 @@ pub mod hooks;
 pub mod limits;
 pub mod live;
 
-pub mod rhai_runtime;
-pub mod script_input;
-pub mod script_value;
+pub mod rhai;
 pub mod wasm;
 
 use std::sync::Arc;
