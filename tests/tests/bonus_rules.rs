@@ -18,7 +18,7 @@ use dealflow::policy::hooks::{
     BonusInput, BonusOutput, BranchInfo, CustomerInfo, DealInfo, LineInfo, OrderInfo,
 };
 use dealflow::policy::live::Runtime;
-use dealflow::policy::{Executable, Limits};
+use dealflow::policy::{Executable, Limits, PolicyCalls};
 use dealflow_tests::{Gen, PLUGIN_NEW_BRAND_BONUS};
 use rust_decimal::Decimal;
 

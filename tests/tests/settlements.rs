@@ -1808,7 +1808,8 @@ async fn a_store_written_by_a_newer_server_is_refused_at_start() {
     }
     // When this server opens it, the upgrade step refuses it
     let store = open_when_released(dir.path()).await;
-    let services = dealflow::Services::new(std::sync::Arc::new(store));
+    let services =
+        dealflow::Services::new(std::sync::Arc::new(store)).expect("the policy engines start");
     let err = services.upgrade_store().await.unwrap_err().to_string();
     assert!(err.contains("newer server (schema 99)"), "{err}");
 }

@@ -69,7 +69,7 @@ impl Executable for NativeTiering {
         &[Hook::Tier]
     }
 
-    fn tier(&self, input: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
+    fn run_tier(&self, input: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
         Ok(pareto(input))
     }
 }
@@ -78,6 +78,7 @@ impl Executable for NativeTiering {
 mod tests {
     use super::*;
     use crate::policy::hooks::{BranchInfo, RevenueInfo};
+    use crate::policy::PolicyCalls;
 
     fn tiers(pairs: &[(&str, i64)]) -> Vec<(String, String)> {
         let input = TierInput {

@@ -19,35 +19,33 @@
 //! `Deadline`, memory or stack → `Resource`, traps and the plugin's own
 //! `Err` → `Failed`, malformed answers → `BadOutput`.
 //!
-//! Submodules: `bindings` (the host side of the WIT world), `convert`
-//! (hook records ↔ WIT records), `limiter` (the per-call memory limiter).
+//! Submodules: `bindings` (the host side of the WIT world), `hook` (each
+//! hook paired with its WIT types; exports checked once), `convert` (hook
+//! records ↔ WIT records), `policy` (a compiled plugin and its calls),
+//! `limiter` (the per-call memory limiter).
 
 mod bindings;
 mod convert;
+mod hook;
 mod limiter;
+mod policy;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, Lift, Linker, Lower, TypedFunc,
-};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolConcurrencyLimitError,
     PoolingAllocationConfig, Store, Trap,
 };
 
-use super::hooks::{
-    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
-    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
-};
-use super::{Executable, Limits, PolicyError};
-use bindings::{Policy, PolicyPre};
+use super::{Limits, PolicyError};
+use bindings::PolicyPre;
 use limiter::CallLimiter;
+pub use policy::{WasmPolicy, BONUS_CALLS_PER_INSTANCE};
 
 /// Longest error message taken from a plugin's `Err(..)`, in bytes.
 const MAX_PLUGIN_MESSAGE: usize = 2048;
@@ -182,38 +180,12 @@ impl WasmHost {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PolicyError::Interface(format!("{e:#}")))?;
-        let exports = Hook::ALL
-            .iter()
-            .map(|h| component.get_export_index(None, h.name()))
-            .collect();
         let pre = PolicyPre::new(pre).map_err(|e| {
             PolicyError::Interface(format!(
                 "the plugin does not export the dealflow:policy@1.0.0 world: {e:#}"
             ))
         })?;
-        let mut policy = WasmPolicy {
-            engine: self.engine.clone(),
-            pre,
-            exports,
-            hooks: Vec::new(),
-            epoch_tick: self.epoch_tick,
-        };
-        let listed = policy
-            .run(limits, |p, s| p.call_hooks(s).map(Ok))
-            .map_err(|e| match e {
-                PolicyError::Budget(_) | PolicyError::Deadline(_) | PolicyError::Resource(_) => e,
-                other => PolicyError::Interface(format!("`hooks()` did not answer: {other}")),
-            })?;
-        let mut hooks: Vec<Hook> = listed.into_iter().map(convert::hook_from_wit).collect();
-        hooks.sort();
-        hooks.dedup();
-        if hooks.is_empty() {
-            return Err(PolicyError::Interface(
-                "the plugin implements no hook: `hooks()` returned an empty list".into(),
-            ));
-        }
-        policy.hooks = hooks;
-        Ok(policy)
+        WasmPolicy::load(&self.engine, &component, pre, self.epoch_tick, limits)
     }
 
     #[cfg(test)]
@@ -354,233 +326,4 @@ fn clip(mut msg: String) -> String {
         msg.push('…');
     }
     msg
-}
-
-/// A compiled plugin, ready to run the hooks it implements; each call runs
-/// in a fresh instance.
-pub struct WasmPolicy {
-    /// The engine (for new stores).
-    engine: Engine,
-    /// The type-checked pre-instance.
-    pre: PolicyPre<CallState>,
-    /// The export of each hook (indexed by `Hook as usize`), resolved once:
-    /// a call instantiates and fetches only the function it runs.
-    exports: Vec<Option<ComponentExportIndex>>,
-    /// The hooks it implements, sorted.
-    hooks: Vec<Hook>,
-    /// The ticker's period.
-    epoch_tick: Duration,
-}
-
-impl std::fmt::Debug for WasmPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmPolicy")
-            .field("hooks", &self.hooks)
-            .finish_non_exhaustive()
-    }
-}
-
-impl WasmPolicy {
-    /// A fresh store under `limits`.
-    fn store(&self, limits: &Limits) -> Result<Store<CallState>, PolicyError> {
-        let mut store = Store::new(
-            &self.engine,
-            CallState {
-                limiter: CallLimiter::new(limits.memory_bytes),
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| PolicyError::Failed(format!("cannot set fuel: {e}")))?;
-        store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
-        store.epoch_deadline_trap();
-        Ok(store)
-    }
-
-    /// Runs `call` on a fresh instance of the whole world under `limits`
-    /// (every export fetched and checked: for `hooks()` at compile time).
-    fn run<R>(
-        &self,
-        limits: &Limits,
-        call: impl FnOnce(&Policy, &mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
-    ) -> Result<R, PolicyError> {
-        let mut store = self.store(limits)?;
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|p| call(&p, &mut store));
-        finish(outcome, &store, limits)
-    }
-
-    /// Calls `hook` with `input` on a fresh instance under `limits`,
-    /// fetching only that hook's function.
-    fn call_hook<P, R>(&self, hook: Hook, input: &P, limits: &Limits) -> Result<R, PolicyError>
-    where
-        for<'a> (&'a P,): ComponentNamedList + Lower + Send + Sync,
-        (Result<R, String>,): ComponentNamedList + Lift + Send + Sync + 'static,
-    {
-        self.require(hook)?;
-        let Some(Some(index)) = self.exports.get(hook as usize) else {
-            return Err(PolicyError::NotImplemented(hook.name()));
-        };
-        let mut store = self.store(limits)?;
-        let outcome = self
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .and_then(|instance| {
-                let func = instance.get_func(&mut store, index).ok_or_else(|| {
-                    wasmtime::Error::msg(format!("the plugin lost its `{}` export", hook.name()))
-                })?;
-                // SAFETY: `PolicyPre::new` type-checked every export of this
-                // component against the world at compile time, and `P`/`R`
-                // are the world's types for `hook` (see the callers).
-                let typed =
-                    unsafe { TypedFunc::<(&P,), (Result<R, String>,)>::new_unchecked(func) };
-                typed.call(&mut store, (input,)).map(|(r,)| r)
-            });
-        finish(outcome, &store, limits)
-    }
-
-    /// `NotImplemented` unless the plugin listed `hook`.
-    fn require(&self, hook: Hook) -> Result<(), PolicyError> {
-        if self.hooks.contains(&hook) {
-            Ok(())
-        } else {
-            Err(PolicyError::NotImplemented(hook.name()))
-        }
-    }
-}
-
-impl Executable for WasmPolicy {
-    fn hooks(&self) -> &[Hook] {
-        &self.hooks
-    }
-
-    fn guard(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<GuardVerdict, PolicyError> {
-        convert::with_transition(input, |i| self.call_hook(Hook::Guard, i, limits))
-            .and_then(convert::guard_verdict)
-    }
-
-    fn after(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<AfterOutput, PolicyError> {
-        convert::with_transition(input, |i| self.call_hook(Hook::After, i, limits))
-            .and_then(convert::after_output)
-    }
-
-    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
-        convert::with_tier_input(input, |i| self.call_hook(Hook::Tier, i, limits))
-            .map(convert::tier_output)
-    }
-
-    fn cadence(
-        &self,
-        input: &Arc<CadenceInput>,
-        limits: &Limits,
-    ) -> Result<CadenceOutput, PolicyError> {
-        convert::with_cadence_input(input, |i| self.call_hook(Hook::Cadence, i, limits))
-            .map(convert::cadence_output)
-    }
-
-    fn assign(
-        &self,
-        input: &Arc<AssignInput>,
-        limits: &Limits,
-    ) -> Result<AssignOutput, PolicyError> {
-        convert::with_assign_input(input, |i| self.call_hook(Hook::Assign, i, limits))
-            .map(convert::assign_output)
-    }
-
-    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
-        convert::with_bonus_input(input, |i| self.call_hook(Hook::Bonus, i, limits))
-            .and_then(convert::bonus_output)
-    }
-
-    /// Serves up to [`BONUS_CALLS_PER_INSTANCE`] subjects from one instance
-    /// (instantiation is most of a short call's cost), each call with fresh
-    /// fuel and deadline. A call that traps (or runs out of memory the
-    /// earlier calls left allocated) is retried alone on a fresh instance,
-    /// so its answer is what a single call gives; the rest continue on a new
-    /// instance.
-    fn bonus_many(
-        &self,
-        inputs: &[Arc<BonusInput>],
-        limits: &Limits,
-    ) -> Vec<Result<BonusOutput, PolicyError>> {
-        let index = match (
-            self.require(Hook::Bonus),
-            self.exports.get(Hook::Bonus as usize),
-        ) {
-            (Ok(()), Some(Some(index))) => *index,
-            _ => return inputs.iter().map(|i| self.bonus(i, limits)).collect(),
-        };
-        let mut out = Vec::with_capacity(inputs.len());
-        while out.len() < inputs.len() {
-            self.bonus_on_one_instance(index, &inputs[out.len()..], limits, &mut out);
-        }
-        out
-    }
-}
-
-/// Most `bonus` calls one instance serves in a settlement: bounds what a
-/// plugin's bump allocator holds (it frees nothing until the instance
-/// ends) and how far state kept between calls could reach.
-pub const BONUS_CALLS_PER_INSTANCE: usize = 64;
-
-impl WasmPolicy {
-    /// Answers the first of `inputs` (at least one, at most
-    /// [`BONUS_CALLS_PER_INSTANCE`]) on one instance, pushing to `out`.
-    fn bonus_on_one_instance(
-        &self,
-        index: ComponentExportIndex,
-        inputs: &[Arc<BonusInput>],
-        limits: &Limits,
-        out: &mut Vec<Result<BonusOutput, PolicyError>>,
-    ) {
-        let alone = |out: &mut Vec<_>, input: &Arc<BonusInput>| out.push(self.bonus(input, limits));
-        let Ok(mut store) = self.store(limits) else {
-            return alone(out, &inputs[0]);
-        };
-        let func = self
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .ok()
-            .and_then(|instance| instance.get_func(&mut store, index));
-        let Some(func) = func else {
-            return alone(out, &inputs[0]);
-        };
-        for input in inputs.iter().take(BONUS_CALLS_PER_INSTANCE) {
-            if store.set_fuel(limits.fuel).is_err() {
-                return alone(out, input);
-            }
-            store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
-            let outcome = convert::with_bonus_input(input, |i| {
-                // SAFETY: `PolicyPre::new` type-checked the `bonus` export
-                // against the world at compile time; these are its types.
-                let typed = unsafe {
-                    TypedFunc::<
-                        (&bindings::types::BonusInput<'_>,),
-                        (Result<bindings::types::BonusOutput, String>,),
-                    >::new_unchecked(func)
-                };
-                typed.call(&mut store, (i,)).map(|(r,)| r)
-            });
-            match outcome {
-                Ok(Ok(o)) => out.push(convert::bonus_output(o)),
-                Ok(Err(msg)) => out.push(Err(PolicyError::Failed(clip(msg)))),
-                // The instance is unusable after a trap: this input gets
-                // one of its own, the rest a new shared one.
-                Err(_) => return alone(out, input),
-            }
-        }
-    }
 }

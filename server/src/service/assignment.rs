@@ -11,6 +11,7 @@ use crate::domain::customer_history::{CustomerAction, CustomerEvent};
 use crate::pipeline::hook_input::{branch_info, customer_info};
 use crate::pipeline::policy_failed;
 use crate::policy::hooks::{AssignInput, Hook, RepLoad};
+use crate::policy::PolicyCalls;
 use crate::policy::PolicyError;
 use crate::store::keys;
 

@@ -20,6 +20,7 @@ use crate::domain::validate::FieldError;
 use crate::pipeline::hook_input::customer_info;
 use crate::pipeline::policy_failed;
 use crate::policy::hooks::{BranchInfo, CadenceInput, Hook};
+use crate::policy::PolicyCalls;
 use crate::store::keys;
 
 /// Most customers and tasks one answer lists, by default and at most.

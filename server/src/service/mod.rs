@@ -83,11 +83,12 @@ pub struct Services {
 pub const DEFAULT_MAX_CONCURRENT_POLICIES: usize = 16;
 
 impl Services {
-    /// Services over `store` with default policy limits.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        let executor = Executor::new(Limits::default(), DEFAULT_MAX_CONCURRENT_POLICIES)
-            .expect("the default policy engines start");
-        Self::with_executor(store, executor)
+    /// Services over `store` with default policy limits; an error when a
+    /// policy engine cannot start (e.g. the WebAssembly engine's memory
+    /// pool cannot be reserved).
+    pub fn new(store: Arc<dyn Store>) -> Result<Self, crate::policy::PolicyError> {
+        let executor = Executor::new(Limits::default(), DEFAULT_MAX_CONCURRENT_POLICIES)?;
+        Ok(Self::with_executor(store, executor))
     }
 
     /// Services over `store` running policies with `executor`.

@@ -31,6 +31,7 @@ use crate::incentive::FxTable;
 use crate::pipeline::policy_failed;
 use crate::policy::hooks::{BranchInfo, Hook, RevenueInfo, TierInput, TierOutput};
 use crate::policy::live::LivePolicy;
+use crate::policy::PolicyCalls;
 use crate::policy::{Executable, Limits, PolicyError};
 use crate::store::{keys, Batch, StoreError};
 

@@ -47,14 +47,19 @@ fn deep(n: u64) -> u64 {
     deep(frame[black_box(3)] + 1) + frame[black_box(5)]
 }
 
-/// The guard: allows the move unless `mode` says to misbehave; mode `shape`
-/// answers a rejection without a reason, which the host refuses as bad
-/// output.
+/// The guard: allows the move unless `mode` says to misbehave; modes
+/// `shape` and `blank` answer a rejection without a reason (none, or only
+/// spaces), which the host refuses as bad output.
 pub fn guard(input: TransitionInput) -> Result<GuardVerdict, String> {
-    if input.deal.attribute("mode") == Some("shape") {
+    let no_reason = match input.deal.attribute("mode") {
+        Some("shape") => Some(None),
+        Some("blank") => Some(Some("  ".to_string())),
+        _ => None,
+    };
+    if let Some(reason) = no_reason {
         return Ok(GuardVerdict {
             allow: false,
-            reason: None,
+            reason,
             missing: Vec::new(),
         });
     }

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::policy::answer::output_decimal;
 use crate::policy::hooks::{BonusLine, BonusOutput, GuardVerdict};
 use crate::policy::PolicyError;
 
@@ -51,7 +52,7 @@ pub(super) fn guard_verdict(out: &Dynamic) -> Option<GuardVerdict> {
 /// once per subject, and most answers are `#{ lines: [] }`. Only the plain
 /// shape (`rule` and `explanation` strings, `amount` a decimal, an integer
 /// or a decimal string, `flag` a string or `()`); anything else returns
-/// `None` and takes [`decode`], which gives the same value or the error.
+/// `None` and takes [`decode_bonus`], which gives the same value or the error.
 pub(super) fn bonus_output(out: &Dynamic) -> Option<BonusOutput> {
     let map = out.read_lock::<Map>()?;
     let mut output = BonusOutput::default();
@@ -68,6 +69,52 @@ pub(super) fn bonus_output(out: &Dynamic) -> Option<BonusOutput> {
     Some(output)
 }
 
+/// A bonus answer through JSON: the shape checked by serde, amounts read
+/// by [`output_decimal`] like a plugin's (a number, or exactly a decimal
+/// string).
+pub(super) fn decode_bonus(out: &Dynamic) -> Result<BonusOutput, PolicyError> {
+    /// A line as the script wrote it, its amount not yet read.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        rule: String,
+        amount: Value,
+        explanation: String,
+        #[serde(default)]
+        flag: Option<String>,
+    }
+    /// The answer as the script wrote it.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Answer {
+        #[serde(default)]
+        lines: Vec<Line>,
+    }
+    let answer: Answer = decode(out)?;
+    let lines = answer
+        .lines
+        .into_iter()
+        .map(|l| {
+            let amount = match &l.amount {
+                Value::String(s) => output_decimal("amount", s)?,
+                Value::Number(n) => output_decimal("amount", &n.to_string())?,
+                other => {
+                    return Err(PolicyError::BadOutput(format!(
+                        "`amount` is not a decimal number: {other}"
+                    )))
+                }
+            };
+            Ok(BonusLine {
+                rule: l.rule,
+                amount,
+                explanation: l.explanation,
+                flag: l.flag,
+            })
+        })
+        .collect::<Result<_, PolicyError>>()?;
+    Ok(BonusOutput { lines })
+}
+
 /// One line of [`bonus_output`].
 fn bonus_line(line: &Dynamic) -> Option<BonusLine> {
     let text = |d: &Dynamic| d.read_lock::<ImmutableString>().map(|s| s.to_string());
@@ -82,7 +129,7 @@ fn bonus_line(line: &Dynamic) -> Option<BonusLine> {
                 } else if let Ok(i) = value.as_int() {
                     Decimal::from(i)
                 } else {
-                    crate::domain::money::parse_decimal(&text(value)?).ok()?
+                    output_decimal("amount", &text(value)?).ok()?
                 })
             }
             "explanation" => explanation = Some(text(value)?),

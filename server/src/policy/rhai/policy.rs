@@ -7,7 +7,7 @@ use rhai::{Dynamic, Engine, ImmutableString, AST};
 use serde::de::DeserializeOwned;
 
 use super::call::call_fn;
-use super::output::{bonus_output, decode, guard_verdict};
+use super::output::{bonus_output, decode, decode_bonus, guard_verdict};
 use super::{input, RhaiHost};
 use crate::policy::hooks::{
     AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
@@ -147,25 +147,19 @@ impl Executable for RhaiPolicy {
         self.bonus_subjects.as_deref()
     }
 
-    fn guard(
+    fn run_guard(
         &self,
         input: &Arc<TransitionInput>,
         limits: &Limits,
     ) -> Result<GuardVerdict, PolicyError> {
         let out = self.call_dynamic(Hook::Guard, input, limits)?;
-        let v = match guard_verdict(&out) {
-            Some(v) => v,
-            None => decode(&out)?,
-        };
-        if !v.allow && v.reason.as_deref().is_none_or(str::is_empty) {
-            return Err(PolicyError::BadOutput(
-                "a rejection must give a `reason`".into(),
-            ));
+        match guard_verdict(&out) {
+            Some(v) => Ok(v),
+            None => decode(&out),
         }
-        Ok(v)
     }
 
-    fn after(
+    fn run_after(
         &self,
         input: &Arc<TransitionInput>,
         limits: &Limits,
@@ -173,11 +167,11 @@ impl Executable for RhaiPolicy {
         self.call(Hook::After, input, limits)
     }
 
-    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
+    fn run_tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
         self.call(Hook::Tier, input, limits)
     }
 
-    fn cadence(
+    fn run_cadence(
         &self,
         input: &Arc<CadenceInput>,
         limits: &Limits,
@@ -185,7 +179,7 @@ impl Executable for RhaiPolicy {
         self.call(Hook::Cadence, input, limits)
     }
 
-    fn assign(
+    fn run_assign(
         &self,
         input: &Arc<AssignInput>,
         limits: &Limits,
@@ -193,11 +187,15 @@ impl Executable for RhaiPolicy {
         self.call(Hook::Assign, input, limits)
     }
 
-    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
+    fn run_bonus(
+        &self,
+        input: &Arc<BonusInput>,
+        limits: &Limits,
+    ) -> Result<BonusOutput, PolicyError> {
         let out = self.call_dynamic(Hook::Bonus, input, limits)?;
         match bonus_output(&out) {
             Some(o) => Ok(o),
-            None => decode(&out),
+            None => decode_bonus(&out),
         }
     }
 }

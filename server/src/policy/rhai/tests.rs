@@ -7,12 +7,12 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine};
 use rust_decimal::Decimal;
 
-use super::output::{bonus_output, decode, guard_verdict};
+use super::output::{bonus_output, decode, decode_bonus, guard_verdict};
 use super::RhaiHost;
 use crate::policy::hooks::{
     ActorInfo, BonusOutput, BranchInfo, CustomerInfo, DealInfo, GuardVerdict, TransitionInput,
 };
-use crate::policy::{Executable, Limits, PolicyError};
+use crate::policy::{Executable, Limits, PolicyCalls, PolicyError};
 
 fn host() -> RhaiHost {
     RhaiHost::new(Limits::default())
@@ -414,7 +414,7 @@ fn bonus_answers_read_from_their_maps_equal_the_json_reading() {
         "()",
     ] {
         let out: Dynamic = h.engine.eval(case).unwrap();
-        let slow: Result<BonusOutput, PolicyError> = decode(&out);
+        let slow: Result<BonusOutput, PolicyError> = decode_bonus(&out);
         // Other shapes take the JSON reading itself.
         if let Some(o) = bonus_output(&out) {
             fast += 1;
