@@ -3,11 +3,13 @@
 //!
 //! - [`hooks`]: the interface (hook points and their input/output records).
 //! - [`answer`]: the checks every hook answer passes, for both runtimes.
+//! - [`config`]: per-activation parameters and how a call reads them.
 //! - [`limits`]: the named limits every execution runs under.
 //! - [`rhai`]: the rhai engine, its sandbox and the script bridge.
 //! - [`wasm`]: the wasmtime component host.
 
 pub mod answer;
+pub mod config;
 pub mod executor;
 pub mod hooks;
 pub mod limits;
@@ -83,6 +85,12 @@ pub trait Executable: Send + Sync {
     /// Names of the example tests it carries (run at compile).
     fn tests(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Runs its example tests again (under the current configuration: an
+    /// activation's parameters are tried this way); the first failure is
+    /// the error.
+    fn run_tests(&self) -> Result<(), PolicyError> {
+        Ok(())
     }
 
     // A hook the policy does not implement answers `NotImplemented`: native

@@ -158,7 +158,7 @@ impl RhaiHost {
             tests,
             bonus_subjects: None,
         };
-        policy.run_tests()?;
+        policy.run_examples()?;
         if declares_subjects {
             policy.bonus_subjects = Some(policy.declared_subjects()?);
         }

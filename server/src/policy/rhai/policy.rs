@@ -40,7 +40,7 @@ impl RhaiPolicy {
     }
 
     /// Runs every example test; the first failure is the error.
-    pub fn run_tests(&self) -> Result<(), PolicyError> {
+    pub fn run_examples(&self) -> Result<(), PolicyError> {
         for name in &self.tests {
             let _ = self
                 .call_raw(&self.host.engine, name, Vec::new(), &self.host.limits)
@@ -141,6 +141,10 @@ impl Executable for RhaiPolicy {
 
     fn tests(&self) -> Vec<String> {
         self.tests.clone()
+    }
+
+    fn run_tests(&self) -> Result<(), PolicyError> {
+        self.run_examples()
     }
 
     fn bonus_subjects(&self) -> Option<&[String]> {
