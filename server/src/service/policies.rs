@@ -19,6 +19,7 @@ use super::{events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::ids;
+use crate::policy::config::{self, Configured, PolicyConfig};
 use crate::policy::executor::Executor;
 use crate::policy::hooks::Hook;
 use crate::policy::live::{Live, LivePolicy, Runtime, Scope};
@@ -38,6 +39,9 @@ pub struct Activation {
     /// The business date from which it applies (bonus rules).
     #[serde(default)]
     pub effective_from: Option<NaiveDate>,
+    /// Parameters set with this activation, over the version's own.
+    #[serde(default, skip_serializing_if = "PolicyConfig::is_empty")]
+    pub config: PolicyConfig,
 }
 
 /// A policy: its scope, versions and which one is live.
@@ -77,6 +81,9 @@ pub struct PolicyVersion {
     /// (rhai: `fn bonus_subjects()`); absent: every subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bonus_subjects: Option<Vec<String>>,
+    /// Parameters set at upload (an activation may set others over them).
+    #[serde(default, skip_serializing_if = "PolicyConfig::is_empty")]
+    pub config: PolicyConfig,
     /// Size in bytes.
     pub size: usize,
     /// Who uploaded it.
@@ -104,6 +111,13 @@ pub struct NewPolicy {
     /// The WebAssembly component or module, base64 (runtime `wasm`).
     #[serde(default)]
     pub module: Option<String>,
+    /// Parameters the policy reads while it runs (rhai `config(key)`,
+    /// wasm the `config` import): keys `[a-z][a-z0-9_]*` (at most 40
+    /// characters), text values of at most 256 bytes, at most 32 keys. A
+    /// script's example tests must pass under them.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub config: Option<PolicyConfig>,
 }
 
 /// Response of `POST /v1/policies`.
@@ -122,7 +136,11 @@ pub struct UploadedPolicy {
     /// The subject kinds its `bonus` hook settles, when it declares them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bonus_subjects: Option<Vec<String>>,
-    /// False when identical content was already stored as `version`.
+    /// The parameters stored with the version.
+    #[serde(skip_serializing_if = "PolicyConfig::is_empty")]
+    pub config: PolicyConfig,
+    /// False when identical content and parameters were already stored as
+    /// `version`.
     pub created: bool,
 }
 
@@ -134,6 +152,12 @@ pub struct ActivateRequest {
     #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
     #[schema(schema_with = crate::domain::schema::opt_day)]
     pub effective_from: Option<NaiveDate>,
+    /// Parameters for this activation, over the version's own (as at
+    /// upload); the version's example tests must pass under them. Not
+    /// taken by a deactivation.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub config: Option<PolicyConfig>,
 }
 
 /// A policy version that decides a hook.
@@ -149,6 +173,10 @@ pub struct DecidingPolicy {
     pub scope: Scope,
     /// Its runtime.
     pub runtime: Runtime,
+    /// The parameters it runs with (the version's, with the activation's
+    /// over them).
+    #[serde(skip_serializing_if = "PolicyConfig::is_empty")]
+    pub config: PolicyConfig,
 }
 
 /// Who decides one hook for a branch.
@@ -274,6 +302,7 @@ impl Services {
                 runtime: Runtime::Rhai,
                 source: Some(source.into()),
                 module: None,
+                config: None,
             };
             let up = self.upload_policy(&system, req).await?;
             self.activate_policy(&system, name, up.version, ActivateRequest::default())
@@ -287,6 +316,7 @@ impl Services {
                     module: Some(
                         base64::engine::general_purpose::STANDARD.encode(NEW_BRAND_BONUS_WASM),
                     ),
+                    config: None,
                 };
                 self.upload_policy(&system, alternative).await?;
             }
@@ -298,7 +328,8 @@ impl Services {
         {
             let p: Policy = decode(&key, &raw)?;
             if let Some(v) = p.active_version {
-                match self.live_policy(&p, v) {
+                let overrides = activation_config(&p, v);
+                match self.live_policy(&p, v, &overrides) {
                     Ok(live) => self.policies.live.set(&p.name, Some(live)),
                     // A version that compiled at upload but not now (e.g. an
                     // engine upgrade) must not keep the server from starting.
@@ -342,17 +373,38 @@ impl Services {
         Ok((meta, exec))
     }
 
-    fn live_policy(&self, p: &Policy, v: u64) -> Result<Arc<LivePolicy>, ServiceError> {
-        let (meta, exec) = self.compiled(&p.name, v)?;
+    /// Version `v` of `p` ready to go live with `overrides` over its own
+    /// parameters.
+    fn live_policy(
+        &self,
+        p: &Policy,
+        v: u64,
+        overrides: &PolicyConfig,
+    ) -> Result<Arc<LivePolicy>, ServiceError> {
+        let (meta, exec) = self.configured(&p.name, v, overrides)?;
         Ok(Arc::new(LivePolicy {
             name: p.name.clone(),
             version: v,
             sha256: meta.sha256,
             scope: p.scope.clone(),
             runtime: meta.runtime,
+            config: config::merged(&meta.config, overrides),
             exec,
             slow: Default::default(),
         }))
+    }
+
+    /// Version `v` of `name`, compiled, running with its own parameters and
+    /// `overrides` over them.
+    pub(crate) fn configured(
+        &self,
+        name: &str,
+        v: u64,
+        overrides: &PolicyConfig,
+    ) -> Result<(PolicyVersion, Arc<dyn Executable>), ServiceError> {
+        let (meta, exec) = self.compiled(name, v)?;
+        let exec = Configured::wrap(exec, &config::merged(&meta.config, overrides));
+        Ok((meta, exec))
     }
 
     /// Stores a new version (compiled, hooks checked, example tests run);
@@ -371,6 +423,7 @@ impl Services {
         if let Some(b) = scope.branch() {
             self.require_branch_exists("scope", b)?;
         }
+        let params = checked_config(req.config)?;
         let limits = Arc::clone(&self.policies.executor.limits);
         let body: Vec<u8> = match (req.runtime, req.source, req.module) {
             (Runtime::Rhai, Some(s), None) => s.into_bytes(),
@@ -423,7 +476,7 @@ impl Services {
                     .repo
                     .read::<PolicyVersion>(&version_key(&req.name, v))?
                 {
-                    if meta.value.sha256 == sha256 {
+                    if meta.value.sha256 == sha256 && meta.value.config == params {
                         return Ok(UploadedPolicy {
                             name: req.name,
                             version: v,
@@ -431,6 +484,7 @@ impl Services {
                             hooks: meta.value.hooks,
                             tests: meta.value.tests,
                             bonus_subjects: meta.value.bonus_subjects,
+                            config: meta.value.config,
                             created: false,
                         });
                     }
@@ -440,10 +494,15 @@ impl Services {
         let runtime = req.runtime;
         let executor = self.policies.executor.clone();
         let compile_body = body.clone();
+        let tried = params.clone();
         let exec = self
             .policies
             .executor
-            .run(move |_| executor.compile(runtime, &compile_body))
+            .run(move |_| {
+                let exec = executor.compile(runtime, &compile_body)?;
+                try_config(&exec, &tried)?;
+                Ok(exec)
+            })
             .await
             .and_then(|r| r)
             .map_err(ServiceError::PolicyInvalid)?;
@@ -470,6 +529,7 @@ impl Services {
             hooks: exec.hooks().to_vec(),
             tests: tests.clone(),
             bonus_subjects: exec.bonus_subjects().map(<[String]>::to_vec),
+            config: params,
             size: body.len(),
             uploaded_by: caller.user.clone(),
             uploaded_at: now,
@@ -485,7 +545,7 @@ impl Services {
             ResourceRef::policy(&req.name, scope.branch()),
             &caller.user,
             json!({"policy": req.name, "version": version, "sha256": sha256, "runtime": runtime,
-                   "hooks": meta.hooks}),
+                   "hooks": meta.hooks, "config": meta.config}),
         );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
@@ -502,6 +562,7 @@ impl Services {
             hooks: meta.hooks,
             tests,
             bonus_subjects: meta.bonus_subjects,
+            config: meta.config,
             created: true,
         })
     }
@@ -518,7 +579,17 @@ impl Services {
         let stored = self.visible_policy(caller, name)?;
         self.require_scope(caller, &stored.value.scope)?;
         let mut p = stored.value.clone();
-        let live = self.live_policy(&p, version)?;
+        let overrides = checked_config(req.config)?;
+        let live = self.live_policy(&p, version, &overrides)?;
+        if !overrides.is_empty() {
+            let exec = Arc::clone(&live.exec);
+            self.policies
+                .executor
+                .run(move |_| exec.run_tests())
+                .await
+                .and_then(|r| r)
+                .map_err(ServiceError::PolicyInvalid)?;
+        }
         // Going back to a version older than the live one is a rollback.
         let kind = match p.active_version {
             Some(current) if version < current => EventKind::PolicyRolledBack,
@@ -531,6 +602,7 @@ impl Services {
             at: now(),
             by: caller.user.clone(),
             effective_from: req.effective_from,
+            config: overrides.clone(),
         });
         let key = keys::key(keys::POLICY, &[name]);
         let mut batch = Batch::new();
@@ -543,7 +615,7 @@ impl Services {
             ResourceRef::policy(name, p.scope.branch()),
             &caller.user,
             json!({"policy": name, "version": version, "previous": previous, "by": caller.user,
-                   "effective_from": req.effective_from}),
+                   "effective_from": req.effective_from, "config": overrides}),
         );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
@@ -570,6 +642,12 @@ impl Services {
         let _serial = self.policies.activation.lock().await;
         let stored = self.visible_policy(caller, name)?;
         self.require_scope(caller, &stored.value.scope)?;
+        if req.config.is_some() {
+            return Err(ServiceError::invalid(
+                "config",
+                "a deactivation takes no parameters",
+            ));
+        }
         let mut p = stored.value.clone();
         let previous = p.active_version;
         p.active_version = None;
@@ -578,6 +656,7 @@ impl Services {
             at: now(),
             by: caller.user.clone(),
             effective_from: req.effective_from,
+            config: PolicyConfig::new(),
         });
         let key = keys::key(keys::POLICY, &[name]);
         let mut batch = Batch::new();
@@ -688,6 +767,7 @@ impl Services {
                             sha256: p.sha256.clone(),
                             scope: p.scope.clone(),
                             runtime: p.runtime,
+                            config: p.config.clone(),
                         })
                         .collect(),
                     source: source.into(),
@@ -699,4 +779,34 @@ impl Services {
 
 fn policy_tests(exec: &dyn Executable) -> Vec<String> {
     exec.tests()
+}
+
+/// The parameters `p`'s latest activation of version `v` set (none when
+/// its latest activation is of another version).
+pub(crate) fn activation_config(p: &Policy, v: u64) -> PolicyConfig {
+    p.activations
+        .last()
+        .filter(|a| a.version == Some(v))
+        .map(|a| a.config.clone())
+        .unwrap_or_default()
+}
+
+/// A request's parameters, checked ([`config::check`]); none is empty.
+fn checked_config(params: Option<PolicyConfig>) -> Result<PolicyConfig, ServiceError> {
+    let params = params.unwrap_or_default();
+    config::check(&params).map_err(|m| ServiceError::invalid("config", m))?;
+    Ok(params)
+}
+
+/// Runs a new version's example tests again under its parameters (they ran
+/// without them at compile): a parameter the script cannot read refuses
+/// the upload.
+fn try_config(
+    exec: &Arc<dyn Executable>,
+    params: &PolicyConfig,
+) -> Result<(), crate::policy::PolicyError> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    Configured::wrap(Arc::clone(exec), params).run_tests()
 }
