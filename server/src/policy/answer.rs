@@ -41,6 +41,31 @@ impl HookOutput for CadenceOutput {}
 impl HookOutput for AssignOutput {}
 impl HookOutput for BonusOutput {}
 
+/// The subject kinds a wasm plugin declares for its `bonus` hook, checked:
+/// each at most once, and only by a plugin that has the hook. `None`:
+/// every subject.
+pub fn checked_subjects(
+    subjects: Option<Vec<String>>,
+    hooks: &[super::hooks::Hook],
+) -> Result<Option<Vec<String>>, PolicyError> {
+    let Some(subjects) = subjects else {
+        return Ok(None);
+    };
+    if !hooks.contains(&super::hooks::Hook::Bonus) {
+        return Err(PolicyError::Interface(
+            "`bonus-subjects()` declares subjects but there is no `bonus` hook".into(),
+        ));
+    }
+    for (i, s) in subjects.iter().enumerate() {
+        if subjects[..i].contains(s) {
+            return Err(PolicyError::Interface(format!(
+                "`bonus-subjects()` lists `{s}` twice"
+            )));
+        }
+    }
+    Ok(Some(subjects))
+}
+
 /// A decimal a policy returned as text (a bonus amount): exactly a plain
 /// decimal string, no surrounding spaces, exponents or junk. Both runtimes
 /// read returned decimal text through this one function.

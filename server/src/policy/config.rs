@@ -140,6 +140,9 @@ impl Executable for Configured {
     fn bonus_subjects(&self) -> Option<&[String]> {
         self.inner.bonus_subjects()
     }
+    fn interface(&self) -> Option<&'static str> {
+        self.inner.interface()
+    }
     fn run_guard(&self, i: &Arc<TransitionInput>, l: &Limits) -> Result<GuardVerdict, PolicyError> {
         self.with(|e| e.run_guard(i, l))
     }

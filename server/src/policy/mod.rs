@@ -120,6 +120,11 @@ pub trait Executable: Send + Sync {
     fn run_bonus(&self, _: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
         Err(PolicyError::NotImplemented("bonus"))
     }
+    /// The version of the plugin interface it implements (`1.0.0`,
+    /// `1.1.0`), for WebAssembly plugins.
+    fn interface(&self) -> Option<&'static str> {
+        None
+    }
     /// The subject kinds (`deal`, `customer`, `rep`) its `bonus` hook
     /// settles, when the policy declares them: a settlement asks it about no
     /// other subject (as if it answered no lines for them). `None`: every

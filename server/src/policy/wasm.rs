@@ -25,12 +25,14 @@
 //! `limiter` (the per-call memory limiter).
 
 mod bindings;
-mod convert;
 mod hook;
 mod limiter;
+mod log;
 mod policy;
 #[cfg(test)]
 mod tests;
+mod v1_0;
+mod v1_1;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -43,9 +45,17 @@ use wasmtime::{
 };
 
 use super::{Limits, PolicyError};
-use bindings::PolicyPre;
 use limiter::CallLimiter;
-pub use policy::{WasmPolicy, BONUS_CALLS_PER_INSTANCE};
+use log::LogBudget;
+pub use policy::WasmPolicy;
+
+/// The interface versions the host serves, newest first.
+pub const INTERFACE_VERSIONS: [&str; 2] = ["1.1.0", "1.0.0"];
+
+/// Most `bonus` calls one instance serves in a settlement: bounds what a
+/// plugin's bump allocator holds (it frees nothing until the instance
+/// ends) and how far state kept between calls could reach.
+pub const BONUS_CALLS_PER_INSTANCE: usize = 64;
 
 /// Longest error message taken from a plugin's `Err(..)`, in bytes.
 const MAX_PLUGIN_MESSAGE: usize = 2048;
@@ -95,6 +105,8 @@ impl std::fmt::Debug for WasmHost {
 struct CallState {
     /// The memory limiter (and what it refused).
     limiter: CallLimiter,
+    /// The plugin version's `log` budget (interface 1.1).
+    log: std::sync::Arc<LogBudget>,
 }
 
 impl WasmHost {
@@ -174,18 +186,35 @@ impl WasmHost {
                 column: None,
             })?;
         check_imports(&self.engine, &component)?;
-        // An empty linker: the only imports it satisfies are type-only
-        // instances (interfaces the world `use`s for its records).
-        let linker = Linker::<CallState>::new(&self.engine);
+        // The linker holds the 1.1 imports (`config`, `log`); a 1.0 plugin
+        // imports nothing but type-only instances, which need no definition.
+        let mut linker = Linker::<CallState>::new(&self.engine);
+        bindings::v1_1::Policy::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| PolicyError::Interface(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PolicyError::Interface(format!("{e:#}")))?;
-        let pre = PolicyPre::new(pre).map_err(|e| {
+        let log = std::sync::Arc::new(LogBudget::new(hex_prefix(bytes)));
+        let tick = self.epoch_tick;
+        let newest = match v1_1::PolicyPre::new(pre.clone()) {
+            Ok(pre) => {
+                let plugin =
+                    v1_1::plugin::Plugin::load(&self.engine, &component, pre, tick, log, limits)?;
+                return Ok(WasmPolicy::V1_1(plugin));
+            }
+            Err(e) => e,
+        };
+        let pre = v1_0::PolicyPre::new(pre).map_err(|older| {
             PolicyError::Interface(format!(
-                "the plugin does not export the dealflow:policy@1.0.0 world: {e:#}"
+                "the plugin exports neither the dealflow:policy@1.1.0 world ({newest:#}) nor \
+                 dealflow:policy@1.0.0 ({older:#})"
             ))
         })?;
-        WasmPolicy::load(&self.engine, &component, pre, self.epoch_tick, limits)
+        let plugin = v1_0::plugin::Plugin::load(&self.engine, &component, pre, tick, log, limits)?;
+        Ok(WasmPolicy::V1_0(plugin))
     }
 
     #[cfg(test)]
@@ -239,12 +268,20 @@ fn componentize(core: &[u8]) -> Result<Vec<u8>, PolicyError> {
         })
 }
 
+/// The functions interface 1.1 lets a plugin import (the linker checks
+/// their types).
+const HOST_FUNCTIONS: [&str; 2] = ["config", "log"];
+
 /// Refuses every import except type-only instances (the interfaces whose
-/// records the world uses carry no functions).
+/// records the world uses carry no functions) and the host's own functions
+/// ([`HOST_FUNCTIONS`]).
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), PolicyError> {
     let ty = component.component_type();
     let mut refused = Vec::new();
     for (name, import) in ty.imports(engine) {
+        if HOST_FUNCTIONS.contains(&name) && matches!(import.ty, ComponentItem::ComponentFunc(_)) {
+            continue;
+        }
         let (harmless, kind) = match &import.ty {
             ComponentItem::ComponentInstance(i) => (
                 i.exports(engine)
@@ -265,8 +302,8 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), PolicyErr
         Ok(())
     } else {
         Err(PolicyError::Interface(format!(
-            "the plugin imports {}; plugins get no imports at all (no WASI, no host functions): build it for \
-             wasm32-unknown-unknown with dealflow-plugin-sdk",
+            "the plugin imports {}; plugins get no imports but the interface's `config` and `log` (no WASI, \
+             no other host functions): build it for wasm32-unknown-unknown with dealflow-plugin-sdk",
             refused.join(", ")
         )))
     }
@@ -326,4 +363,11 @@ fn clip(mut msg: String) -> String {
         msg.push('…');
     }
     msg
+}
+
+/// The first 12 hex digits of the SHA-256 of `bytes`: how log lines name
+/// the plugin version (the version record shows the full hash).
+fn hex_prefix(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(bytes)[..6])
 }

@@ -84,6 +84,10 @@ pub struct PolicyVersion {
     /// Parameters set at upload (an activation may set others over them).
     #[serde(default, skip_serializing_if = "PolicyConfig::is_empty")]
     pub config: PolicyConfig,
+    /// The plugin interface version a wasm policy implements (`1.0.0` or
+    /// `1.1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     /// Size in bytes.
     pub size: usize,
     /// Who uploaded it.
@@ -139,6 +143,9 @@ pub struct UploadedPolicy {
     /// The parameters stored with the version.
     #[serde(skip_serializing_if = "PolicyConfig::is_empty")]
     pub config: PolicyConfig,
+    /// The plugin interface version a wasm policy implements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     /// False when identical content and parameters were already stored as
     /// `version`.
     pub created: bool,
@@ -485,6 +492,7 @@ impl Services {
                             tests: meta.value.tests,
                             bonus_subjects: meta.value.bonus_subjects,
                             config: meta.value.config,
+                            interface: meta.value.interface,
                             created: false,
                         });
                     }
@@ -530,6 +538,7 @@ impl Services {
             tests: tests.clone(),
             bonus_subjects: exec.bonus_subjects().map(<[String]>::to_vec),
             config: params,
+            interface: exec.interface().map(str::to_string),
             size: body.len(),
             uploaded_by: caller.user.clone(),
             uploaded_at: now,
@@ -563,6 +572,7 @@ impl Services {
             tests,
             bonus_subjects: meta.bonus_subjects,
             config: meta.config,
+            interface: meta.interface,
             created: true,
         })
     }

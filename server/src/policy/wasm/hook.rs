@@ -10,13 +10,12 @@ use std::marker::PhantomData;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, Lift, Lower, TypedFunc};
 use wasmtime::Store;
 
-use super::bindings::types as wit;
 use super::CallState;
 use crate::policy::hooks::Hook;
 use crate::policy::PolicyError;
 
 /// A hook of the WIT world and its types there.
-pub(super) trait WitHook: 'static {
+pub(crate) trait WitHook: 'static {
     /// The hook.
     const HOOK: Hook;
     /// Its input record, borrowing the host's strings.
@@ -27,40 +26,27 @@ pub(super) trait WitHook: 'static {
 
 /// The typed function of hook `H`: one input, an answer or the plugin's
 /// error message.
-pub(super) type HookFunc<'p, 'i, H> =
+pub(crate) type HookFunc<'p, 'i, H> =
     TypedFunc<(&'p <H as WitHook>::Input<'i>,), (Result<<H as WitHook>::Output, String>,)>;
 
-/// Declares a marker type per hook with its WIT types.
+/// Declares, in a version module, a marker type per hook with that
+/// version's WIT types (`wit::…`).
 macro_rules! wit_hooks {
     ($($(#[$doc:meta])* $marker:ident: $hook:ident, $input:ident -> $output:ident;)*) => {$(
         $(#[$doc])*
-        pub(super) enum $marker {}
-        impl WitHook for $marker {
-            const HOOK: Hook = Hook::$hook;
+        pub(crate) enum $marker {}
+        impl $crate::policy::wasm::hook::WitHook for $marker {
+            const HOOK: $crate::policy::hooks::Hook = $crate::policy::hooks::Hook::$hook;
             type Input<'a> = wit::$input<'a>;
             type Output = wit::$output;
         }
     )*};
 }
-
-wit_hooks! {
-    /// `guard: func(input: transition-input) -> result<guard-verdict, string>`.
-    GuardHook: Guard, TransitionInput -> GuardVerdict;
-    /// `after: func(input: transition-input) -> result<after-output, string>`.
-    AfterHook: After, TransitionInput -> AfterOutput;
-    /// `tier: func(input: tier-input) -> result<tier-output, string>`.
-    TierHook: Tier, TierInput -> TierOutput;
-    /// `cadence: func(input: cadence-input) -> result<cadence-output, string>`.
-    CadenceHook: Cadence, CadenceInput -> CadenceOutput;
-    /// `assign: func(input: assign-input) -> result<assign-output, string>`.
-    AssignHook: Assign, AssignInput -> AssignOutput;
-    /// `bonus: func(input: bonus-input) -> result<bonus-output, string>`.
-    BonusHook: Bonus, BonusInput -> BonusOutput;
-}
+pub(super) use wit_hooks;
 
 /// The export of hook `H` in one component, its type checked against
 /// `H`'s WIT types when it was found.
-pub(super) struct HookExport<H> {
+pub(crate) struct HookExport<H> {
     /// Where the function is among the component's exports.
     index: ComponentExportIndex,
     /// The hook whose types were checked.
@@ -70,7 +56,7 @@ pub(super) struct HookExport<H> {
 impl<H: WitHook> HookExport<H> {
     /// `H`'s export of the component `instance` is an instance of, when it
     /// has one; `Interface` when it has one of another type.
-    pub(super) fn find(
+    pub(crate) fn find(
         component: &Component,
         instance: &Instance,
         store: &mut Store<CallState>,
@@ -94,7 +80,7 @@ impl<H: WitHook> HookExport<H> {
 
     /// The typed function of `instance` (an instance of the component this
     /// export was found in).
-    pub(super) fn func<'p, 'i>(
+    pub(crate) fn func<'p, 'i>(
         &self,
         instance: &Instance,
         store: &mut Store<CallState>,

@@ -1,278 +1,81 @@
-//! A compiled plugin ([`WasmPolicy`]): its checked hook exports, a fresh
-//! instance per hook call, and the batched `bonus` calls of a settlement.
+//! A compiled plugin of either interface version ([`WasmPolicy`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use wasmtime::component::{Component, Instance};
-use wasmtime::{Engine, Store};
-
-use super::bindings::{Policy, PolicyPre};
-use super::hook::{
-    AfterHook, AssignHook, BonusHook, CadenceHook, GuardHook, HookExport, TierHook, WitHook,
-};
-use super::limiter::CallLimiter;
-use super::{clip, convert, epoch_ticks, finish, CallState};
+use super::{v1_0, v1_1};
 use crate::policy::hooks::{
     AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
     GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
 };
 use crate::policy::{Executable, Limits, PolicyError};
 
-/// The hook exports of one component, each checked against its hook's
-/// types; `None` where the component has no such export.
-pub(super) struct Exports {
-    guard: Option<HookExport<GuardHook>>,
-    after: Option<HookExport<AfterHook>>,
-    tier: Option<HookExport<TierHook>>,
-    cadence: Option<HookExport<CadenceHook>>,
-    assign: Option<HookExport<AssignHook>>,
-    bonus: Option<HookExport<BonusHook>>,
+/// A compiled plugin, ready to run the hooks it implements.
+pub enum WasmPolicy {
+    /// A plugin of interface 1.0.0.
+    V1_0(v1_0::plugin::Plugin),
+    /// A plugin of interface 1.1.0.
+    V1_1(v1_1::plugin::Plugin),
 }
 
-impl Exports {
-    /// Finds and checks every hook export of `component` on `instance`.
-    fn find(
-        component: &Component,
-        instance: &Instance,
-        store: &mut Store<CallState>,
-    ) -> Result<Self, PolicyError> {
-        Ok(Self {
-            guard: HookExport::find(component, instance, store)?,
-            after: HookExport::find(component, instance, store)?,
-            tier: HookExport::find(component, instance, store)?,
-            cadence: HookExport::find(component, instance, store)?,
-            assign: HookExport::find(component, instance, store)?,
-            bonus: HookExport::find(component, instance, store)?,
-        })
+impl WasmPolicy {
+    /// The interface version it implements (`1.0.0` or `1.1.0`).
+    pub fn interface_version(&self) -> &'static str {
+        match self {
+            Self::V1_0(_) => "1.0.0",
+            Self::V1_1(_) => "1.1.0",
+        }
     }
-}
 
-/// A compiled plugin, ready to run the hooks it implements; each call runs
-/// in a fresh instance.
-pub struct WasmPolicy {
-    /// The engine (for new stores).
-    engine: Engine,
-    /// The type-checked pre-instance.
-    pre: PolicyPre<CallState>,
-    /// Each hook's export, type-checked once: a call instantiates and
-    /// fetches only the function it runs.
-    exports: Exports,
-    /// The hooks it implements, sorted.
-    hooks: Vec<Hook>,
-    /// The ticker's period.
-    epoch_tick: Duration,
+    fn plugin(&self) -> &dyn Executable {
+        match self {
+            Self::V1_0(p) => p,
+            Self::V1_1(p) => p,
+        }
+    }
 }
 
 impl std::fmt::Debug for WasmPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmPolicy")
-            .field("hooks", &self.hooks)
+            .field("interface", &self.interface_version())
+            .field("hooks", &self.plugin().hooks())
             .finish_non_exhaustive()
     }
 }
 
-impl WasmPolicy {
-    /// Instantiates `component` once under `limits`, asks it which hooks it
-    /// implements and checks its hook exports.
-    pub(super) fn load(
-        engine: &Engine,
-        component: &Component,
-        pre: PolicyPre<CallState>,
-        epoch_tick: Duration,
-        limits: &Limits,
-    ) -> Result<Self, PolicyError> {
-        let mut store = new_store(engine, epoch_tick, limits)?;
-        let instance = pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .map_err(|e| finish::<()>(Err(e), &store, limits).unwrap_err())?;
-        let exports = Exports::find(component, &instance, &mut store)?;
-        let outcome = Policy::new(&mut store, &instance).and_then(|p| p.call_hooks(&mut store));
-        let listed = finish(outcome.map(Ok), &store, limits).map_err(|e| match e {
-            PolicyError::Budget(_) | PolicyError::Deadline(_) | PolicyError::Resource(_) => e,
-            other => PolicyError::Interface(format!("`hooks()` did not answer: {other}")),
-        })?;
-        let mut hooks: Vec<Hook> = listed.into_iter().map(convert::hook_from_wit).collect();
-        hooks.sort();
-        hooks.dedup();
-        if hooks.is_empty() {
-            return Err(PolicyError::Interface(
-                "the plugin implements no hook: `hooks()` returned an empty list".into(),
-            ));
-        }
-        Ok(Self {
-            engine: engine.clone(),
-            pre,
-            exports,
-            hooks,
-            epoch_tick,
-        })
-    }
-
-    /// Calls hook `H` with `input` on a fresh instance under `limits`,
-    /// fetching only that hook's function.
-    fn call_hook<H: WitHook>(
-        &self,
-        export: &Option<HookExport<H>>,
-        input: &H::Input<'_>,
-        limits: &Limits,
-    ) -> Result<H::Output, PolicyError> {
-        let export = match export {
-            Some(export) if self.hooks.contains(&H::HOOK) => export,
-            _ => return Err(PolicyError::NotImplemented(H::HOOK.name())),
-        };
-        let mut store = new_store(&self.engine, self.epoch_tick, limits)?;
-        let outcome = self
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .and_then(|instance| {
-                let func = export.func(&instance, &mut store)?;
-                func.call(&mut store, (input,)).map(|(r,)| r)
-            });
-        finish(outcome, &store, limits)
-    }
-}
-
-/// A fresh store under `limits`: memory cap, fuel and epoch deadline.
-fn new_store(
-    engine: &Engine,
-    epoch_tick: Duration,
-    limits: &Limits,
-) -> Result<Store<CallState>, PolicyError> {
-    let mut store = Store::new(
-        engine,
-        CallState {
-            limiter: CallLimiter::new(limits.memory_bytes),
-        },
-    );
-    store.limiter(|s| &mut s.limiter);
-    store
-        .set_fuel(limits.fuel)
-        .map_err(|e| PolicyError::Failed(format!("cannot set fuel: {e}")))?;
-    store.set_epoch_deadline(epoch_ticks(limits.deadline, epoch_tick));
-    store.epoch_deadline_trap();
-    Ok(store)
-}
-
 impl Executable for WasmPolicy {
     fn hooks(&self) -> &[Hook] {
-        &self.hooks
+        self.plugin().hooks()
     }
-
-    fn run_guard(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<GuardVerdict, PolicyError> {
-        convert::with_transition(input, |i| self.call_hook(&self.exports.guard, i, limits))
-            .map(convert::guard_verdict)
+    fn interface(&self) -> Option<&'static str> {
+        Some(self.interface_version())
     }
-
-    fn run_after(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<AfterOutput, PolicyError> {
-        convert::with_transition(input, |i| self.call_hook(&self.exports.after, i, limits))
-            .and_then(convert::after_output)
+    fn bonus_subjects(&self) -> Option<&[String]> {
+        self.plugin().bonus_subjects()
     }
-
-    fn run_tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
-        convert::with_tier_input(input, |i| self.call_hook(&self.exports.tier, i, limits))
-            .map(convert::tier_output)
+    fn run_guard(&self, i: &Arc<TransitionInput>, l: &Limits) -> Result<GuardVerdict, PolicyError> {
+        self.plugin().run_guard(i, l)
     }
-
-    fn run_cadence(
-        &self,
-        input: &Arc<CadenceInput>,
-        limits: &Limits,
-    ) -> Result<CadenceOutput, PolicyError> {
-        convert::with_cadence_input(input, |i| self.call_hook(&self.exports.cadence, i, limits))
-            .map(convert::cadence_output)
+    fn run_after(&self, i: &Arc<TransitionInput>, l: &Limits) -> Result<AfterOutput, PolicyError> {
+        self.plugin().run_after(i, l)
     }
-
-    fn run_assign(
-        &self,
-        input: &Arc<AssignInput>,
-        limits: &Limits,
-    ) -> Result<AssignOutput, PolicyError> {
-        convert::with_assign_input(input, |i| self.call_hook(&self.exports.assign, i, limits))
-            .map(convert::assign_output)
+    fn run_tier(&self, i: &Arc<TierInput>, l: &Limits) -> Result<TierOutput, PolicyError> {
+        self.plugin().run_tier(i, l)
     }
-
-    fn run_bonus(
-        &self,
-        input: &Arc<BonusInput>,
-        limits: &Limits,
-    ) -> Result<BonusOutput, PolicyError> {
-        convert::with_bonus_input(input, |i| self.call_hook(&self.exports.bonus, i, limits))
-            .and_then(convert::bonus_output)
+    fn run_cadence(&self, i: &Arc<CadenceInput>, l: &Limits) -> Result<CadenceOutput, PolicyError> {
+        self.plugin().run_cadence(i, l)
     }
-
-    /// Serves up to [`BONUS_CALLS_PER_INSTANCE`] subjects from one instance
-    /// (instantiation is most of a short call's cost), each call with fresh
-    /// fuel and deadline. A call that traps (or runs out of memory the
-    /// earlier calls left allocated) is retried alone on a fresh instance,
-    /// so its answer is what a single call gives; the rest continue on a new
-    /// instance.
+    fn run_assign(&self, i: &Arc<AssignInput>, l: &Limits) -> Result<AssignOutput, PolicyError> {
+        self.plugin().run_assign(i, l)
+    }
+    fn run_bonus(&self, i: &Arc<BonusInput>, l: &Limits) -> Result<BonusOutput, PolicyError> {
+        self.plugin().run_bonus(i, l)
+    }
     fn run_bonus_many(
         &self,
         inputs: &[Arc<BonusInput>],
-        limits: &Limits,
+        l: &Limits,
     ) -> Vec<Result<BonusOutput, PolicyError>> {
-        let export = match &self.exports.bonus {
-            Some(export) if self.hooks.contains(&Hook::Bonus) => export,
-            _ => return inputs.iter().map(|i| self.run_bonus(i, limits)).collect(),
-        };
-        let mut out = Vec::with_capacity(inputs.len());
-        while out.len() < inputs.len() {
-            self.bonus_on_one_instance(export, &inputs[out.len()..], limits, &mut out);
-        }
-        out
-    }
-}
-
-/// Most `bonus` calls one instance serves in a settlement: bounds what a
-/// plugin's bump allocator holds (it frees nothing until the instance
-/// ends) and how far state kept between calls could reach.
-pub const BONUS_CALLS_PER_INSTANCE: usize = 64;
-
-impl WasmPolicy {
-    /// Answers the first of `inputs` (at least one, at most
-    /// [`BONUS_CALLS_PER_INSTANCE`]) on one instance, pushing to `out`.
-    fn bonus_on_one_instance(
-        &self,
-        export: &HookExport<BonusHook>,
-        inputs: &[Arc<BonusInput>],
-        limits: &Limits,
-        out: &mut Vec<Result<BonusOutput, PolicyError>>,
-    ) {
-        let alone =
-            |out: &mut Vec<_>, input: &Arc<BonusInput>| out.push(self.run_bonus(input, limits));
-        let Ok(mut store) = new_store(&self.engine, self.epoch_tick, limits) else {
-            return alone(out, &inputs[0]);
-        };
-        let Ok(instance) = self.pre.instance_pre().instantiate(&mut store) else {
-            return alone(out, &inputs[0]);
-        };
-        for input in inputs.iter().take(BONUS_CALLS_PER_INSTANCE) {
-            if store.set_fuel(limits.fuel).is_err() {
-                return alone(out, input);
-            }
-            store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
-            let outcome = convert::with_bonus_input(input, |i| {
-                let func = export.func(&instance, &mut store)?;
-                func.call(&mut store, (i,)).map(|(r,)| r)
-            });
-            match outcome {
-                Ok(Ok(o)) => out.push(convert::bonus_output(o)),
-                Ok(Err(msg)) => out.push(Err(PolicyError::Failed(clip(msg)))),
-                // The instance is unusable after a trap: this input gets
-                // one of its own, the rest a new shared one.
-                Err(_) => return alone(out, input),
-            }
-        }
+        self.plugin().run_bonus_many(inputs, l)
     }
 }
