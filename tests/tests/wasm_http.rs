@@ -306,6 +306,62 @@ async fn a_script_and_a_plugin_that_veto_without_a_reason_are_refused_alike() {
 }
 
 #[tokio::test]
+async fn a_plugin_reads_its_threshold_from_the_activation_and_may_log() {
+    // Given the large-deal guard live in sh with its threshold raised to
+    // 3,000,000 CNY when activated, and a deal of 2,000,000 CNY
+    let (app, _mgr, rep) = world().await;
+    let up = app
+        .post(
+            "/v1/policies",
+            ADMIN,
+            wasm_upload_body(PLUGIN_LARGE_DEAL_GUARD, "large-deal", "branch:sh"),
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    assert_eq!(up.body["interface"], "1.1.0");
+    let a = app
+        .post(
+            "/v1/policies/large-deal/versions/1/activate",
+            ADMIN,
+            json!({"config": {"threshold": "3000000"}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let big = deal_of(&app, "sh", "2000000").await;
+    walk(&app, &rep, &big, &["qualify", "visit", "quote"]).await;
+
+    // When the rep signs it without approval
+    let r = app.move_to(&rep, &big, "sign").await;
+
+    // Then the plugin lets it through under the activation's threshold
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // And with the threshold back at its default the next one is vetoed
+    let a = app
+        .post("/v1/policies/large-deal/versions/1/activate", ADMIN, json!({}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let next = deal_of(&app, "sh", "2000000").await;
+    walk(&app, &rep, &next, &["qualify", "visit", "quote"]).await;
+    let r = app.move_to(&rep, &next, "sign").await;
+    assert_eq!(r.code(), "guard_rejected", "{}", r.body);
+    assert!(r.body.to_string().contains("1,000,000 CNY"), "{}", r.body);
+
+    // And a plugin flooding the log is cut short by the host, not failed
+    install(&app, PLUGIN_HOSTILE, "hostile", "branch:bj").await;
+    let chatty = deal_of(&app, "bj", "1000").await;
+    let r = app
+        .patch(
+            &format!("/v1/deals/{chatty}"),
+            ADMIN,
+            json!({"attributes": {"mode": "chatty"}}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    walk(&app, ADMIN, &chatty, &["qualify"]).await;
+}
+
+#[tokio::test]
 async fn uploads_that_are_not_valid_plugins_are_refused_and_leave_nothing() {
     use base64::Engine as _;
     let (app, mgr, _rep) = world().await;

@@ -1,5 +1,6 @@
 //! The wasmtime component host: WebAssembly policy plugins implementing the
-//! WIT world `dealflow:policy/policy@1.0.0` (`plugin-sdk/wit/policy.wit`).
+//! WIT world `dealflow:policy/policy@1.1.0` (`plugin-sdk/wit/policy.wit`)
+//! or the frozen `@1.0.0` (`plugin-sdk/wit-1.0/policy.wit`).
 //!
 //! - One [`WasmHost`] per process: one `Engine` with the component model,
 //!   the pooling allocator, fuel and epoch interruption, and an epoch ticker
@@ -8,21 +9,27 @@
 //! - [`WasmHost::compile`] takes untrusted bytes: a component, or a core
 //!   module carrying the `component-type` section that wit-bindgen embeds
 //!   (componentized here with `wit-component`). It compiles them itself
-//!   (never `deserialize`), refuses any import (no WASI, no host functions),
-//!   checks the world's exports, keeps a pre-instance and asks the plugin
-//!   once which hooks it implements.
+//!   (never `deserialize`), refuses every import but the interface's own
+//!   `config` and `log` (no WASI, no other host functions), finds which
+//!   interface version the plugin exports, keeps a pre-instance, checks
+//!   each hook export's type once and asks the plugin once which hooks it
+//!   implements (and, in 1.1, which bonus subjects it settles).
 //! - Each hook call of a [`WasmPolicy`] gets a fresh `Store` and instance from
 //!   the pre-instance (a few microseconds with the pooling allocator), a
-//!   memory cap, a fuel budget and an epoch deadline from [`Limits`].
+//!   memory cap, a fuel budget and an epoch deadline from [`Limits`];
+//!   a settlement's `bonus` calls share an instance by up to
+//!   [`BONUS_CALLS_PER_INSTANCE`].
 //!
 //! Errors map to [`PolicyError`] by kind: fuel → `Budget`, deadline →
 //! `Deadline`, memory or stack → `Resource`, traps and the plugin's own
 //! `Err` → `Failed`, malformed answers → `BadOutput`.
 //!
-//! Submodules: `bindings` (the host side of the WIT world), `hook` (each
-//! hook paired with its WIT types; exports checked once), `convert` (hook
-//! records ↔ WIT records), `policy` (a compiled plugin and its calls),
-//! `limiter` (the per-call memory limiter).
+//! Submodules: `bindings` (the host side of both WIT versions), `hook` (each
+//! hook paired with its WIT types; exports checked once), `v1_0` and
+//! `v1_1` (one module per version, each compiling the shared `convert.rs`,
+//! hook records ↔ WIT records, and `plugin.rs`, a compiled plugin and its
+//! calls), `policy` (a plugin of either version), `log` (the `log`
+//! import's budget), `limiter` (the per-call memory limiter).
 
 mod bindings;
 mod hook;

@@ -5,7 +5,7 @@
 
 use core::hint::black_box;
 
-use dealflow_plugin_sdk::{export_policy, AfterOutput, GuardVerdict, TransitionInput};
+use dealflow_plugin_sdk::{export_policy, log, AfterOutput, GuardVerdict, LogLevel, TransitionInput};
 
 /// How the hook misbehaves.
 fn misbehave(input: &TransitionInput) -> Result<(), String> {
@@ -32,6 +32,13 @@ fn misbehave(input: &TransitionInput) -> Result<(), String> {
             }
         }
         Some("panic") => panic!("the plugin panicked on purpose"),
+        // Floods the log: the host keeps a few lines and the call goes on.
+        Some("chatty") => {
+            for i in 0..10_000 {
+                log(LogLevel::Warn, &format!("line {i} of a flood"));
+            }
+            Ok(())
+        }
         Some("error") => Err("the plugin refused on purpose".into()),
         Some(other) => Err(format!("unknown mode `{other}`")),
     }
