@@ -38,7 +38,9 @@ pub fn set_config(pairs: &[(&str, &str)]) {
     });
 }
 
-/// The parameter `key` set with [`set_config`] on this thread.
+/// The parameter `key` set with [`set_config`] on this thread (what
+/// [`crate::config`] answers in native builds).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn configured(key: &str) -> Option<String> {
     CONFIG.with(|c| c.borrow().get(key).cloned())
 }
