@@ -337,7 +337,11 @@ async fn a_plugin_reads_its_threshold_from_the_activation_and_may_log() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // And with the threshold back at its default the next one is vetoed
     let a = app
-        .post("/v1/policies/large-deal/versions/1/activate", ADMIN, json!({}))
+        .post(
+            "/v1/policies/large-deal/versions/1/activate",
+            ADMIN,
+            json!({}),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let next = deal_of(&app, "sh", "2000000").await;

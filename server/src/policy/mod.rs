@@ -4,12 +4,14 @@
 //! - [`hooks`]: the interface (hook points and their input/output records).
 //! - [`answer`]: the checks every hook answer passes, for both runtimes.
 //! - [`config`]: per-activation parameters and how a call reads them.
+//! - [`defaults`]: the default policies' sources.
 //! - [`limits`]: the named limits every execution runs under.
 //! - [`rhai`]: the rhai engine, its sandbox and the script bridge.
 //! - [`wasm`]: the wasmtime component host.
 
 pub mod answer;
 pub mod config;
+pub mod defaults;
 pub mod executor;
 pub mod hooks;
 pub mod limits;

@@ -1,275 +1,46 @@
 //! The policy registry: immutable, content-hashed versions in the store;
 //! activation and rollback switch the live version atomically; compiled
 //! versions are cached by name and version.
+//!
+//! - `records`: what the API shows and takes;
+//! - `registry`: the executor, the live set, the compile cache;
+//! - `defaults`: the default policies a fresh server installs;
+//! - here: the use cases (upload, activate, deactivate, list, the
+//!   effective view) and their parameters.
 
-use std::collections::HashMap;
+mod defaults;
+mod records;
+mod registry;
+
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, Utc};
-use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
 use serde_json::json;
 
-use super::repo::{decode, encode, Source, Stored};
+pub use records::{
+    ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyVersion,
+    UploadedPolicy,
+};
+pub use registry::PolicyRegistry;
+
+use super::repo::{encode, Source, Stored};
 use super::{events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::ids;
 use crate::policy::config::{self, Configured, PolicyConfig};
-use crate::policy::executor::Executor;
 use crate::policy::hooks::Hook;
-use crate::policy::live::{Live, LivePolicy, Runtime, Scope};
+use crate::policy::live::{Runtime, Scope};
 use crate::policy::Executable;
 use crate::store::{keys, Batch, StoreError};
 
-/// One activation in a policy's history.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Activation {
-    /// The version made live (`null`: deactivated).
-    pub version: Option<u64>,
-    /// When.
-    #[serde(with = "crate::domain::time::ms")]
-    pub at: DateTime<Utc>,
-    /// By whom.
-    pub by: String,
-    /// The business date from which it applies (bonus rules).
-    #[serde(default)]
-    pub effective_from: Option<NaiveDate>,
-    /// Parameters set with this activation, over the version's own.
-    #[serde(default, skip_serializing_if = "PolicyConfig::is_empty")]
-    pub config: PolicyConfig,
-}
-
-/// A policy: its scope, versions and which one is live.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Policy {
-    /// Name, `[a-z0-9-]{1,40}`.
-    pub name: String,
-    /// `global` or `branch:<id>`.
-    pub scope: Scope,
-    /// Newest version.
-    pub latest_version: u64,
-    /// The live version, if any.
-    pub active_version: Option<u64>,
-    /// Every activation, oldest first.
-    pub activations: Vec<Activation>,
-    /// Created at.
-    #[serde(with = "crate::domain::time::ms")]
-    pub created_at: DateTime<Utc>,
-}
-
-/// An immutable version of a policy.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PolicyVersion {
-    /// Policy name.
-    pub name: String,
-    /// Version number (1, 2, …).
-    pub version: u64,
-    /// SHA-256 of the script text or module bytes.
-    pub sha256: String,
-    /// Runtime.
-    pub runtime: Runtime,
-    /// Hooks it implements.
-    pub hooks: Vec<Hook>,
-    /// Its example tests (all passed at upload).
-    pub tests: Vec<String>,
-    /// The subject kinds its `bonus` hook settles, when it declares them
-    /// (rhai: `fn bonus_subjects()`); absent: every subject.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bonus_subjects: Option<Vec<String>>,
-    /// Parameters set at upload (an activation may set others over them).
-    #[serde(default, skip_serializing_if = "PolicyConfig::is_empty")]
-    pub config: PolicyConfig,
-    /// The plugin interface version a wasm policy implements (`1.0.0` or
-    /// `1.1.0`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
-    /// Size in bytes.
-    pub size: usize,
-    /// Who uploaded it.
-    pub uploaded_by: String,
-    /// When.
-    #[serde(with = "crate::domain::time::ms")]
-    pub uploaded_at: DateTime<Utc>,
-}
-
-/// Body of `POST /v1/policies`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewPolicy {
-    /// Name, `[a-z0-9-]{1,40}`; a new name creates the policy.
-    #[schema(schema_with = crate::domain::schema::slug)]
-    pub name: String,
-    /// `global` (admins) or `branch:<id>` (admins, that branch's manager).
-    #[schema(schema_with = crate::domain::schema::policy_scope)]
-    pub scope: String,
-    /// `rhai` or `wasm`.
-    pub runtime: Runtime,
-    /// The rhai script (runtime `rhai`).
-    #[serde(default)]
-    pub source: Option<String>,
-    /// The WebAssembly component or module, base64 (runtime `wasm`).
-    #[serde(default)]
-    pub module: Option<String>,
-    /// Parameters the policy reads while it runs (rhai `config(key)`,
-    /// wasm the `config` import): keys `[a-z][a-z0-9_]*` (at most 40
-    /// characters), text values of at most 256 bytes, at most 32 keys. A
-    /// script's example tests must pass under them.
-    #[serde(default)]
-    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
-    pub config: Option<PolicyConfig>,
-}
-
-/// Response of `POST /v1/policies`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct UploadedPolicy {
-    /// Name.
-    pub name: String,
-    /// The version stored (an existing one when the content is identical).
-    pub version: u64,
-    /// SHA-256 of the content.
-    pub sha256: String,
-    /// Hooks implemented.
-    pub hooks: Vec<Hook>,
-    /// Example tests run and passed.
-    pub tests: Vec<String>,
-    /// The subject kinds its `bonus` hook settles, when it declares them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bonus_subjects: Option<Vec<String>>,
-    /// The parameters stored with the version.
-    #[serde(skip_serializing_if = "PolicyConfig::is_empty")]
-    pub config: PolicyConfig,
-    /// The plugin interface version a wasm policy implements.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
-    /// False when identical content and parameters were already stored as
-    /// `version`.
-    pub created: bool,
-}
-
-/// Body of `POST /v1/policies/{name}/versions/{v}/activate` (optional).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActivateRequest {
-    /// The business date from which the version applies (bonus rules).
-    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
-    #[schema(schema_with = crate::domain::schema::opt_day)]
-    pub effective_from: Option<NaiveDate>,
-    /// Parameters for this activation, over the version's own (as at
-    /// upload); the version's example tests must pass under them. Not
-    /// taken by a deactivation.
-    #[serde(default)]
-    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
-    pub config: Option<PolicyConfig>,
-}
-
-/// A policy version that decides a hook.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DecidingPolicy {
-    /// Name.
-    pub name: String,
-    /// Live version.
-    pub version: u64,
-    /// Its hash.
-    pub sha256: String,
-    /// Its scope.
-    pub scope: Scope,
-    /// Its runtime.
-    pub runtime: Runtime,
-    /// The parameters it runs with (the version's, with the activation's
-    /// over them).
-    #[serde(skip_serializing_if = "PolicyConfig::is_empty")]
-    pub config: PolicyConfig,
-}
-
-/// Who decides one hook for a branch.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EffectiveHook {
-    /// The hook.
-    pub hook: Hook,
-    /// The deciding policies (every guard must allow; every after-hook runs).
-    pub policies: Vec<DecidingPolicy>,
-    /// `overridden` when the branch's own policies decide, `inherited` when
-    /// the global ones do, `none` when no policy implements the hook.
-    pub source: String,
-}
-
-/// The registry's in-memory side.
-pub struct PolicyRegistry {
-    /// Compiles and runs policies.
-    pub executor: Executor,
-    /// The live set.
-    pub live: Live,
-    /// Compiled versions by (name, version).
-    compiled: Mutex<HashMap<(String, u64), Arc<dyn Executable>>>,
-    /// Serialises activations so the live set follows the store's order.
-    activation: tokio::sync::Mutex<()>,
-}
-
-impl PolicyRegistry {
-    /// A registry over `executor`.
-    pub fn new(executor: Executor) -> Self {
-        Self {
-            executor,
-            live: Live::default(),
-            compiled: Mutex::default(),
-            activation: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-/// The default policies of docs/business-rules.md, installed as version 1 of global
-/// policies (and made live) on a server that does not have them yet.
-const DEFAULTS: [(&str, &str); 8] = [
-    (
-        "quote-late",
-        include_str!("../../../policies/quote-late.rhai"),
-    ),
-    (
-        "after-sign",
-        include_str!("../../../policies/after-sign.rhai"),
-    ),
-    (
-        "pareto-tiering",
-        include_str!("../../../policies/pareto-tiering.rhai"),
-    ),
-    (
-        "visit-cadence",
-        include_str!("../../../policies/visit-cadence.rhai"),
-    ),
-    (
-        "fair-assignment",
-        include_str!("../../../policies/fair-assignment.rhai"),
-    ),
-    (
-        "new-brand-bonus",
-        include_str!("../../../policies/new-brand-bonus.rhai"),
-    ),
-    (
-        "new-customer-bonus",
-        include_str!("../../../policies/new-customer-bonus.rhai"),
-    ),
-    (
-        "no-new-customer",
-        include_str!("../../../policies/no-new-customer.rhai"),
-    ),
-];
-
-/// The new-brand bonus as a WebAssembly component (built from
-/// `plugins/new-brand-bonus`; a test checks it agrees with a fresh build and
-/// with the script): installed as version 2 of `new-brand-bonus`, inactive,
-/// an alternative an admin can activate.
-const NEW_BRAND_BONUS_WASM: &[u8] = include_bytes!("../../../policies/new-brand-bonus.wasm");
-
-fn version_key(name: &str, v: u64) -> Vec<u8> {
+pub(super) fn version_key(name: &str, v: u64) -> Vec<u8> {
     keys::key(keys::POLICY_VERSION, &[name, &format!("{v:010}")])
 }
 
-fn body_key(name: &str, v: u64) -> Vec<u8> {
+pub(super) fn body_key(name: &str, v: u64) -> Vec<u8> {
     keys::key(keys::POLICY_BODY, &[name, &format!("{v:010}")])
 }
 
@@ -289,129 +60,6 @@ impl Services {
         let p: Stored<Policy> = self.repo.fetch(keys::POLICY, "policy", name)?;
         caller.may_read(&ResourceRef::policy(name, p.value.scope.branch()))?;
         Ok(p)
-    }
-
-    /// Installs the default policies on a fresh server, then loads every
-    /// active version into the live set. Call once at start.
-    pub async fn init_policies(&self) -> Result<(), ServiceError> {
-        let system = Principal {
-            role: crate::domain::token::Role::Admin,
-            branch: None,
-            user: "system".into(),
-        };
-        for (name, source) in DEFAULTS {
-            if self.repo.exists(keys::POLICY, name)? {
-                continue;
-            }
-            let req = NewPolicy {
-                name: name.into(),
-                scope: "global".into(),
-                runtime: Runtime::Rhai,
-                source: Some(source.into()),
-                module: None,
-                config: None,
-            };
-            let up = self.upload_policy(&system, req).await?;
-            self.activate_policy(&system, name, up.version, ActivateRequest::default())
-                .await?;
-            if name == "new-brand-bonus" {
-                let alternative = NewPolicy {
-                    name: name.into(),
-                    scope: "global".into(),
-                    runtime: Runtime::Wasm,
-                    source: None,
-                    module: Some(
-                        base64::engine::general_purpose::STANDARD.encode(NEW_BRAND_BONUS_WASM),
-                    ),
-                    config: None,
-                };
-                self.upload_policy(&system, alternative).await?;
-            }
-        }
-        for (key, raw) in
-            self.repo
-                .store()
-                .scan(&keys::prefix(keys::POLICY, &[]), None, usize::MAX)?
-        {
-            let p: Policy = decode(&key, &raw)?;
-            if let Some(v) = p.active_version {
-                let overrides = activation_config(&p, v);
-                match self.live_policy(&p, v, &overrides) {
-                    Ok(live) => self.policies.live.set(&p.name, Some(live)),
-                    // A version that compiled at upload but not now (e.g. an
-                    // engine upgrade) must not keep the server from starting.
-                    Err(e) => {
-                        tracing::error!(policy = %p.name, version = v, error = %e, "active policy failed to load")
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Compiles (or takes from the cache) a stored version.
-    pub(crate) fn compiled(
-        &self,
-        name: &str,
-        v: u64,
-    ) -> Result<(PolicyVersion, Arc<dyn Executable>), ServiceError> {
-        let meta: PolicyVersion = self
-            .repo
-            .read(&version_key(name, v))?
-            .ok_or_else(|| ServiceError::not_found("policy version", &format!("{name}@{v}")))?
-            .value;
-        if let Some(e) = self.policies.compiled.lock().get(&(name.to_string(), v)) {
-            return Ok((meta, Arc::clone(e)));
-        }
-        let body = self
-            .repo
-            .store()
-            .get(&body_key(name, v))?
-            .ok_or_else(|| ServiceError::not_found("policy version", &format!("{name}@{v}")))?;
-        let exec = self
-            .policies
-            .executor
-            .compile(meta.runtime, &body)
-            .map_err(ServiceError::PolicyInvalid)?;
-        self.policies
-            .compiled
-            .lock()
-            .insert((name.to_string(), v), Arc::clone(&exec));
-        Ok((meta, exec))
-    }
-
-    /// Version `v` of `p` ready to go live with `overrides` over its own
-    /// parameters.
-    fn live_policy(
-        &self,
-        p: &Policy,
-        v: u64,
-        overrides: &PolicyConfig,
-    ) -> Result<Arc<LivePolicy>, ServiceError> {
-        let (meta, exec) = self.configured(&p.name, v, overrides)?;
-        Ok(Arc::new(LivePolicy {
-            name: p.name.clone(),
-            version: v,
-            sha256: meta.sha256,
-            scope: p.scope.clone(),
-            runtime: meta.runtime,
-            config: config::merged(&meta.config, overrides),
-            exec,
-            slow: Default::default(),
-        }))
-    }
-
-    /// Version `v` of `name`, compiled, running with its own parameters and
-    /// `overrides` over them.
-    pub(crate) fn configured(
-        &self,
-        name: &str,
-        v: u64,
-        overrides: &PolicyConfig,
-    ) -> Result<(PolicyVersion, Arc<dyn Executable>), ServiceError> {
-        let (meta, exec) = self.compiled(name, v)?;
-        let exec = Configured::wrap(exec, &config::merged(&meta.config, overrides));
-        Ok((meta, exec))
     }
 
     /// Stores a new version (compiled, hooks checked, example tests run);

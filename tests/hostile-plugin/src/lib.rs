@@ -5,7 +5,9 @@
 
 use core::hint::black_box;
 
-use dealflow_plugin_sdk::{export_policy, log, AfterOutput, GuardVerdict, LogLevel, TransitionInput};
+use dealflow_plugin_sdk::{
+    export_policy, log, AfterOutput, GuardVerdict, LogLevel, TransitionInput,
+};
 
 /// How the hook misbehaves.
 fn misbehave(input: &TransitionInput) -> Result<(), String> {

@@ -64,24 +64,7 @@ fn input(to: &str) -> Arc<TransitionInput> {
 
 #[test]
 fn default_policies_compile_and_pass_their_tests() {
-    for (name, src) in [
-        (
-            "quote-late",
-            include_str!("../../../../policies/quote-late.rhai"),
-        ),
-        (
-            "after-sign",
-            include_str!("../../../../policies/after-sign.rhai"),
-        ),
-        (
-            "pareto-tiering",
-            include_str!("../../../../policies/pareto-tiering.rhai"),
-        ),
-        (
-            "visit-cadence",
-            include_str!("../../../../policies/visit-cadence.rhai"),
-        ),
-    ] {
+    for (name, src) in crate::policy::defaults::SCRIPTS {
         let p = host()
             .compile(src)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
