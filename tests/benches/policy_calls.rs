@@ -16,7 +16,7 @@ use dealflow::policy::hooks::{
 };
 use dealflow::policy::rhai::RhaiHost;
 use dealflow::policy::wasm::WasmHost;
-use dealflow::policy::{Executable, Limits, PolicyCalls};
+use dealflow::policy::{Limits, PolicyCalls};
 use rust_decimal::Decimal;
 
 // As the `dealflow` binary.

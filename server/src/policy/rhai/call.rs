@@ -51,7 +51,7 @@ pub(super) fn map_error(e: EvalAltResult, limits: &Limits) -> PolicyError {
 /// once this thread's deadline has passed, reading the clock every
 /// [`DEADLINE_CHECK_EVERY`] operations.
 pub(super) fn past_deadline(ops: u64) -> Option<Dynamic> {
-    if ops % DEADLINE_CHECK_EVERY != 0 {
+    if !ops.is_multiple_of(DEADLINE_CHECK_EVERY) {
         return None;
     }
     match DEADLINE.with(Cell::get) {

@@ -292,7 +292,7 @@ mod tests {
     fn running_totals_share_the_sum_above_among_ties() {
         let values: rhai::Array = [40, 40, 10, 10, 0]
             .into_iter()
-            .map(|v| Dynamic::from_int(v))
+            .map(Dynamic::from_int)
             .collect();
         let totals = running_totals(values).unwrap();
         let read = |i: usize, k: &str| {

@@ -9,8 +9,13 @@ pub use super::bindings::v1_1::PolicyPre;
 use super::CallState;
 use crate::policy::PolicyError;
 
+// The same sources as the other version's: compiled here against this
+// version's bindings (`wit`, `PolicyPre`) and closed-set conversions, so
+// both versions share one definition of the conversions and the calls.
+#[allow(clippy::duplicate_mod)]
 #[path = "convert.rs"]
 pub(super) mod convert;
+#[allow(clippy::duplicate_mod)]
 #[path = "plugin.rs"]
 pub(super) mod plugin;
 
