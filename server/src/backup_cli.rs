@@ -5,7 +5,6 @@
 //! without a server, refusing a directory that holds data or that a running
 //! server has open.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,20 +74,6 @@ fn exit(command: &str, result: Result<(), String>) -> ExitCode {
     }
 }
 
-/// One progress line: rewritten in place on a terminal, one line each
-/// otherwise (a log).
-fn show(command: &str, line: &str) {
-    use std::io::IsTerminal;
-    let mut err = std::io::stderr().lock();
-    let line = line.trim_end();
-    let _ = if err.is_terminal() {
-        write!(err, "\r\x1b[2K{command}: {line}")
-    } else {
-        writeln!(err, "{command}: {line}")
-    };
-    let _ = err.flush();
-}
-
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -109,13 +94,13 @@ async fn remote_backup(args: &BackupArgs) -> Result<(), String> {
             done = &mut request => break done?,
             _ = ticks.tick() => {
                 if let Ok(status) = api.call("GET", "/v1/admin/backup", None).await {
-                    show("backup", &status_line(&status, started.elapsed()));
+                    crate::cli_client::progress_line("backup", &status_line(&status, started.elapsed()));
                 }
             }
         }
     };
     let m = &report["manifest"];
-    show(
+    crate::cli_client::progress_line(
         "backup",
         &format!(
             "done: {} keys, {} in {} ms into {}",
@@ -178,7 +163,7 @@ async fn restore_dir(args: &RestoreArgs) -> Result<(), String> {
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
     }
-    show(
+    crate::cli_client::progress_line(
         "restore",
         &format!(
             "done: {} keys of the backup of {} into {}",
@@ -224,7 +209,7 @@ async fn load(
             Phase::Verifying => "verifying",
             _ => "loading",
         };
-        show(
+        crate::cli_client::progress_line(
             "restore",
             &format!(
                 "{verb} {}% ({} of {} keys)",

@@ -91,3 +91,17 @@ impl Api {
         }
     }
 }
+
+/// One progress line of a long command, on stderr: rewritten in place on a
+/// terminal, one line each otherwise (a log).
+pub fn progress_line(command: &str, line: &str) {
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr().lock();
+    let line = line.trim_end();
+    let _ = if err.is_terminal() {
+        write!(err, "\r\x1b[2K{command}: {line}")
+    } else {
+        writeln!(err, "{command}: {line}")
+    };
+    let _ = err.flush();
+}

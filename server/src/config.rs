@@ -67,6 +67,17 @@ pub struct ServeArgs {
     /// The most events the log keeps (the oldest go first).
     #[arg(long, env = "DEALFLOW_EVENT_RETENTION_EVENTS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub event_retention_events: u64,
+    /// Hours a console session lasts without being used.
+    #[arg(long, env = "DEALFLOW_SESSION_IDLE_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+    pub session_idle_hours: u64,
+    /// Days a console session lasts at most, used or not.
+    #[arg(long, env = "DEALFLOW_SESSION_MAX_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=365))]
+    pub session_max_days: u64,
+    /// Always mark the session cookie `Secure` (set it when a TLS proxy
+    /// serves the console over https without saying so in
+    /// `X-Forwarded-Proto`).
+    #[arg(long, env = "DEALFLOW_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     /// Log format.
     #[arg(long, env = "DEALFLOW_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -78,6 +89,17 @@ impl ServeArgs {
         crate::service::Retention {
             max_age: std::time::Duration::from_secs(self.event_retention_days * 24 * 3600),
             max_events: self.event_retention_events,
+        }
+    }
+}
+
+impl ServeArgs {
+    /// How long console sessions last, as these options ask.
+    pub fn sessions(&self) -> crate::service::SessionConfig {
+        crate::service::SessionConfig {
+            idle: std::time::Duration::from_secs(self.session_idle_hours * 3600),
+            max_age: std::time::Duration::from_secs(self.session_max_days * 24 * 3600),
+            secure_cookies: self.secure_cookies,
         }
     }
 }

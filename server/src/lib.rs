@@ -8,7 +8,9 @@
 //!   commands; [`cli_client`]: their HTTP client.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`telemetry`]: tracing setup (human or JSON logs).
-//! - [`api`]: the HTTP boundary: routes, handlers, extractors, the error body.
+//! - [`api`]: the HTTP boundary: routes, handlers, extractors, the error body,
+//!   and serving the web console.
+//! - [`console`]: the web console's files (`server/console/`), compiled in.
 //! - [`service`]: use cases per resource: validate, authorize, write atomically.
 //! - [`pipeline`]: branch pipelines and deal transitions.
 //! - [`policy`]: rhai and WebAssembly policies: interface, runtimes, limits.
@@ -31,6 +33,7 @@ pub mod auth;
 pub mod backup_cli;
 pub mod cli_client;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod incentive;
 pub mod metrics;

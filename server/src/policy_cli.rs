@@ -30,8 +30,10 @@ pub struct PolicyArgs {
 pub enum PolicyCommand {
     /// Compile a policy file and run its example tests locally (no server).
     Test {
-        /// A `.rhai` script or a `.wasm` component/module.
-        file: PathBuf,
+        /// `.rhai` scripts and `.wasm` components/modules (one or many; a
+        /// progress line on stderr when there are several).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Upload a new version (does not activate unless --activate).
     Push {
@@ -101,7 +103,7 @@ fn runtime_of(file: &Path) -> Result<Runtime, String> {
 /// Runs a policy subcommand.
 pub fn run(args: PolicyArgs) -> ExitCode {
     let result = match &args.command {
-        PolicyCommand::Test { file } => test_locally(file),
+        PolicyCommand::Test { files } => test_files(files),
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -117,10 +119,42 @@ pub fn run(args: PolicyArgs) -> ExitCode {
     }
 }
 
-fn test_locally(file: &Path) -> Result<(), String> {
+/// Tests every file, with one engine, going on past a failing one; fails
+/// when any failed.
+fn test_files(files: &[PathBuf]) -> Result<(), String> {
+    let executor = Executor::new(Limits::default(), 1).map_err(|e| e.to_string())?;
+    let mut failed = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        if files.len() > 1 {
+            crate::cli_client::progress_line(
+                "dealflow policy test",
+                &format!("[{}/{}] {}", i + 1, files.len(), file.display()),
+            );
+        }
+        if let Err(e) = test_locally(&executor, file) {
+            eprintln!("{e}");
+            failed.push(file.display().to_string());
+        }
+    }
+    if files.len() > 1 {
+        eprintln!();
+        println!(
+            "{} file(s): {} passed, {} failed",
+            files.len(),
+            files.len() - failed.len(),
+            failed.len()
+        );
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] if files.len() == 1 => Err(format!("{one} failed")),
+        many => Err(format!("failed: {}", many.join(", "))),
+    }
+}
+
+fn test_locally(executor: &Executor, file: &Path) -> Result<(), String> {
     let runtime = runtime_of(file)?;
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let executor = Executor::new(Limits::default(), 1).map_err(|e| e.to_string())?;
     let exec = executor
         .compile(runtime, &bytes)
         .map_err(|e| format!("{}: {e}", file.display()))?;

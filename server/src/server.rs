@@ -45,7 +45,9 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
             path: args.data_dir.display().to_string(),
             source,
         })?;
-    let services = Services::new(Arc::new(store))?.with_event_retention(args.event_retention());
+    let services = Services::new(Arc::new(store))?
+        .with_event_retention(args.event_retention())
+        .with_sessions(args.sessions());
     services.upgrade_store().await?;
     services.init_policies().await?;
     services.resume_tiering().await?;

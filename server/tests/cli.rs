@@ -116,3 +116,33 @@ fn policy_test_fails_on_a_failing_example_test() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("test_fails"), "{err}");
 }
+
+#[test]
+fn policy_test_on_many_files_shows_progress_goes_on_past_a_failure_and_sums_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.rhai");
+    std::fs::write(
+        &bad,
+        "fn guard(i) { #{ allow: true } }\nfn test_fails() { assert(false, \"nope\"); }",
+    )
+    .expect("write");
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    let out = dealflow()
+        .args(["policy", "test"])
+        .arg(format!("{policies}/quote-late.rhai"))
+        .arg(&bad)
+        .arg(format!("{policies}/visit-cadence.rhai"))
+        .output()
+        .expect("run dealflow");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}{err}");
+    for step in ["[1/3]", "[2/3]", "[3/3]"] {
+        assert!(err.contains(step), "no progress {step}: {err}");
+    }
+    assert!(err.contains("test_fails"), "{err}");
+    // The file after the failing one was still tested.
+    assert!(text.contains("visit-cadence.rhai: hooks cadence"), "{text}");
+    assert!(text.contains("3 file(s): 2 passed, 1 failed"), "{text}");
+    assert!(err.contains("bad.rhai"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! Soak: a branch's mixed day, for a long time, against the real server.
 //!
 //! Run: `cargo bench -p dealflow-tests --bench soak` (`SOAK_MINUTES`, default
-//! 10, at most 240; `SOAK_CONNS` reps working at once, default 8).
+//! 10, at most 240; `SOAK_CONNS` reps working at once, default 8;
+//! `SOAK_CACHE_MB` the server's page cache, default 64).
 //!
 //! The server is the production one (`dealflow::server::open` over a fresh
 //! data dir, default `group` durability and page cache, `server::run` on
@@ -10,7 +11,8 @@
 //! - each rep connection loops: opens deals (with needs), moves them
 //!   `lead → qualify → visit`, logs a communication record, then
 //!   `quote → sign` (one in twenty goes to `lost`), logs records, reads
-//!   deals, customers, histories and its follow-ups, edits deals with
+//!   deals, customers, histories and its follow-ups (completing up to eight
+//!   of the tasks signings create per look), edits deals with
 //!   `If-Match`, creates customers without an owner (fair assignment) and
 //!   asks for dry runs;
 //! - one manager connection, on a clock: every 30 s a new version of a
@@ -55,6 +57,8 @@ const OPEN_DEALS: usize = 12;
 struct Minute {
     /// Latencies of the reps' requests, in µs.
     lat: Vec<u32>,
+    /// The same, by kind of request.
+    by_kind: std::collections::BTreeMap<&'static str, Vec<u32>>,
     /// Non-2xx answers and transport errors.
     errors: u64,
     /// The first error's text.
@@ -86,10 +90,18 @@ impl Record {
     }
 
     /// Notes one rep request.
-    fn request(&self, t0: Instant, what: &str, outcome: &Result<(StatusCode, Value), String>) {
+    fn request(
+        &self,
+        t0: Instant,
+        what: &'static str,
+        outcome: &Result<(StatusCode, Value), String>,
+    ) {
         let dt = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
         self.with(t0, |m| match outcome {
-            Ok((s, _)) if s.is_success() => m.lat.push(dt),
+            Ok((s, _)) if s.is_success() => {
+                m.lat.push(dt);
+                m.by_kind.entry(what).or_default().push(dt);
+            }
             other => {
                 m.errors += 1;
                 if m.first_error.is_none() {
@@ -227,11 +239,32 @@ async fn rep_loop(
                     .await,
             )
         } else if roll < 84 {
-            (
-                "my follow-ups",
-                c.call(Method::GET, "/v1/followups?limit=50", None, None)
-                    .await,
-            )
+            let r = c
+                .call(Method::GET, "/v1/followups?limit=50", None, None)
+                .await;
+            record.request(t0, "my follow-ups", &r);
+            // The rep works through the day's tasks (each signing creates
+            // four, about eight signings per hundred requests): up to
+            // eight done per look at the list (six looks per hundred
+            // requests), so open tasks stay level instead of piling up.
+            let tasks: Vec<String> = match &r {
+                Ok((_, v)) => v["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["id"].as_str().map(str::to_string))
+                    .take(8)
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            for id in tasks {
+                let t0 = Instant::now();
+                let path = format!("/v1/tasks/{id}/complete");
+                let body = json!({"note": "done"});
+                let r = c.call(Method::POST, &path, Some(&body), None).await;
+                record.request(t0, "complete a task", &r);
+            }
+            continue;
         } else if roll < 89 {
             let i = gen.below(deals.len() as u64) as usize;
             let body = json!({"title": format!("Fleet {}", gen.below(1000))});
@@ -245,7 +278,9 @@ async fn rep_loop(
                 }
             }
             ("edit a deal", r)
-        } else if roll < 92 {
+        } else if roll < 92 && gen.chance(10) {
+            // A walk-in now and then (0.3 % of requests): a branch gains a
+            // few customers a day, not dozens a second.
             let body = json!({"name": "Walk-in", "branch": BRANCH, "segment": "individual",
                               "source": "assigned"});
             (
@@ -371,7 +406,12 @@ fn main() {
         .build()
         .expect("client runtime");
     let dir = tempfile::tempdir().expect("data dir");
-    // The server's own defaults, as `dealflow serve` would take them.
+    // The server's own defaults, as `dealflow serve` would take them, but
+    // a page cache that fills within the first minutes (SOAK_CACHE_MB,
+    // default 64): sled's cache grows with the data up to its size, so
+    // with the default 1 GiB a 30-minute run's RSS would rise with the
+    // data written and hide a leak instead of showing one.
+    let cache_mb = env_num("SOAK_CACHE_MB", 64).to_string();
     let cli = Cli::parse_from([
         "dealflow".as_ref(),
         "serve".as_ref(),
@@ -381,6 +421,8 @@ fn main() {
         TOKEN.as_ref(),
         "--data-dir".as_ref(),
         dir.path().as_os_str(),
+        "--cache-mb".as_ref(),
+        cache_mb.as_ref(),
     ]);
     let Some(Command::Serve(args)) = cli.command else {
         unreachable!("parsed as serve")
@@ -490,6 +532,21 @@ fn report_minute(record: &Record, i: usize) {
     }
     let m = &mut minutes[i];
     m.lat.sort_unstable();
+    // The three kinds of request with the slowest p99 this minute.
+    let mut kinds: Vec<(u32, usize, &str)> = m
+        .by_kind
+        .iter_mut()
+        .map(|(k, v)| {
+            v.sort_unstable();
+            (pct(v, 0.99), v.len(), *k)
+        })
+        .collect();
+    kinds.sort_unstable_by(|a, b| b.cmp(a));
+    let slowest_kinds: Vec<String> = kinds
+        .iter()
+        .take(3)
+        .map(|(p, n, k)| format!("{k} {:.1} ms ({n})", f64::from(*p) / 1000.0))
+        .collect();
     let slow = m
         .slowest_bulk
         .as_ref()
@@ -507,6 +564,10 @@ fn report_minute(record: &Record, i: usize) {
         m.first_error
             .as_ref()
             .map_or_else(String::new, |e| format!("\n    first error: {e}"))
+    );
+    println!(
+        "            slowest p99 by kind: {}",
+        slowest_kinds.join(", ")
     );
 }
 

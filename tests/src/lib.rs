@@ -2,9 +2,14 @@
 //! through the router (no socket), and the real `dealflow` binary started on
 //! a loopback port.
 //!
+//! [`browser`] drives headless Chromium against the real binary for the
+//! console's tests.
+//!
 //! Tests read as Given / When / Then; every helper here only sets the stage
 //! and sends requests, it asserts nothing on the test's behalf except that
 //! set-up requests succeed.
+
+pub mod browser;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -266,6 +271,44 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
 
+    /// Signs in with `token` (`POST /v1/sessions`, as the console does);
+    /// the session's cookie and CSRF token, and the reply.
+    pub async fn sign_in(&self, token: &str) -> (Session, Reply) {
+        let r = self
+            .send(
+                Method::POST,
+                "/v1/sessions",
+                None,
+                Some(json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "sign-in failed: {}", r.body);
+        (Session::of(&r), r)
+    }
+
+    /// Sends a request as a browser with `session` would: the cookie, a
+    /// same-origin `Origin` and, for writes, the CSRF token; `headers`
+    /// are added (and may override those).
+    pub async fn send_session(
+        &self,
+        method: Method,
+        path: &str,
+        session: &Session,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let cookie = format!("dealflow_session={}", session.id);
+        let mut all: Vec<(&str, &str)> = vec![("cookie", &cookie), ("host", "127.0.0.1:8080")];
+        if !matches!(method, Method::GET | Method::HEAD) {
+            all.push(("origin", "http://127.0.0.1:8080"));
+            all.push(("x-csrf-token", &session.csrf));
+        }
+        all.retain(|(k, _)| !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)));
+        all.extend_from_slice(headers);
+        let raw = body.map(|b| b.to_string().into_bytes());
+        self.send_raw(method, path, None, raw, &all).await
+    }
+
     /// Moves a deal; returns the reply.
     pub async fn move_to(&self, token: &str, deal: &str, to: &str) -> Reply {
         self.post(
@@ -274,6 +317,40 @@ impl TestApp {
             json!({"to": to}),
         )
         .await
+    }
+}
+
+/// A signed-in browser session: the cookie's value and its CSRF token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The `dealflow_session` cookie's value.
+    pub id: String,
+    /// The session's CSRF token (`X-CSRF-Token`).
+    pub csrf: String,
+    /// The whole `Set-Cookie` header that set it.
+    pub set_cookie: String,
+}
+
+impl Session {
+    /// The session a `POST /v1/sessions` reply opened.
+    pub fn of(r: &Reply) -> Self {
+        let set_cookie = r
+            .headers
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .expect("Set-Cookie")
+            .to_string();
+        let id = set_cookie
+            .split(';')
+            .next()
+            .and_then(|kv| kv.strip_prefix("dealflow_session="))
+            .expect("the dealflow_session cookie")
+            .to_string();
+        Session {
+            id,
+            csrf: r.str("csrf_token"),
+            set_cookie,
+        }
     }
 }
 

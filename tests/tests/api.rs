@@ -311,10 +311,10 @@ async fn metrics_count_requests_by_route_and_transitions_by_stage() {
     // Then it is Prometheus text naming the routes and the transition
     assert_eq!(r.status, StatusCode::OK);
     let ct = r.headers["content-type"].to_str().unwrap();
-    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
     let text = r.body.as_str().expect("text body");
     assert!(
-        text.contains("# TYPE dealflow_http_requests_total counter"),
+        text.contains("# TYPE dealflow_http_requests counter"),
         "{text}"
     );
     assert!(
@@ -351,6 +351,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/brands", &["get", "post"]),
         ("/v1/brands/{id}", &["get"]),
         ("/v1/fx-rates", &["get", "post"]),
+        ("/v1/fx-rates/{currency}/{date}", &["get", "put"]),
         ("/v1/customers", &["get", "post"]),
         ("/v1/customers/{id}", &["get", "patch"]),
         ("/v1/customers/{id}/records", &["get", "post"]),
@@ -365,6 +366,7 @@ async fn openapi_document_lists_every_route() {
         ("/v1/settlements/{id}/pay", &["post"]),
         ("/v1/statements", &["get"]),
         ("/v1/policies/{name}/versions/{version}/simulate", &["post"]),
+        ("/v1/policies/{name}/versions/{version}", &["get"]),
         ("/v1/branches/{id}/retier", &["post"]),
         ("/v1/customers/{id}/history", &["get"]),
         ("/v1/customers/{id}/records/{record}", &["get", "patch"]),
@@ -378,6 +380,11 @@ async fn openapi_document_lists_every_route() {
         ("/v1/tasks/{id}/dismiss", &["post"]),
         ("/v1/reports/team", &["get"]),
         ("/v1/reports/referrals", &["get"]),
+        ("/v1/reports/pipeline", &["get"]),
+        ("/v1/sessions", &["post"]),
+        ("/v1/sessions/current", &["get", "delete"]),
+        ("/v1/jobs", &["get"]),
+        ("/v1/jobs/{id}", &["get"]),
     ];
     for (path, methods) in expected {
         let item = paths
@@ -1717,6 +1724,81 @@ async fn customers_are_created_read_listed_and_patched() {
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body["owner"].is_null());
     assert_eq!(p.body["version"], 3);
+}
+
+#[tokio::test]
+async fn customers_are_searched_by_name_page_by_page() {
+    // Given a branch with customers of several names (the world has one)
+    let w = world().await;
+    let app = &w.app;
+    let mut ids = Vec::new();
+    for name in [
+        "Daqing Oilfield",
+        "Shengli OILFIELD Services",
+        "大庆油田",
+        "Sinopec",
+    ] {
+        let r = app
+            .post(
+                "/v1/customers",
+                &w.rep,
+                json!({"name": name, "branch": "sh", "owner": "li",
+                       "segment": "industrial", "source": "self_developed"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.str("id"));
+    }
+
+    // When the rep searches for "oilfield", one per page, to the last page
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = app
+            .get(
+                &format!("/v1/customers?q=oilfield&limit=1&cursor={cursor}"),
+                &w.rep,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        pages.push(names(&r));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+        assert!(pages.len() < 10, "the search does not end: {pages:?}");
+    }
+
+    // Then the pages hold exactly the two matches, in any case, in order
+    let found: Vec<String> = pages.concat();
+    assert_eq!(found, ["Daqing Oilfield", "Shengli OILFIELD Services"]);
+    assert_eq!(
+        pages[0],
+        ["Daqing Oilfield"],
+        "a page holds up to `limit` matches"
+    );
+    // And Chinese names and ids are found too, with last contact shown
+    let r = app.get("/v1/customers?q=油田", &w.rep).await;
+    assert_eq!(names(&r), ["大庆油田"]);
+    assert!(r.body["items"][0].get("last_contact_at").is_some());
+    let r = app
+        .get(&format!("/v1/customers?q={}", ids[3]), &w.rep)
+        .await;
+    assert_eq!(names(&r), ["Sinopec"]);
+    // And a blank search lists everyone, an overlong one is refused
+    let all = app.get("/v1/customers?q=", &w.rep).await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 5);
+    let long = "x".repeat(201);
+    let r = app.get(&format!("/v1/customers?q={long}"), &w.rep).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
 
 #[tokio::test]
@@ -3206,7 +3288,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         "/v2/deals",
         "/v1/deal",
         "/v1/deals/x/y/z",
-        "/",
+        "/console/no-such-file.js",
         "/v1/customers/x/notes",
     ] {
         // When an unknown route is asked for, with or without a token
@@ -3496,6 +3578,7 @@ struct Full {
     task: String,
     settlement: String,
     token: String,
+    job: String,
 }
 
 async fn full_world() -> Full {
@@ -3542,6 +3625,11 @@ async fn full_world() -> Full {
         .as_str()
         .expect("the world issues tokens")
         .to_string();
+    let job = app
+        .post("/v1/branches/sh/retier?async=true", &w.mgr, json!({}))
+        .await;
+    assert_eq!(job.status, StatusCode::ACCEPTED, "{}", job.body);
+    let job = job.body["job"]["id"].as_str().expect("job id").to_string();
     Full {
         w,
         deal,
@@ -3549,6 +3637,7 @@ async fn full_world() -> Full {
         task,
         settlement,
         token,
+        job,
     }
 }
 
@@ -4181,12 +4270,19 @@ async fn every_time_in_every_response_has_milliseconds() {
         .body;
     let mut read = 0;
     let mut found = Vec::new();
+    // (the session routes are read as a signed-in browser)
+    let (session, _) = app.sign_in(ADMIN).await;
     for (template, item) in doc["paths"].as_object().unwrap() {
         if item.get("get").is_none() || template == "/v1/events" || template == "/metrics" {
             continue;
         }
         let path = fill(template, &f);
-        let r = app.get(&path, ADMIN).await;
+        let r = if template.starts_with("/v1/sessions") {
+            app.send_session(Method::GET, &path, &session, None, &[])
+                .await
+        } else {
+            app.get(&path, ADMIN).await
+        };
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
         times_in(&r.body, &path, &mut found);
         read += 1;
@@ -4229,6 +4325,7 @@ fn fill(template: &str, f: &Full) -> String {
         "settlements" => f.settlement.clone(),
         "tasks" => f.task.clone(),
         "tokens" => f.token.clone(),
+        "jobs" => f.job.clone(),
         other => format!("<no fixture for /v1/{other}>"),
     };
     let mut path = template
@@ -4240,7 +4337,9 @@ fn fill(template: &str, f: &Full) -> String {
         .replace("{date}", "2026-01-01");
     assert!(!path.contains('{'), "add a fixture for {template}");
     let query = match template {
-        "/v1/records" | "/v1/reports/team" | "/v1/reports/referrals" => "?branch=sh",
+        "/v1/records" | "/v1/reports/team" | "/v1/reports/referrals" | "/v1/reports/pipeline" => {
+            "?branch=sh"
+        }
         "/v1/statements" => "?branch=sh&rep=li&period=2026-03",
         _ => "",
     };

@@ -1462,3 +1462,251 @@ async fn an_out_of_scope_deal_patch_is_403_even_when_the_body_is_invalid() {
         assert_forbidden_body(&r, &format!("{who:?} {deal}"));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Browser sessions: a token once, then an HttpOnly cookie and CSRF checks
+// ---------------------------------------------------------------------------
+
+fn customer_body(branch: &str, owner: &str) -> Value {
+    json!({"name": "Daqing Oilfield", "branch": branch, "owner": owner,
+           "segment": "industrial", "source": "self_developed"})
+}
+
+#[tokio::test]
+async fn a_token_opens_a_session_whose_cookie_authenticates_until_sign_out() {
+    // Given a rep's token
+    let app = TestApp::new().await;
+    app.branch("a").await;
+    let rep = app.token("rep", Some("a"), "li").await;
+
+    // When the rep signs in with it
+    let (session, r) = app.sign_in(&rep).await;
+
+    // Then the answer names the caller and sets a cookie scripts cannot read
+    assert_eq!(r.body["user"], "li");
+    assert_eq!(r.body["role"], "rep");
+    assert_eq!(r.body["branch"], "a");
+    assert!(!session.csrf.is_empty());
+    let flags: Vec<&str> = session.set_cookie.split(';').map(str::trim).collect();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(
+            flags.contains(&flag),
+            "{flag} missing: {}",
+            session.set_cookie
+        );
+    }
+    assert!(
+        !flags.contains(&"Secure"),
+        "plain http: {}",
+        session.set_cookie
+    );
+    assert!(
+        !session.set_cookie.contains(&rep),
+        "the cookie is not the token"
+    );
+
+    // And the cookie reads and, with the CSRF token, writes as the rep
+    let who = app
+        .send_session(Method::GET, "/v1/sessions/current", &session, None, &[])
+        .await;
+    assert_eq!(who.status, StatusCode::OK, "{}", who.body);
+    assert_eq!(who.body["user"], "li");
+    assert_eq!(who.body["csrf_token"], session.csrf.as_str());
+    let created = app
+        .send_session(
+            Method::POST,
+            "/v1/customers",
+            &session,
+            Some(customer_body("a", "li")),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let listed = app
+        .send_session(Method::GET, "/v1/customers", &session, None, &[])
+        .await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
+
+    // When the rep signs out
+    let out = app
+        .send_session(Method::DELETE, "/v1/sessions/current", &session, None, &[])
+        .await;
+
+    // Then the session ends on the server: the same cookie opens nothing
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    let cleared = out.headers["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    for path in ["/v1/sessions/current", "/v1/customers"] {
+        let r = app
+            .send_session(Method::GET, path, &session, None, &[])
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}: {}", r.body);
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again"));
+    }
+    // And the token itself still works for API clients
+    assert_eq!(app.get("/v1/customers", &rep).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cookie_writes_without_the_csrf_token_or_from_another_site_are_refused() {
+    // Given a signed-in rep
+    let app = TestApp::new().await;
+    app.branch("a").await;
+    let rep = app.token("rep", Some("a"), "li").await;
+    let (session, _) = app.sign_in(&rep).await;
+    let refusals: [(&str, Vec<(&str, &str)>); 4] = [
+        ("no CSRF token", vec![("x-csrf-token", "")]),
+        ("a wrong CSRF token", vec![("x-csrf-token", "0123")]),
+        ("another origin", vec![("origin", "http://evil.example")]),
+        ("another site", vec![("sec-fetch-site", "cross-site")]),
+    ];
+    for (what, headers) in refusals {
+        let mut headers = headers;
+        // (an empty value stands for "not sent")
+        let drop_csrf = headers
+            .iter()
+            .any(|(k, v)| *k == "x-csrf-token" && v.is_empty());
+        headers.retain(|(_, v)| !v.is_empty());
+        let mut session = session.clone();
+        if drop_csrf {
+            session.csrf = String::new();
+        }
+        // When a write comes with the cookie but `what`
+        let r = app
+            .send_session(
+                Method::POST,
+                "/v1/customers",
+                &session,
+                Some(customer_body("a", "li")),
+                &headers,
+            )
+            .await;
+        // Then 403 csrf_failed, with a message naming the header
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.body);
+        assert_eq!(r.code(), "csrf_failed", "{what}");
+        assert!(
+            r.body["error"]["details"]["field"].is_string(),
+            "{what}: {}",
+            r.body
+        );
+    }
+    // And nothing was written
+    let listed = app.get("/v1/customers", &rep).await;
+    assert_eq!(listed.body["items"], json!([]));
+    // And a bearer-token client is not asked for any of it
+    let r = app
+        .send_raw(
+            Method::POST,
+            "/v1/customers",
+            Some(&rep),
+            Some(customer_body("a", "li").to_string().into_bytes()),
+            &[("origin", "http://evil.example")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_session_survives_a_restart_and_ends_when_its_token_is_revoked() {
+    // Given a rep signed in, and the server restarted
+    let app = TestApp::new().await;
+    app.branch("a").await;
+    let issued = app
+        .ok(
+            "/v1/tokens",
+            ADMIN,
+            json!({"role": "rep", "branch": "a", "user": "li"}),
+        )
+        .await;
+    let (session, _) = app.sign_in(issued["token"].as_str().unwrap()).await;
+    let app = TestApp::reopen(app.close().await).await;
+    let who = app
+        .send_session(Method::GET, "/v1/sessions/current", &session, None, &[])
+        .await;
+    assert_eq!(
+        who.status,
+        StatusCode::OK,
+        "kept across a restart: {}",
+        who.body
+    );
+
+    // When the admin revokes the token the session was opened with
+    let id = issued["id"].as_str().unwrap();
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Then the session stops working at once
+    let r = app
+        .send_session(Method::GET, "/v1/customers", &session, None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn signing_in_refuses_bad_tokens_and_marks_the_cookie_secure_over_https() {
+    // Given a rep's token
+    let app = TestApp::new().await;
+    app.branch("a").await;
+    let rep = app.token("rep", Some("a"), "li").await;
+    // When someone signs in with a token that does not exist
+    let r = app
+        .send(
+            Method::POST,
+            "/v1/sessions",
+            None,
+            Some(json!({"token": "dft_nope"})),
+        )
+        .await;
+    // Then 401 and no cookie
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert!(r.headers.get("set-cookie").is_none());
+    // When the body has an unknown field
+    let r = app
+        .send(
+            Method::POST,
+            "/v1/sessions",
+            None,
+            Some(json!({"token": rep, "remember": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // When a page of another site tries to sign the browser in
+    let r = app
+        .send_raw(
+            Method::POST,
+            "/v1/sessions",
+            None,
+            Some(json!({"token": rep}).to_string().into_bytes()),
+            &[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.code(), "csrf_failed");
+    // When the request came through an https proxy
+    let r = app
+        .send_raw(
+            Method::POST,
+            "/v1/sessions",
+            None,
+            Some(json!({"token": rep}).to_string().into_bytes()),
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    // Then the cookie is Secure
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.split(';').any(|f| f.trim() == "Secure"), "{cookie}");
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use dealflow::service::Retention;
-use dealflow_tests::{start_binary, TestApp, ADMIN};
+use dealflow_tests::{start_binary, Session, TestApp, ADMIN};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -94,6 +94,21 @@ async fn subscribe_after(app: &TestApp, token: &str, last_event_id: Option<&str>
     }
 }
 
+/// Subscribes as a browser does with its session cookie (`EventSource`
+/// sends it; it sends no Authorization header).
+async fn subscribe_with_cookie(app: &TestApp, session: &Session) -> Stream {
+    let req = Request::get("/v1/events")
+        .header("cookie", format!("dealflow_session={}", session.id))
+        .body(Body::empty())
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    Stream {
+        body: res.into_body(),
+        parser: Parser::default(),
+    }
+}
+
 async fn subscribe(app: &TestApp, token: &str) -> Stream {
     subscribe_after(app, token, None).await
 }
@@ -112,6 +127,28 @@ impl Stream {
                 .expect("frame");
             if let Ok(data) = frame.into_data() {
                 self.parser.buf.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+
+    /// Every event until the stream ends; fails the test when it does not
+    /// end within [`BOUND`].
+    async fn until_end(&mut self) -> Vec<Sse> {
+        let mut out = Vec::new();
+        loop {
+            while let Some(e) = self.parser.next() {
+                out.push(e);
+            }
+            let frame = tokio::time::timeout(BOUND, self.body.frame())
+                .await
+                .expect("the stream ends within the bound");
+            match frame {
+                None => return out,
+                Some(frame) => {
+                    if let Ok(data) = frame.expect("frame").into_data() {
+                        self.parser.buf.push_str(&String::from_utf8_lossy(&data));
+                    }
+                }
             }
         }
     }
@@ -987,4 +1024,115 @@ async fn event_times_are_written_with_milliseconds() {
         }
     }
     assert!(seen >= 3, "{seen} times seen");
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_session_is_signed_out_or_its_token_revoked() {
+    // Given a rep following events with the console's session cookie, and
+    // another following them with a bearer token
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    let li = app.token("rep", Some("sh"), "li").await;
+    let (session, _) = app.sign_in(&li).await;
+    let mut by_cookie = subscribe_with_cookie(&app, &session).await;
+    let zhou = app
+        .ok(
+            "/v1/tokens",
+            ADMIN,
+            json!({"role": "rep", "branch": "sh", "user": "zhou"}),
+        )
+        .await;
+    let mut by_token = subscribe(&app, zhou["token"].as_str().unwrap()).await;
+    app.brand("marker-1").await;
+    assert_eq!(by_cookie.until_brand("marker-1").await.len(), 1);
+    assert_eq!(by_token.until_brand("marker-1").await.len(), 1);
+
+    // When li signs out
+    let r = app
+        .send_session(Method::DELETE, "/v1/sessions/current", &session, None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    // Then li's stream says so and ends
+    let last = by_cookie.until_end().await;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(last[0].kind, "session_ended");
+    assert!(last[0].data["message"]
+        .as_str()
+        .unwrap()
+        .contains("signed out"));
+
+    // When zhou's token is revoked
+    let id = zhou["id"].as_str().unwrap();
+    let r = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/tokens/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Then zhou's stream ends too, saying why
+    let last = by_token.until_end().await;
+    assert_eq!(
+        last.last().map(|e| e.kind.as_str()),
+        Some("session_ended"),
+        "{last:?}"
+    );
+    assert!(last.last().unwrap().data["message"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+}
+
+#[tokio::test]
+async fn a_re_tier_job_reports_its_progress_to_the_branch_managers_only() {
+    // Given a manager and a rep of sh following events, and customers to tier
+    let app = TestApp::new().await;
+    app.branch("sh").await;
+    let mgr = app.token("manager", Some("sh"), "wang").await;
+    let rep = app.token("rep", Some("sh"), "li").await;
+    for _ in 0..3 {
+        app.customer(&rep, "sh", "li").await;
+    }
+    let mut manager = subscribe(&app, &mgr).await;
+    let mut by_rep = subscribe(&app, &rep).await;
+
+    // When the manager re-tiers the branch as a job
+    let r = app
+        .send_raw(
+            Method::POST,
+            "/v1/branches/sh/retier",
+            Some(&mgr),
+            None,
+            &[("prefer", "respond-async")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["job"]["id"].as_str().unwrap().to_string();
+
+    // Then the manager's stream carries its progress, without ids, up to
+    // a last message saying it succeeded with everything done
+    let last = loop {
+        let e = manager.next().await;
+        if e.kind != "job_progress" {
+            continue;
+        }
+        assert_eq!(e.id, None, "progress is live only: {e:?}");
+        assert_eq!(e.data["job"], id.as_str());
+        assert_eq!(e.data["kind"], "retier");
+        if e.data["state"] != "running" {
+            break e;
+        }
+    };
+    assert_eq!(last.data["state"], "succeeded", "{:?}", last.data);
+    assert_eq!(last.data["done"], last.data["total"]);
+    assert!(last.data["total"].as_u64().unwrap() >= 2);
+    let job = app.get(&format!("/v1/jobs/{id}"), &mgr).await;
+    assert_eq!(job.body["state"], "succeeded");
+    assert_eq!(job.body["result"]["branch"], "sh");
+    // And the rep's stream carries none of it
+    app.brand("marker-1").await;
+    let seen = by_rep.until_brand("marker-1").await;
+    assert!(seen.iter().all(|e| e.kind != "job_progress"), "{seen:?}");
 }

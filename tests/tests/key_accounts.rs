@@ -825,6 +825,95 @@ async fn new_customers_go_to_the_fairest_rep_and_the_team_report_shows_the_sprea
 }
 
 #[tokio::test]
+async fn the_pipeline_funnel_counts_and_values_each_stage_in_cny() {
+    // Given li with two open deals (100 CNY and 20 USD) and a signed one,
+    // zhao with one open deal, and a deal in a currency without a rate
+    let w = world("sh").await;
+    let c = w.customer("sh", "li", "ACME").await;
+    w.open_deal(&c, "li", "100").await;
+    let usd = json!({"customer_id": c, "title": "Export", "owner": "li", "currency": "USD",
+                     "lines": [{"brand": "volvo", "product": "p", "amount": "20", "cost": "1"}]});
+    w.app.ok("/v1/deals", ADMIN, usd).await;
+    w.signed(&c, "li", "1000", days_ago(3)).await;
+    let z = w.customer("sh", "zhao", "Zhao Co").await;
+    w.open_deal(&z, "zhao", "50").await;
+    let jpy = json!({"customer_id": z, "title": "Tokyo", "owner": "zhao", "currency": "JPY",
+                     "lines": [{"brand": "volvo", "product": "p", "amount": "3000", "cost": "1"}]});
+    w.app.ok("/v1/deals", ADMIN, jpy).await;
+
+    // When the manager reads the branch's funnel
+    let r = w.app.get("/v1/reports/pipeline?branch=sh", &w.mgr).await;
+    // Then every stage is there in order with its deals and value in CNY (20 USD at 7)
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stages: Vec<(String, u64, String)> = r.body["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().into(),
+                s["deals"].as_u64().unwrap(),
+                s["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("open".into(), 4, "290".into()),
+            ("sign".into(), 1, "1000".into()),
+            ("lost".into(), 0, "0".into())
+        ]
+    );
+    assert_eq!(
+        r.body["stages"][0]["amounts"],
+        json!({"CNY": "150", "USD": "20", "JPY": "3000"})
+    );
+    assert_eq!(
+        (r.body["currency"].as_str(), r.body["unconverted"].as_u64()),
+        (Some("CNY"), Some(1))
+    );
+    // And filtered by rep, only that rep's deals count
+    let r = w
+        .app
+        .get("/v1/reports/pipeline?branch=sh&owner=zhao", &w.mgr)
+        .await;
+    assert_eq!(r.body["stages"][0]["deals"], 2);
+    assert_eq!(r.body["stages"][1]["deals"], 0);
+    // A rep sees their own funnel, and may not ask for another rep's
+    let r = w.app.get("/v1/reports/pipeline?branch=sh", &w.li).await;
+    assert_eq!(
+        (
+            r.body["owner"].as_str(),
+            r.body["stages"][0]["deals"].as_u64()
+        ),
+        (Some("li"), Some(2))
+    );
+    let r = w
+        .app
+        .get("/v1/reports/pipeline?branch=sh&owner=zhao", &w.li)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Another branch's is not readable, an unknown one is 404
+    w.app.branch("bj").await;
+    let bj = w.app.token("manager", Some("bj"), "zhou").await;
+    assert_eq!(
+        w.app
+            .get("/v1/reports/pipeline?branch=sh", &bj)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.app
+            .get("/v1/reports/pipeline?branch=nowhere", ADMIN)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
 async fn a_revoked_rep_is_never_assigned_a_new_customer() {
     // Given chen, the rep fair assignment picks (no customers, no deals)
     let w = world("sh").await;

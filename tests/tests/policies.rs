@@ -332,6 +332,133 @@ async fn invalid_uploads_are_refused_with_the_compilers_message_and_leave_nothin
 }
 
 #[tokio::test]
+async fn a_refusal_points_at_the_line_of_the_error_or_of_the_failing_test() {
+    let w = world().await;
+    // Given a branch guard whose example test fails on line 6, inside the guard it calls
+    let failing = "fn guard(i) {\n  #{ allow: i.deal.needs.len() > 0 }\n}\n\nfn test_needs() {\n  assert(guard(#{ deal: #{ needs: [] } }).allow, \"needs are required\");\n}";
+    // When the manager uploads it
+    let (s, b) = upload(&w.app, &w.sh_mgr, "sh-guard", "branch:sh", failing).await;
+    // Then it is refused naming the test, the line and the column where the assertion failed
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "policy_invalid");
+    let d = &b["error"]["details"];
+    assert_eq!(d["test"], "test_needs", "{b}");
+    assert_eq!(d["line"], 6, "{b}");
+    assert_eq!(d["column"], 3, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs are required"),
+        "{b}"
+    );
+    // And a syntax error on line 3 points at line 3
+    let (s, b) = upload(
+        &w.app,
+        &w.sh_mgr,
+        "sh-guard",
+        "branch:sh",
+        "fn guard(i) {\n  let ok = true;\n  if ok { #{ allow: true } \n",
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["details"]["line"].as_u64().is_some(), "{b}");
+    assert!(b["error"]["details"]["test"].is_null(), "{b}");
+}
+
+#[tokio::test]
+async fn a_dry_run_upload_checks_everything_and_stores_nothing() {
+    let w = world().await;
+    let good = "fn guard(i) { #{ allow: true } }\nfn test_allows() { assert(guard(#{}).allow, \"allows\"); }";
+    let dry = |source: &str| json!({"name": "sh-guard", "scope": "branch:sh", "runtime": "rhai", "source": source, "dry_run": true});
+    // When a manager checks a new script without storing it
+    let r = w.app.post("/v1/policies", &w.sh_mgr, dry(good)).await;
+    // Then the checks pass and report what an upload would store
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["dry_run"], true);
+    assert_eq!(r.body["created"], false);
+    assert_eq!(r.body["version"], 1);
+    assert_eq!(r.body["hooks"], json!(["guard"]));
+    assert_eq!(r.body["tests"], json!(["test_allows"]));
+    // And nothing was stored: no policy, no event
+    assert_eq!(
+        w.app.get("/v1/policies/sh-guard", ADMIN).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // A dry run of a broken script is refused as an upload would be
+    let r = w
+        .app
+        .post("/v1/policies", &w.sh_mgr, dry("fn guard(i) { let = }"))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.code(), "policy_invalid");
+    // It follows the same rules: another branch's manager may not check it
+    let r = w.app.post("/v1/policies", &w.bj_mgr, dry(good)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Once stored, a dry run of the same content names that version
+    let (s, _) = upload(&w.app, &w.sh_mgr, "sh-guard", "branch:sh", good).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let r = w.app.post("/v1/policies", &w.sh_mgr, dry(good)).await;
+    assert_eq!(
+        (r.body["version"].as_u64(), r.body["dry_run"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let other = "fn guard(i) { #{ allow: false, reason: \"no\" } }";
+    let r = w.app.post("/v1/policies", &w.sh_mgr, dry(other)).await;
+    assert_eq!(r.body["version"], 2, "{}", r.body);
+    let versions = w.app.get("/v1/policies/sh-guard/versions", ADMIN).await;
+    assert_eq!(versions.body["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_version_reads_back_with_its_script_for_comparing() {
+    let w = world().await;
+    let v2 = "fn guard(i) {\n  #{ allow: true }\n}";
+    let (s, _) = upload(
+        &w.app,
+        &w.sh_mgr,
+        "sh-guard",
+        "branch:sh",
+        "fn guard(i) { #{ allow: false } }",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = upload(&w.app, &w.sh_mgr, "sh-guard", "branch:sh", v2).await;
+    assert_eq!(s, StatusCode::CREATED);
+    // When the branch's rep reads version 2
+    let r = w.app.get("/v1/policies/sh-guard/versions/2", &w.rep).await;
+    // Then it comes with its script exactly as uploaded, beside its description
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["source"], v2);
+    assert_eq!(r.body["version"], 2);
+    assert_eq!(r.body["runtime"], "rhai");
+    assert_eq!(r.body["uploaded_by"], "wang");
+    // A WebAssembly version has no script to show
+    let wasm = w
+        .app
+        .get("/v1/policies/new-brand-bonus/versions/2", ADMIN)
+        .await;
+    assert_eq!(wasm.status, StatusCode::OK);
+    assert_eq!(wasm.body["runtime"], "wasm");
+    assert!(wasm.body.get("source").is_none(), "{}", wasm.body);
+    // Unknown versions are 404; another branch's policy is not readable
+    assert_eq!(
+        w.app
+            .get("/v1/policies/sh-guard/versions/3", ADMIN)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        w.app
+            .get("/v1/policies/sh-guard/versions/1", &w.bj_mgr)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
 async fn uploads_are_versioned_by_content_and_activation_rolls_back() {
     let w = world().await;
     let (customer, deal) = deal_at_visit(&w.app, "sh").await;

@@ -1238,9 +1238,9 @@ async fn a_simulation_pays_exactly_what_the_settlement_pays_after_activation() {
     assert_eq!(settled["total"], sim["candidate_total"]);
 }
 
-#[tokio::test]
-async fn each_subject_uses_the_version_in_force_on_its_day() {
-    let w = world("sh", "UTC").await;
+/// Two of li's new-brand contracts worth 800 each under v1: one signed the
+/// minute before 15 March, one at its first minute (UTC branch).
+async fn new_brand_contracts_around_15_march(w: &World) -> (String, String) {
     let c = w.customer("sh", "li", "enterprise", "assigned").await;
     let before = w
         .signed(
@@ -1262,6 +1262,13 @@ async fn each_subject_uses_the_version_in_force_on_its_day() {
             None,
         )
         .await;
+    (before, after)
+}
+
+#[tokio::test]
+async fn each_subject_uses_the_version_in_force_on_its_day() {
+    let w = world("sh", "UTC").await;
+    let (before, after) = new_brand_contracts_around_15_march(&w).await;
     let v = upload_flat(&w).await;
     // Activated from 15 March: contracts signed before keep v1
     let r = w
@@ -1466,6 +1473,43 @@ async fn statements_per_rep_in_json_and_csv() {
     );
     assert!(rows[1].contains(",800,CNY,"), "{text}");
     assert_eq!(rows[2], "total,approved,li,,,,2026-03,800,CNY,,,,");
+
+    // The manager downloads the whole settlement: a row per line, per rep, and the total
+    let all = w
+        .app
+        .get(&format!("/v1/settlements/{id}?format=csv"), &w.mgr)
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(all.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("settlement-sh-2026-03.csv"));
+    let text = all.body.as_str().unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    assert!(rows[0].starts_with("settlement,status,rep,rule"));
+    assert!(
+        rows[1].starts_with(&format!("{id},approved,li,new_brand_sale,deal,")),
+        "{text}"
+    );
+    assert!(
+        rows[2].starts_with(&format!("{id},approved,zhao,new_brand_sale,deal,")),
+        "{text}"
+    );
+    assert_eq!(
+        &rows[3..],
+        [
+            "total,approved,li,,,,2026-03,800,CNY,,,,",
+            "total,approved,zhao,,,,2026-03,500,CNY,,,,",
+            "total,approved,,,,,2026-03,1300,CNY,,,,"
+        ]
+    );
+    // A rep may not read the settlement, in any format
+    let r = w
+        .app
+        .get(&format!("/v1/settlements/{id}?format=csv"), &w.li)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // A rep sees only their own statement
     let other = w
@@ -2484,4 +2528,131 @@ async fn a_bonus_rule_deactivated_from_a_day_keeps_what_it_paid_before_it() {
     let reversal = lines_of(&s, &march);
     assert_eq!(reversal.len(), 1, "{s}");
     assert_eq!(amount(reversal[0]), "-800");
+}
+
+#[tokio::test]
+async fn a_settlement_started_as_a_job_runs_on_its_own_and_is_found_again_with_its_result() {
+    // Given a March contract of a new brand (800 CNY)
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    w.signed(
+        &c,
+        "li",
+        "USD",
+        &[("volvo", "80000", "64000")],
+        "2026-03-02T10:00:00Z",
+        None,
+    )
+    .await;
+    let body = json!({"branch": "sh", "period": "2026-03"})
+        .to_string()
+        .into_bytes();
+
+    // When the manager drafts March as a job
+    let r = w
+        .app
+        .send_raw(
+            axum::http::Method::POST,
+            "/v1/settlements",
+            Some(&w.mgr),
+            Some(body.clone()),
+            &[("prefer", "respond-async")],
+        )
+        .await;
+
+    // Then the answer comes at once: 202 with the job and where it lives
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let job = &r.body["job"];
+    let id = job["id"].as_str().expect("a job id").to_string();
+    assert_eq!(job["kind"], "settlement");
+    assert_eq!(job["branch"], "sh");
+    assert_eq!(job["by"], "wang");
+    assert_eq!(job["request"]["period"], "2026-03");
+    assert_eq!(r.headers["location"], format!("/v1/jobs/{id}").as_str());
+
+    // And the job finishes by itself, with the settlement as its result
+    let started = std::time::Instant::now();
+    let done = loop {
+        let j = w.app.get(&format!("/v1/jobs/{id}"), &w.mgr).await;
+        assert_eq!(j.status, StatusCode::OK, "{}", j.body);
+        if j.body["state"] != "running" {
+            break j.body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "still running: {}",
+            j.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(done["total"].as_u64().unwrap() > 0, "{done}");
+    assert_eq!(done["done"], done["total"], "{done}");
+    assert!(done["finished_at"].is_string());
+    let settlement = done["result"]["id"]
+        .as_str()
+        .expect("the settlement")
+        .to_string();
+    assert_eq!(done["result"]["total"], "800");
+    let stored = w
+        .app
+        .get(&format!("/v1/settlements/{settlement}"), &w.mgr)
+        .await;
+    assert_eq!(
+        stored.status,
+        StatusCode::OK,
+        "the draft is stored: {}",
+        stored.body
+    );
+    assert_eq!(stored.body["status"], "draft");
+
+    // And it is found again in the branch's jobs; a rep sees no jobs
+    let listed = w.app.get("/v1/jobs?branch=sh", &w.mgr).await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str()),
+        "{}",
+        listed.body
+    );
+    assert_eq!(
+        w.app.get(&format!("/v1/jobs/{id}"), &w.li).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.app.get("/v1/jobs", &w.li).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // When a job is asked for with a bad period, or by a rep
+    let bad = json!({"branch": "sh", "period": "2026-13"})
+        .to_string()
+        .into_bytes();
+    let r = w
+        .app
+        .send_raw(
+            axum::http::Method::POST,
+            "/v1/settlements?async=true",
+            Some(&w.mgr),
+            Some(bad),
+            &[],
+        )
+        .await;
+    // Then it is refused at once, as the synchronous route would, and no job starts
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = w
+        .app
+        .send_raw(
+            axum::http::Method::POST,
+            "/v1/settlements?async=true",
+            Some(&w.li),
+            Some(body),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let listed = w.app.get("/v1/jobs?branch=sh", &w.mgr).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
 }

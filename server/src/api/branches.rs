@@ -2,14 +2,18 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Body, Caller, IfMatch, Path, Query, Versioned};
+use super::extract::{Body, Caller, IfMatch, Path, Query, RespondAsync, Versioned};
+use super::jobs::{accepted, outcome};
 use super::AppState;
 use crate::domain::branch::{Branch, NewBranch};
+use crate::domain::job::{JobKind, JobStarted};
 use crate::domain::pipeline::{Pipeline, PipelineDefinition};
 use crate::pipeline::PipelineChange;
 use crate::service::{Page, PageRequest, RetierReport};
@@ -23,15 +27,36 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Recomputes the branch's customer tiers now (its manager or an admin);
-/// lists every change.
+/// lists every change. With `Prefer: respond-async` (or `?async=true`) it
+/// runs as a job: `202 {"job"}` at once, the report in the job's `result`.
 #[utoipa::path(post, path = "/v1/branches/{id}/retier", tag = "branches",
-    responses((status = 200, body = RetierReport), (status = "4XX", body = ErrorBody)))]
+    params(("Prefer" = Option<String>, Header, description = "`respond-async`: run as a job")),
+    responses((status = 200, body = RetierReport), (status = 202, body = JobStarted, description = "started as a job"),
+              (status = "4XX", body = ErrorBody)))]
 async fn retier(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<RetierReport>, ApiError> {
-    Ok(Json(s.services.retier_branch(&caller, &id).await?))
+    RespondAsync(as_job): RespondAsync,
+) -> Result<Response, ApiError> {
+    if !as_job {
+        return Ok(Json(s.services.retier_branch(&caller, &id).await?).into_response());
+    }
+    s.services.branch(&caller, &id)?;
+    let (services, who, branch) = (s.services.clone(), caller.clone(), id.clone());
+    let job =
+        s.services
+            .start_job(
+                &caller,
+                JobKind::Retier,
+                &id,
+                json!({}),
+                move |p| async move {
+                    outcome(services.retier_branch_with(&who, &branch, Some(&p)).await)
+                },
+            )
+            .await?;
+    Ok(accepted(job))
 }
 
 /// Creates a branch (admin).

@@ -136,10 +136,21 @@ impl From<ServiceError> for ApiError {
             .with_details(json!({"field": "to", "from": from, "to": to, "allowed": allowed})),
             E::TooLarge(_) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message),
             E::PolicyInvalid(p) => {
+                use crate::policy::PolicyError as P;
                 let mut d = json!({"error": p.to_string()});
-                if let crate::policy::PolicyError::Compile { line, column, .. } = &p {
-                    d["line"] = json!(line);
-                    d["column"] = json!(column);
+                // Where the compiler or the failing example test points, so
+                // an editor can show the message at its line.
+                match &p {
+                    P::Compile { line, column, .. } => {
+                        d["line"] = json!(line);
+                        d["column"] = json!(column);
+                    }
+                    P::TestFailed(f) => {
+                        d["test"] = json!(f.name);
+                        d["line"] = json!(f.line);
+                        d["column"] = json!(f.column);
+                    }
+                    _ => {}
                 }
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", message).with_details(d)
             }

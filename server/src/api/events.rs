@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::Caller;
+use super::extract::Authenticated;
 use super::AppState;
 use crate::service::Delivery;
 
@@ -51,7 +51,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
 /// increasing in commit order), `event:` (its kind) and `data:` (the event
 /// as JSON: `kind`, `at`, `by`, `resource` {`kind`, `id`, `branch`,
 /// `owner`, `href`}, `branch`, `owner`, `data`). Kinds: `branch_created`,
-/// `pipeline_changed`, `brand_created`, `fx_rate_added`,
+/// `pipeline_changed`, `brand_created`, `fx_rate_added`, `fx_rate_corrected`,
 /// `customer_created`, `customer_changed`, `owner_changed`,
 /// `tier_changed`, `record_added`, `record_corrected`, `deal_created`,
 /// `deal_changed`, `transition`, `veto`, `override`, `policy_event`,
@@ -59,6 +59,15 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
 /// `policy_activated`, `policy_rolled_back`, `policy_deactivated`,
 /// `settlement_drafted`, `settlement_approved`, `award_announced`,
 /// `settlement_paid`, `token_revoked`.
+///
+/// Authenticated by a bearer token or the console's session cookie
+/// (`EventSource` sends it): the stream ends, with a last
+/// `session_ended` message saying why, as soon as that session is signed
+/// out or ends, or that token is revoked or expires. `job_progress`
+/// messages (`{"job", "kind", "branch", "done", "total"}`, without `id:`)
+/// report a running job's progress to those who may read the job; they
+/// are live only, not kept in the log, so a client resuming gets the
+/// job's state from `GET /v1/jobs/{id}`.
 ///
 /// Without `Last-Event-ID` the stream starts with the next event. With
 /// it, every event after that id is sent first, in order, without gaps or
@@ -73,14 +82,19 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
               (status = "4XX", body = ErrorBody)))]
 async fn events(
     State(s): State<AppState>,
-    Caller(caller): Caller,
+    auth: Authenticated,
     LastEventId(after): LastEventId,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let stream = s
         .services
-        .subscribe_events(caller, after)
+        .subscribe_events(auth.principal, after, Some(auth.credential))
         .map(|d| Ok(message(d)));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    // A first frame at once (how soon to reconnect), so the client knows
+    // the stream is open before the first event (`EventSource.onopen`).
+    let hello = futures_util::stream::once(async {
+        Ok(SseEvent::default().retry(std::time::Duration::from_secs(3)))
+    });
+    Sse::new(hello.chain(stream)).keep_alive(KeepAlive::default())
 }
 
 /// One delivery as an SSE message.
@@ -95,6 +109,10 @@ fn message(d: Delivery) -> SseEvent {
             .id((next - 1).to_string())
             .event("events_lost")
             .data(json!({"after": after, "next": next}).to_string()),
+        Delivery::Job(json) => SseEvent::default().event("job_progress").data(&*json),
+        Delivery::Ended(reason) => SseEvent::default()
+            .event("session_ended")
+            .data(json!({"message": reason}).to_string()),
         Delivery::Failed(reason) => {
             tracing::error!(error = %reason, "an event subscription could not read the log");
             SseEvent::default().event("error").data(

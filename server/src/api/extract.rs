@@ -1,15 +1,16 @@
 //! Extractors that reject with the API error shape: JSON bodies (strict,
 //! naming the offending field), optional bodies, query strings, path
-//! parameters, the caller behind the bearer token, and `If-Match`. Every
-//! refused field is named in the message and in `details.field`.
+//! parameters, the caller behind the bearer token or the session cookie
+//! (with the CSRF check for cookie-authenticated writes), and `If-Match`.
+//! Every refused field is named in the message and in `details.field`.
 
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, ETAG, IF_MATCH};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -17,7 +18,8 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::wording::{refusal, strip_location, Place};
 use super::AppState;
-use crate::auth::Principal;
+use crate::auth::{hash_token, secrets_match, Principal};
+use crate::service::Credential;
 
 /// A JSON request body, parsed strictly.
 pub struct Body<T>(pub T);
@@ -253,6 +255,22 @@ fn path_error(field: &str, message: String) -> ApiError {
         .with_details(serde_json::json!({ "field": field }))
 }
 
+/// The name of the session cookie (`POST /v1/sessions` sets it).
+pub const SESSION_COOKIE: &str = "dealflow_session";
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
 /// The authenticated caller.
 pub struct Caller(pub Principal);
 
@@ -260,30 +278,162 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::new(
+        Authenticated::from_request_parts(parts, state)
+            .await
+            .map(|a| Caller(a.principal))
+    }
+}
+
+/// The authenticated caller and how they authenticated: a bearer token
+/// (`Authorization: Bearer <token>`), or the session cookie. A request
+/// made with the cookie that may change something (POST, PUT, PATCH,
+/// DELETE) must also pass the CSRF check ([`check_csrf`]).
+pub struct Authenticated {
+    /// Who is calling.
+    pub principal: Principal,
+    /// What they authenticated with (event streams re-check it).
+    pub credential: Credential,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(header) = parts.headers.get(AUTHORIZATION) {
+            let token = header
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "the Authorization header must be `Bearer <token>`",
+                    )
+                })?;
+            return Ok(Authenticated {
+                principal: state.services.authenticate(token)?,
+                credential: Credential::Token(hash_token(token)),
+            });
+        }
+        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "send `Authorization: Bearer <token>`",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "the Authorization header must be `Bearer <token>`",
-                )
-            })?;
-        Ok(Caller(state.services.authenticate(token)?))
+                "send `Authorization: Bearer <token>`, or sign in (`POST /v1/sessions`) and send its cookie",
+            ));
+        };
+        let session = state.services.authenticate_session(id)?;
+        if !parts.method.is_safe() {
+            check_csrf(&parts.headers, Some(&session.csrf))?;
+        }
+        Ok(Authenticated {
+            principal: session.principal,
+            credential: Credential::Session(session.hash),
+        })
+    }
+}
+
+/// The header a cookie-authenticated write carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Refuses a cross-site request (403 `csrf_failed`): `Origin`, when sent,
+/// must be this server's own (`http://` or `https://` and the `Host` the
+/// request was sent to), `Sec-Fetch-Site`, when sent, must say
+/// `same-origin`, and with `csrf` the `X-CSRF-Token` header must be that
+/// session's token. Browsers send `Origin` with every write, so a page of
+/// another site is refused even before the token is looked at.
+pub fn check_csrf(headers: &HeaderMap, csrf: Option<&str>) -> Result<(), ApiError> {
+    let refuse = |message: String, field: &str| {
+        ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", message)
+            .with_details(serde_json::json!({ "field": field }))
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(origin) = header("origin") {
+        let host = header("host").unwrap_or_default();
+        let same = !host.is_empty()
+            && [format!("http://{host}"), format!("https://{host}")]
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(origin));
+        if !same {
+            return Err(refuse(
+                format!(
+                    "a request from another site (Origin `{origin}`) cannot use this session; \
+                     only the console served by this server can"
+                ),
+                "Origin",
+            ));
+        }
+    }
+    if let Some(site) = header("sec-fetch-site") {
+        if site != "same-origin" {
+            return Err(refuse(
+                format!("the browser says this request comes from another site (Sec-Fetch-Site `{site}`)"),
+                "Sec-Fetch-Site",
+            ));
+        }
+    }
+    if let Some(expected) = csrf {
+        match header(CSRF_HEADER) {
+            Some(sent) if secrets_match(sent, expected) => {}
+            Some(_) => {
+                return Err(refuse(
+                    "the X-CSRF-Token header does not match this session's; reload the console"
+                        .into(),
+                    "X-CSRF-Token",
+                ))
+            }
+            None => {
+                return Err(refuse(
+                    "a change made with the session cookie needs the X-CSRF-Token header \
+                     (the csrf_token that POST /v1/sessions and GET /v1/sessions/current return)"
+                        .into(),
+                    "X-CSRF-Token",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the client asked for the work to run as a job: `Prefer:
+/// respond-async` (RFC 7240), or `?async=true` in the query.
+pub struct RespondAsync(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for RespondAsync {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let preferred = parts
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
+        let query = parts.uri.query().unwrap_or_default();
+        let mut asked = None;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if k == "async" {
+                asked = Some(match v.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(ApiError::bad_request(
+                            "invalid_query",
+                            format!("async must be true or false, not `{other}`"),
+                        )
+                        .with_details(serde_json::json!({"field": "async"})))
+                    }
+                });
+            }
+        }
+        Ok(RespondAsync(asked.unwrap_or(preferred)))
     }
 }
 

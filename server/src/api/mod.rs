@@ -1,19 +1,22 @@
 //! The HTTP boundary: one module per resource (its routes and handlers), the
-//! extractors and the error mapping. Handlers extract, call one service
+//! extractors and the error mapping, and the web console's files. Handlers extract, call one service
 //! function and return; this module never sees sled types.
 
 mod admin;
 mod branches;
 mod catalog;
+mod console;
 mod customers;
 mod deals;
 pub mod error;
 mod events;
 mod extract;
 mod followups;
+mod jobs;
 mod ops;
 mod policies;
 mod reports;
+mod sessions;
 mod settlements;
 mod tokens;
 mod wording;
@@ -113,6 +116,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(tokens::router())
+        .merge(sessions::router())
         .merge(admin::router())
         .merge(branches::router())
         .merge(catalog::router())
@@ -123,6 +127,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(reports::router())
         .merge(settlements::router())
         .merge(events::router())
+        .merge(jobs::router())
 }
 
 /// The generated OpenAPI document.
@@ -147,6 +152,7 @@ pub fn router(services: Services) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .route("/openapi.json", axum::routing::get(openapi_json))
+        .merge(console::router())
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -177,14 +183,15 @@ async fn openapi_json(State(state): State<AppState>) -> Response {
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    // The matched route pattern (bounded), not the path (ids in it are not).
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
-    state
-        .metrics
-        .request(&method, &route, res.status().as_u16(), start.elapsed());
+    state.metrics.request(
+        method.as_str(),
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        res.status().as_u16(),
+        start.elapsed(),
+    );
     res
 }

@@ -40,7 +40,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text; only for callers on loopback.
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(()),
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+    responses((status = 200, description = "OpenMetrics text (Prometheus reads it)", content_type = "application/openmetrics-text"),
               (status = 403, body = super::error::ErrorBody)))]
 async fn metrics(State(state): State<AppState>, Peer(peer): Peer) -> Response {
     // Without connection info the caller is in-process (tests, embedding).
@@ -55,12 +55,10 @@ async fn metrics(State(state): State<AppState>, Peer(peer): Peer) -> Response {
         }
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&[(
-            "dealflow_event_subscribers",
-            "Open GET /v1/events streams.",
-            state.services.event_subscribers() as u64,
-        )]),
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state
+            .metrics
+            .render(state.services.event_subscribers() as u64),
     )
         .into_response()
 }

@@ -13,7 +13,7 @@ use super::extract::{Body, Caller, OptionalBody, Path, Query};
 use super::AppState;
 use crate::service::{
     ActivateRequest, EffectiveHook, NewPolicy, Page, PageRequest, Policy, PolicyVersion,
-    UploadedPolicy,
+    PolicyVersionDetail, UploadedPolicy,
 };
 
 /// Largest policy upload body: a 1 MiB module in base64 plus the envelope.
@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_policy, list_policies))
         .routes(routes!(get_policy))
         .routes(routes!(list_versions))
+        .routes(routes!(get_version))
         .routes(routes!(activate))
         .routes(routes!(deactivate))
         .routes(routes!(effective))
@@ -32,8 +33,12 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// Uploads a new version (compiled, hooks checked, example tests run);
 /// nothing is activated. Identical content returns the existing version.
+/// With `"dry_run": true` the same checks run and nothing is stored.
+/// A `policy_invalid` refusal carries `details.line` and `details.column`
+/// when the compiler or the failing example test (`details.test`) knows
+/// where in the script it is.
 #[utoipa::path(post, path = "/v1/policies", tag = "policies", request_body = NewPolicy,
-    responses((status = 201, body = UploadedPolicy), (status = 200, body = UploadedPolicy, description = "identical content already stored"),
+    responses((status = 201, body = UploadedPolicy), (status = 200, body = UploadedPolicy, description = "identical content already stored, or a dry run"),
               (status = 422, body = ErrorBody, description = "policy_invalid: does not compile, fit the interface or pass its tests"),
               (status = "4XX", body = ErrorBody)))]
 async fn upload_policy(
@@ -82,6 +87,18 @@ async fn list_versions(
     Query(page): Query<PageRequest>,
 ) -> Result<Json<Page<PolicyVersion>>, ApiError> {
     Ok(Json(s.services.policy_versions(&caller, &name, &page)?))
+}
+
+/// One version with its content: the rhai script as uploaded (`source`;
+/// absent for WebAssembly), for reading it and comparing versions.
+#[utoipa::path(get, path = "/v1/policies/{name}/versions/{version}", tag = "policies",
+    responses((status = 200, body = PolicyVersionDetail), (status = "4XX", body = ErrorBody)))]
+async fn get_version(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, u64)>,
+) -> Result<Json<PolicyVersionDetail>, ApiError> {
+    Ok(Json(s.services.policy_version(&caller, &name, version)?))
 }
 
 /// Makes a version live at once, atomically (activating an older version is

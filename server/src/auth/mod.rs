@@ -5,4 +5,4 @@ mod authz;
 mod secret;
 
 pub use authz::{Denied, Principal};
-pub use secret::{hash_token, new_token};
+pub use secret::{hash_token, new_secret, new_token, secrets_match};

@@ -46,14 +46,10 @@ pub enum PolicyError {
     /// The policy does not fit the interface (no hooks, unknown exports, …).
     #[error("does not fit the policy interface: {0}")]
     Interface(String),
-    /// The policy carries example tests and one failed.
-    #[error("example test `{name}` failed: {message}")]
-    TestFailed {
-        /// The test's name.
-        name: String,
-        /// What failed.
-        message: String,
-    },
+    /// The policy carries example tests and one failed (boxed: this
+    /// error travels inside every service error, which stays small).
+    #[error("example test `{}` failed: {}", .0.name, .0.message)]
+    TestFailed(Box<TestFailure>),
     /// The call ran past its operation budget or fuel.
     #[error("exceeded its budget of {0}")]
     Budget(String),
@@ -72,6 +68,19 @@ pub enum PolicyError {
     /// The policy does not implement the hook it was asked for.
     #[error("does not implement the `{0}` hook")]
     NotImplemented(&'static str),
+}
+
+/// Which example test failed, how, and where.
+#[derive(Debug, Clone)]
+pub struct TestFailure {
+    /// The test's name.
+    pub name: String,
+    /// What failed.
+    pub message: String,
+    /// 1-based line where it failed (the innermost call), for scripts.
+    pub line: Option<usize>,
+    /// 1-based column where it failed, for scripts.
+    pub column: Option<usize>,
 }
 
 /// A compiled policy version, ready to run any hook it implements: what a

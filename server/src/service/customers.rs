@@ -10,6 +10,7 @@ use crate::domain::customer_history::{CustomerAction, CustomerEvent};
 use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::token::Role;
 use crate::domain::validate;
+use crate::domain::validate::FieldError;
 use crate::store::{keys, Batch, StoreError};
 
 /// Filters of `GET /v1/customers`.
@@ -22,6 +23,11 @@ pub struct CustomerFilter {
     pub owner: Option<String>,
     /// Only this tier.
     pub tier: Option<Tier>,
+    /// Only customers whose name contains this text (any case), or whose
+    /// id it is. Paged like the whole list: a page holds up to `limit`
+    /// matches, and `next_cursor` continues the search. Blank: no search.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
     /// Page size.
     #[param(schema_with = crate::domain::schema::limit)]
     pub limit: Option<usize>,
@@ -185,9 +191,12 @@ impl Services {
         };
         let owner = f.owner.clone();
         let tier = f.tier;
+        let q = search_text(f.q.as_deref())?;
         self.repo.list(source, &page, move |c: &Customer| {
             owner.as_ref().is_none_or(|o| c.owner.as_ref() == Some(o))
                 && tier.is_none_or(|t| c.tier == t)
+                && q.as_ref()
+                    .is_none_or(|q| c.id == *q || c.name.to_lowercase().contains(q))
         })
     }
 
@@ -326,6 +335,18 @@ impl Services {
                 id: id.into(),
             }),
         }
+    }
+}
+
+/// The search text of `?q=`, lower-cased; `None` when absent or blank.
+fn search_text(q: Option<&str>) -> Result<Option<String>, ServiceError> {
+    match q.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(q) if q.chars().count() > 200 => Err(ServiceError::BadParameter(FieldError::new(
+            "q",
+            "must be at most 200 characters",
+        ))),
+        Some(q) => Ok(Some(q.to_lowercase())),
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use super::repo::encode;
-use super::{now, ServiceError, Services};
+use super::{now, Credential, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::event::{Event, EventKind, ResourceRef};
 use crate::store::{Batch, CommittedEvent, Store, TRIM_BATCH};
@@ -99,6 +99,11 @@ pub enum Delivery {
     /// Reading the log failed; the subscription ends here (the client
     /// reconnects with its last id).
     Failed(String),
+    /// A running job's progress (live only, no id: not in the log).
+    Job(Arc<str>),
+    /// The credential the subscription was opened with no longer works
+    /// (signed out, revoked, expired, idle): the subscription ends here.
+    Ended(String),
 }
 
 /// What a subscription decodes of an event: who may see it.
@@ -220,6 +225,22 @@ async fn trim(store: &dyn Store, retention: Retention) -> Result<usize, ServiceE
     }
 }
 
+/// The tokio instant of a wall-clock time (now when it is past).
+fn instant_of(t: chrono::DateTime<chrono::Utc>) -> tokio::time::Instant {
+    let ahead = (t - now()).to_std().unwrap_or_default();
+    // Far-off deadlines are rechecked daily (an Instant cannot be
+    // arbitrarily far ahead).
+    tokio::time::Instant::now() + ahead.min(Duration::from_secs(24 * 3600))
+}
+
+/// Sleeps until `at` (never when `None`; the select does not poll it then).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Counts an open subscription while it lives.
 struct Subscribed(Arc<EventHub>);
 
@@ -277,13 +298,20 @@ fn next_page(
 impl Services {
     /// The events `caller` may read: those after `after` read back from the
     /// log (none when `after` is `None`: live from now on), then live ones.
-    /// The stream ends when its consumer drops it (the client went away)
-    /// or the server shuts down; it holds no task of its own.
+    /// The stream ends when its consumer drops it (the client went away),
+    /// the server shuts down, or, with a `credential`, once that no longer
+    /// authenticates (a session signed out or a token revoked: checked when
+    /// anything of the kind ends; an expiry or idle end: checked at its
+    /// time). It holds no task of its own.
     pub fn subscribe_events(
         &self,
         caller: Principal,
         after: Option<u64>,
+        credential: Option<Credential>,
     ) -> impl Stream<Item = Delivery> + Send + 'static {
+        let services = self.clone();
+        let mut ended = self.sessions.watch_ended();
+        let mut jobs = self.jobs.subscribe();
         let store = self.repo.shared_store();
         let hub = Arc::clone(&self.events);
         // Subscribe before reading the log: whatever is released after the
@@ -295,6 +323,16 @@ impl Services {
         let counted = Subscribed::new(&hub);
         async_stream::stream! {
             let _counted = counted;
+            let mut deadline = match &credential {
+                Some(c) => match services.credential_deadline(c) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        yield Delivery::Ended(e.to_string());
+                        return;
+                    }
+                },
+                None => None,
+            };
             let mut last = after.unwrap_or(newest);
             if last > newest {
                 yield Delivery::Lost { after: last, next: newest + 1 };
@@ -319,10 +357,36 @@ impl Services {
                 if *closing.borrow() {
                     return;
                 }
+                let wake = deadline.map(instant_of);
                 let received = tokio::select! {
                     biased;
                     _ = closing.changed() => return,
-                    received = live.recv() => received,
+                    _ = ended.changed(), if credential.is_some() => None,
+                    _ = sleep_until(wake), if wake.is_some() => None,
+                    job = jobs.recv() => {
+                        // A lagging receiver just misses some progress: the
+                        // next message (or the job itself) has it.
+                        if let Ok(p) = job {
+                            if Services::may_see_job(&caller, &p.branch) {
+                                yield Delivery::Job(p.json);
+                            }
+                        }
+                        continue;
+                    }
+                    received = live.recv() => Some(received),
+                };
+                let Some(received) = received else {
+                    // Something ended, or the credential's time came.
+                    if let Some(c) = &credential {
+                        match services.credential_deadline(c) {
+                            Ok(d) => deadline = d,
+                            Err(e) => {
+                                yield Delivery::Ended(e.to_string());
+                                return;
+                            }
+                        }
+                    }
+                    continue;
                 };
                 match received {
                     Ok(e) if e.id <= last => {}

@@ -12,12 +12,14 @@ pub(crate) mod events;
 mod first_sales;
 mod followups;
 mod fx;
+mod jobs;
 mod page;
 mod policies;
 mod records;
 pub(crate) mod repo;
 mod reports;
 pub mod rule_book;
+mod sessions;
 mod settlement_run;
 mod settlements;
 mod tasks;
@@ -34,19 +36,22 @@ pub(crate) use deals::{stage_deal, stage_signing_indexes, veto_key};
 pub use error::ServiceError;
 pub use events::{Delivery, EventHub, Retention, DEFAULT_RETENTION};
 pub use followups::{DueCustomer, FollowupFilter, Followups};
+pub use jobs::{JobFailure, JobHub, JobProgress, Progress};
 pub use page::{Page, PageRequest};
 pub use policies::{
     ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyRegistry,
-    PolicyVersion, UploadedPolicy,
+    PolicyVersion, PolicyVersionDetail, UploadedPolicy,
 };
 pub use records::RecordFilter;
 pub(crate) use repo::encode;
 pub use repo::Repo;
 pub use reports::{
-    ReferralQuery, ReferralReport, Referred, Referrer, RepSpread, TeamQuery, TeamReport,
+    PipelineQuery, PipelineReport, ReferralQuery, ReferralReport, Referred, Referrer, RepSpread,
+    StageValue, TeamQuery, TeamReport,
 };
 pub use rule_book::{RuleBook, RuleVersion};
-pub use settlements::{statement_csv, SettlementFilter};
+pub use sessions::{Credential, SessionCaller, SessionConfig, SessionHub, DEFAULT_SESSIONS};
+pub use settlements::{settlement_csv, statement_csv, SettlementFilter};
 pub use tasks::TaskFilter;
 pub(crate) use tiering::stage_tier_mark;
 pub use tiering::{RetierReport, TierChange, TierQueue, TieringPolicy};
@@ -77,6 +82,10 @@ pub struct Services {
     pub(crate) tiering: Arc<TierQueue>,
     /// The backup running now, if any.
     backups: Arc<backup::Backups>,
+    /// Browser sessions: lifetimes, last uses, the "ended" signal.
+    pub(crate) sessions: Arc<SessionHub>,
+    /// Running jobs and their progress messages.
+    pub(crate) jobs: Arc<JobHub>,
 }
 
 /// Most policy executions running at once, by default.
@@ -102,7 +111,8 @@ impl Services {
             events,
             tiering: Arc::default(),
             backups: Arc::default(),
-
+            sessions: Arc::default(),
+            jobs: Arc::default(),
             repo,
         }
     }
@@ -112,6 +122,13 @@ impl Services {
     pub fn with_event_retention(mut self, retention: Retention) -> Self {
         self.events = Arc::new(EventHub::new(retention));
         self.repo = Repo::new(self.repo.shared_store(), Arc::clone(&self.events));
+        self
+    }
+
+    /// The same services with sessions lasting as `config` says (call
+    /// before serving).
+    pub fn with_sessions(mut self, config: SessionConfig) -> Self {
+        self.sessions = Arc::new(SessionHub::new(config));
         self
     }
 

@@ -21,7 +21,7 @@ use serde_json::json;
 
 pub use records::{
     ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyVersion,
-    UploadedPolicy,
+    PolicyVersionDetail, UploadedPolicy,
 };
 pub use registry::PolicyRegistry;
 
@@ -142,6 +142,7 @@ impl Services {
                             config: meta.value.config,
                             interface: meta.value.interface,
                             created: false,
+                            dry_run: req.dry_run,
                         });
                     }
                 }
@@ -163,6 +164,20 @@ impl Services {
             .and_then(|r| r)
             .map_err(ServiceError::PolicyInvalid)?;
         let tests = policy_tests(exec.as_ref());
+        if req.dry_run {
+            return Ok(UploadedPolicy {
+                name: req.name,
+                version: existing.as_ref().map_or(0, |p| p.value.latest_version) + 1,
+                sha256,
+                hooks: exec.hooks().to_vec(),
+                tests,
+                bonus_subjects: exec.bonus_subjects().map(<[String]>::to_vec),
+                config: params,
+                interface: exec.interface().map(str::to_string),
+                created: false,
+                dry_run: true,
+            });
+        }
         let now = now();
         let mut policy = existing
             .as_ref()
@@ -222,6 +237,7 @@ impl Services {
             config: meta.config,
             interface: meta.interface,
             created: true,
+            dry_run: false,
         })
     }
 
@@ -378,6 +394,35 @@ impl Services {
     /// One policy.
     pub fn policy(&self, caller: &Principal, name: &str) -> Result<Policy, ServiceError> {
         Ok(self.visible_policy(caller, name)?.value)
+    }
+
+    /// One version with its script (rhai) for reading and comparing.
+    pub fn policy_version(
+        &self,
+        caller: &Principal,
+        name: &str,
+        version: u64,
+    ) -> Result<PolicyVersionDetail, ServiceError> {
+        self.visible_policy(caller, name)?;
+        let missing = || ServiceError::not_found("policy version", &format!("{name}@{version}"));
+        let meta: PolicyVersion = self
+            .repo
+            .read(&version_key(name, version))?
+            .ok_or_else(missing)?
+            .value;
+        let source = match meta.runtime {
+            Runtime::Rhai => {
+                let body = self
+                    .repo
+                    .store()
+                    .get(&body_key(name, version))?
+                    .ok_or_else(missing)?;
+                // Uploads of rhai are checked to be UTF-8 when compiled.
+                Some(String::from_utf8_lossy(&body).into_owned())
+            }
+            Runtime::Wasm => None,
+        };
+        Ok(PolicyVersionDetail { meta, source })
     }
 
     /// A policy's versions, oldest first.

@@ -10,13 +10,14 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::repo::decode_deal_record;
+use super::repo::{decode_deal, decode_deal_record};
 use super::tiering::window_from;
 use super::{now, ServiceError, Services};
 use crate::accounts::cadence::DueStatus;
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::customer::Tier;
+use crate::domain::pipeline::StageKind;
 use crate::incentive::period::local_day;
 use crate::incentive::FxTable;
 use crate::store::keys;
@@ -103,6 +104,53 @@ pub struct ReferralReport {
     pub referrers: Vec<Referrer>,
     /// Contracts left out: no FX rate in force on their signing day.
     pub unconverted: usize,
+}
+
+/// One stage of the pipeline report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StageValue {
+    /// The stage id.
+    pub stage: String,
+    /// Its display name.
+    pub name: String,
+    /// Open, won or lost.
+    pub kind: StageKind,
+    /// Deals in the stage (cancelled contracts left out).
+    pub deals: usize,
+    /// Their amount in CNY at today's rates (the branch's calendar).
+    #[schema(value_type = String)]
+    pub value: Decimal,
+    /// Their amount in each deal currency, as entered.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub amounts: BTreeMap<String, Decimal>,
+}
+
+/// `GET /v1/reports/pipeline`: the funnel of a branch's deals by stage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PipelineReport {
+    /// The branch.
+    pub branch: String,
+    /// Only this owner's deals (a rep: always their own).
+    pub owner: Option<String>,
+    /// The day whose FX rates convert the values.
+    #[schema(value_type = String)]
+    pub as_of: NaiveDate,
+    /// The currency of `value`: always `CNY`.
+    pub currency: String,
+    /// Every stage of the branch's pipeline, in its order.
+    pub stages: Vec<StageValue>,
+    /// Deals counted but left out of `value`: no rate in force for their currency.
+    pub unconverted: usize,
+}
+
+/// Query of `GET /v1/reports/pipeline`.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineQuery {
+    /// The branch.
+    pub branch: String,
+    /// Only this owner's deals (reps: always themselves).
+    pub owner: Option<String>,
 }
 
 /// Query of `GET /v1/reports/team`.
@@ -229,6 +277,86 @@ impl Services {
             window_from: from,
             reps,
             total,
+        })
+    }
+
+    /// The branch's deals by stage: how many and their value in CNY at
+    /// today's rates (anyone in the branch; a rep sees their own deals).
+    pub async fn pipeline_report(
+        &self,
+        caller: &Principal,
+        q: &PipelineQuery,
+    ) -> Result<PipelineReport, ServiceError> {
+        let pipeline = self.pipeline(caller, &q.branch)?;
+        let owner = caller.owner_scope(q.owner.as_deref())?;
+        let branch: Branch = self.repo.fetch(keys::BRANCH, "branch", &q.branch)?.value;
+        let tz: Tz = branch.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let as_of = local_day(now(), tz);
+        let reader = self.clone();
+        // A big branch has many deals: read them off the async workers.
+        tokio::task::spawn_blocking(move || reader.stage_values(pipeline, owner, as_of))
+            .await
+            .map_err(|e| crate::store::StoreError::Backend(format!("pipeline report: {e}")))?
+    }
+
+    fn stage_values(
+        &self,
+        pipeline: crate::domain::pipeline::Pipeline,
+        owner: Option<String>,
+        as_of: NaiveDate,
+    ) -> Result<PipelineReport, ServiceError> {
+        let fx = FxTable::new(self.all_fx_rates()?);
+        let store = self.repo.store();
+        let branch = pipeline.branch.clone();
+        let mut stages: Vec<StageValue> = pipeline
+            .stages
+            .iter()
+            .map(|s| StageValue {
+                stage: s.id.clone(),
+                name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                kind: s.kind,
+                deals: 0,
+                value: Decimal::ZERO,
+                amounts: BTreeMap::new(),
+            })
+            .collect();
+        let mut unconverted = 0;
+        // The owner index when one owner is asked for, else the branch's.
+        let prefix = match &owner {
+            Some(o) => keys::prefix(keys::IX_DEAL_OWNER, &[&branch, o]),
+            None => keys::prefix(keys::IX_DEAL_BRANCH, &[&branch]),
+        };
+        for (_, id) in store.scan(&prefix, None, usize::MAX)? {
+            let key = keys::key(keys::DEAL, &[&String::from_utf8_lossy(&id)]);
+            // An index entry and its deal are written in one batch: a miss
+            // is a deal removed since the scan began.
+            let Some(raw) = store.get(&key)? else {
+                continue;
+            };
+            let deal = decode_deal(&key, &raw)?;
+            if deal.cancelled_at.is_some() {
+                continue;
+            }
+            let Some(line) = stages.iter_mut().find(|s| s.stage == deal.stage) else {
+                continue;
+            };
+            line.deals += 1;
+            *line.amounts.entry(deal.currency.clone()).or_default() += deal.amount_total;
+            match fx.to_cny(deal.amount_total, &deal.currency, as_of) {
+                Ok(cny) => line.value += cny,
+                Err(_) => unconverted += 1,
+            }
+        }
+        for s in &mut stages {
+            s.value = s.value.round_dp(2).normalize();
+        }
+        Ok(PipelineReport {
+            branch,
+            owner,
+            as_of,
+            currency: "CNY".into(),
+            stages,
+            unconverted,
         })
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::repo::{decode, decode_deal, decode_deal_record};
 use super::rule_book::{RuleBook, RuleVersion};
-use super::{ServiceError, Services};
+use super::{Progress, ServiceError, Services};
 use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Source};
 use crate::domain::fx::{FxRate, FxUsed};
@@ -142,6 +142,9 @@ struct Context<'a> {
     /// Customers read so far, shared by the workers (each customer is
     /// decoded once, not once per worker and again for its window).
     customers: RwLock<HashMap<String, Option<Arc<KnownCustomer>>>>,
+    /// Where a job follows the work: a unit per day of contracts, per
+    /// chunk of other subjects and per chunk of customer windows.
+    progress: Option<&'a Progress>,
 }
 
 /// A customer as read once: its record and what hooks see of it.
@@ -170,7 +173,7 @@ impl Services {
         };
         let limits = std::sync::Arc::clone(&self.policies.executor.limits);
         Ok(self
-            .compute_settlement(&branch, period, &book, &limits)?
+            .compute_settlement(&branch, period, &book, &limits, None)?
             .lines)
     }
 
@@ -181,6 +184,7 @@ impl Services {
         period: Period,
         book: &RuleBook,
         limits: &Limits,
+        progress: Option<&Progress>,
     ) -> Result<Computed, ServiceError> {
         let tz: Tz = branch.timezone.parse().unwrap_or(chrono_tz::UTC);
         let calendar = BranchCalendar {
@@ -287,6 +291,7 @@ impl Services {
             new_customers,
             windows,
             customers: RwLock::default(),
+            progress,
         };
         cx.run(deals, subjects.into_iter().collect())
     }
@@ -481,6 +486,10 @@ impl Context<'_> {
         self.read_window_customers()?;
         let days: Vec<Mutex<DealPages>> = days.into_iter().map(Mutex::new).collect();
         let chunks: Vec<&[Subject]> = subjects.chunks(CHUNK).collect();
+        let step = |n: usize| self.progress.inspect(|p| p.advance(n as u64));
+        if let Some(p) = self.progress {
+            p.add_total((days.len() + chunks.len()) as u64);
+        }
         let (next_day, next) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<(usize, ChunkOutcome)>> = Mutex::default();
@@ -509,6 +518,7 @@ impl Context<'_> {
                             ),
                             Err(e) => (day << 24, Err(e)),
                             Ok(None) if day < days.len() => {
+                                step(1);
                                 day = next_day.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }
@@ -518,7 +528,9 @@ impl Context<'_> {
                                     collected.lock().push(std::mem::take(&mut orders));
                                     return;
                                 }
-                                (OTHER_CHUNKS + i, self.chunk(chunks[i]))
+                                let outcome = self.chunk(chunks[i]);
+                                step(1);
+                                (OTHER_CHUNKS + i, outcome)
                             }
                         };
                         if outcome.is_err() {
@@ -618,10 +630,17 @@ impl Context<'_> {
             .collect();
         windows.sort_by(|a, b| a.0.cmp(b.0));
         let chunks: Vec<_> = windows.chunks(CHUNK).collect();
-        on_all_cores(chunks.len(), |i| self.window_chunk(chunks[i]))
-            .into_iter()
-            .map(|(i, outcome)| (WINDOW_CHUNKS + i, outcome))
-            .collect()
+        if let Some(p) = self.progress {
+            p.add_total(chunks.len() as u64);
+        }
+        on_all_cores(chunks.len(), |i| {
+            let outcome = self.window_chunk(chunks[i]);
+            self.progress.inspect(|p| p.advance(1));
+            outcome
+        })
+        .into_iter()
+        .map(|(i, outcome)| (WINDOW_CHUNKS + i, outcome))
+        .collect()
     }
 
     /// Reads the window customers on all cores, in key order, before the

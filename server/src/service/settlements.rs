@@ -4,6 +4,7 @@
 //! per-rep statements; and simulations of a candidate rule version.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -11,7 +12,7 @@ use serde_json::json;
 use super::repo::{decode, encode, Source, Stored};
 use super::rule_book::{Candidate, RuleBook};
 use super::settlement_run::{settled_key, Computed, Settled};
-use super::{events, now, Page, PageRequest, ServiceError, Services};
+use super::{events, now, Page, PageRequest, Progress, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::event::{EventKind, ResourceRef};
@@ -75,11 +76,14 @@ impl Services {
         branch: Branch,
         period: Period,
         book: RuleBook,
+        progress: Option<Arc<Progress>>,
     ) -> Result<Computed, ServiceError> {
         let services = self.clone();
         self.policies
             .executor
-            .run(move |limits| services.compute_settlement(&branch, period, &book, limits))
+            .run(move |limits| {
+                services.compute_settlement(&branch, period, &book, limits, progress.as_deref())
+            })
             .await
             .map_err(|e| ServiceError::PolicyFailed {
                 policy: "runtime".into(),
@@ -87,6 +91,21 @@ impl Services {
                 hook: "bonus".into(),
                 error: e,
             })?
+    }
+
+    /// Checks, before any work, what a settlement or a simulate of `period`
+    /// for `branch` needs: the caller manages the branch, it exists, the
+    /// period is one (a job started for it fails for nothing else of the
+    /// request's making).
+    pub fn check_settlement(
+        &self,
+        caller: &Principal,
+        branch: &str,
+        period: &str,
+    ) -> Result<(), ServiceError> {
+        self.settlement_branch(caller, branch)?;
+        parse_period(period)?;
+        Ok(())
     }
 
     fn settlement_branch(&self, caller: &Principal, branch: &str) -> Result<Branch, ServiceError> {
@@ -101,10 +120,21 @@ impl Services {
         caller: &Principal,
         req: NewSettlement,
     ) -> Result<Settlement, ServiceError> {
+        self.create_settlement_with(caller, req, None).await
+    }
+
+    /// [`Services::create_settlement`], reporting its progress (days of
+    /// contracts and chunks of other subjects settled).
+    pub async fn create_settlement_with(
+        &self,
+        caller: &Principal,
+        req: NewSettlement,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Settlement, ServiceError> {
         let branch = self.settlement_branch(caller, &req.branch)?;
         let period = parse_period(&req.period)?;
         let book = self.rule_book(&branch.id, None)?;
-        let computed = self.compute(branch.clone(), period, book).await?;
+        let computed = self.compute(branch.clone(), period, book, progress).await?;
         let label = period.to_string();
         let now = now();
         let settlement = Settlement {
@@ -438,6 +468,20 @@ impl Services {
         version: u64,
         req: SimulateRequest,
     ) -> Result<Simulation, ServiceError> {
+        self.simulate_policy_with(caller, name, version, req, None)
+            .await
+    }
+
+    /// [`Services::simulate_policy`], reporting the progress of both
+    /// computations (the active rules', then the candidate's).
+    pub async fn simulate_policy_with(
+        &self,
+        caller: &Principal,
+        name: &str,
+        version: u64,
+        req: SimulateRequest,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Simulation, ServiceError> {
         let policy = self.policy(caller, name)?;
         if let Some(b) = policy.scope.branch() {
             caller.require_manager_of(b)?;
@@ -457,8 +501,12 @@ impl Services {
             effective_from: req.effective_from,
         };
         let candidate_book = self.rule_book(&branch.id, Some(&candidate))?;
-        let active = self.compute(branch.clone(), period, active_book).await?;
-        let proposed = self.compute(branch.clone(), period, candidate_book).await?;
+        let active = self
+            .compute(branch.clone(), period, active_book, progress.clone())
+            .await?;
+        let proposed = self
+            .compute(branch.clone(), period, candidate_book, progress)
+            .await?;
         Ok(compare(name, version, &branch.id, period, active, proposed))
     }
 }
@@ -529,44 +577,80 @@ fn compare(
     }
 }
 
+/// The CSV columns of statements and settlements (one row per line).
+const CSV_HEADER: &str = "settlement,status,rep,rule,subject_kind,subject,subject_period,amount,currency,flag,policy,policy_version,explanation\n";
+
+/// One CSV field, quoted when it holds a separator, a quote or a newline.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+/// One line's row.
+fn csv_line(out: &mut String, settlement: &str, status: SettlementStatus, l: &SettlementLine) {
+    let row = [
+        settlement.to_string(),
+        status_name(status).to_string(),
+        l.rep.clone(),
+        l.rule.clone(),
+        l.subject_kind.clone(),
+        l.subject.clone(),
+        l.subject_period.clone(),
+        l.amount.to_string(),
+        l.currency.clone(),
+        l.flag.clone().unwrap_or_default(),
+        l.policy.name.clone(),
+        l.policy.version.to_string(),
+        l.explanation.clone(),
+    ];
+    out.push_str(
+        &row.iter()
+            .map(|v| csv_field(v))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push('\n');
+}
+
 /// A statement as CSV: one row per line, then one row per status total.
 pub fn statement_csv(s: &Statement) -> String {
-    fn field(v: &str) -> String {
-        if v.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", v.replace('"', "\"\""))
-        } else {
-            v.to_string()
-        }
-    }
-    let mut out = String::from(
-        "settlement,status,rep,rule,subject_kind,subject,subject_period,amount,currency,flag,policy,policy_version,explanation\n",
-    );
+    let mut out = String::from(CSV_HEADER);
     for l in &s.lines {
-        let row = [
-            l.settlement.clone(),
-            status_name(l.status).to_string(),
-            l.line.rep.clone(),
-            l.line.rule.clone(),
-            l.line.subject_kind.clone(),
-            l.line.subject.clone(),
-            l.line.subject_period.clone(),
-            l.line.amount.to_string(),
-            l.line.currency.clone(),
-            l.line.flag.clone().unwrap_or_default(),
-            l.line.policy.name.clone(),
-            l.line.policy.version.to_string(),
-            l.line.explanation.clone(),
-        ];
-        out.push_str(&row.iter().map(|v| field(v)).collect::<Vec<_>>().join(","));
-        out.push('\n');
+        csv_line(&mut out, &l.settlement, l.status, &l.line);
     }
     for (status, total) in &s.totals {
         out.push_str(&format!(
             "total,{status},{},,,,{},{},CNY,,,,\n",
-            field(&s.rep),
-            field(&s.period),
+            csv_field(&s.rep),
+            csv_field(&s.period),
             total
         ));
     }
+    out
+}
+
+/// A whole settlement as CSV, in the statements' columns: one row per line,
+/// then one total row per rep and one for the settlement (rep left empty).
+pub fn settlement_csv(st: &Settlement) -> String {
+    let mut out = String::from(CSV_HEADER);
+    for l in &st.lines {
+        csv_line(&mut out, &st.id, st.status, l);
+    }
+    let status = status_name(st.status);
+    let period = csv_field(&st.period);
+    for t in &st.totals {
+        out.push_str(&format!(
+            "total,{status},{},,,,{period},{},CNY,,,,\n",
+            csv_field(&t.rep),
+            t.total
+        ));
+    }
+    out.push_str(&format!(
+        "total,{status},,,,,{period},{},CNY,,,,\n",
+        st.total
+    ));
     out
 }

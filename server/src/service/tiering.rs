@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 use super::customers::history_key;
 use super::repo::{decode_signed_revenue, encode, Stored};
-use super::{events, now, stage_customer, ServiceError, Services, MAX_RETRIES};
+use super::{events, now, stage_customer, Progress, ServiceError, Services, MAX_RETRIES};
 use crate::auth::Principal;
 use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Tier};
@@ -152,6 +152,17 @@ impl Services {
         caller: &Principal,
         branch: &str,
     ) -> Result<RetierReport, ServiceError> {
+        self.retier_branch_with(caller, branch, None).await
+    }
+
+    /// [`Services::retier_branch`], reporting its progress (reading the
+    /// branch, the tier policy, then each batch of changes).
+    pub async fn retier_branch_with(
+        &self,
+        caller: &Principal,
+        branch: &str,
+        progress: Option<&Progress>,
+    ) -> Result<RetierReport, ServiceError> {
         caller.require_manager_of(branch)?;
         let branch: Branch = self.repo.fetch(keys::BRANCH, "branch", branch)?.value;
         // A durable mark first: a re-tier is several batches, and one cut
@@ -162,7 +173,10 @@ impl Services {
         let mut batch = Batch::new();
         stage_tier_mark(&mut batch, &branch.id, "retier", &token);
         self.repo.commit(batch).await?;
-        match self.retier(&branch, &caller.user, "retier", now()).await {
+        match self
+            .retier_with(&branch, &caller.user, "retier", now(), progress)
+            .await
+        {
             Ok(report) => {
                 let mut batch = Batch::new();
                 batch
@@ -189,6 +203,23 @@ impl Services {
         trigger: &str,
         at: DateTime<Utc>,
     ) -> Result<RetierReport, ServiceError> {
+        self.retier_with(branch, by, trigger, at, None).await
+    }
+
+    /// [`Services::retier`], reporting progress: two units (the branch
+    /// read, the policy run), then one per batch of changes written.
+    async fn retier_with(
+        &self,
+        branch: &Branch,
+        by: &str,
+        trigger: &str,
+        at: DateTime<Utc>,
+        progress: Option<&Progress>,
+    ) -> Result<RetierReport, ServiceError> {
+        let step = |n: u64| progress.inspect(|p| p.advance(n));
+        if let Some(p) = progress {
+            p.add_total(2);
+        }
         let _one = self.tiering.one_at_a_time.lock().await;
         let tz: Tz = branch.timezone.parse().unwrap_or(chrono_tz::UTC);
         let as_of = local_day(at, tz);
@@ -200,6 +231,7 @@ impl Services {
                 .map_err(|e| {
                     StoreError::Backend(format!("reading the tier input failed: {e}"))
                 })??;
+        step(1);
         let snapshot = self.policies.live.snapshot();
         let Some(policy) = snapshot
             .effective(&branch.id, Hook::Tier)
@@ -207,6 +239,7 @@ impl Services {
             .first()
             .cloned()
         else {
+            step(1);
             return Ok(report);
         };
         report.policy = Some(TieringPolicy {
@@ -224,7 +257,11 @@ impl Services {
             .and_then(|r| r)
             .map_err(|e| policy_failed(&policy, "tier", e))?;
         report.changes = changes(&current, out).map_err(|e| policy_failed(&policy, "tier", e))?;
-        self.apply_tiers(&branch.id, &report.changes, &policy, by, trigger)
+        step(1);
+        if let Some(p) = progress {
+            p.add_total(report.changes.len().div_ceil(PER_BATCH) as u64);
+        }
+        self.apply_tiers(&branch.id, &report.changes, &policy, by, trigger, progress)
             .await?;
         Ok(report)
     }
@@ -390,6 +427,7 @@ impl Services {
         policy: &LivePolicy,
         by: &str,
         trigger: &str,
+        progress: Option<&Progress>,
     ) -> Result<(), ServiceError> {
         for chunk in changes.chunks(PER_BATCH) {
             let mut applied = false;
@@ -417,6 +455,9 @@ impl Services {
             }
             if !applied {
                 return Err(ServiceError::Contended);
+            }
+            if let Some(p) = progress {
+                p.advance(1);
             }
         }
         Ok(())

@@ -267,36 +267,49 @@ impl Services {
     /// The caller behind a bearer token: 401 when it is unknown, revoked
     /// or expired. Notes the token's use (stored at most once a minute).
     pub fn authenticate(&self, token: &str) -> Result<Principal, ServiceError> {
-        let hash = hash_token(token);
+        Ok(self
+            .authenticate_hash(&hash_token(token), "the bearer token")?
+            .0)
+    }
+
+    /// The caller behind the token whose hash is `hash`, and when that
+    /// token expires: 401 when it is unknown, revoked or expired, saying so
+    /// of `what` ("the bearer token", or the token a session was opened
+    /// with). Notes the token's use.
+    pub(super) fn authenticate_hash(
+        &self,
+        hash: &str,
+        what: &str,
+    ) -> Result<(Principal, Option<DateTime<Utc>>), ServiceError> {
         let now = now();
-        let cached = match self.tokens.get(&hash) {
+        let cached = match self.tokens.get(hash) {
             Some(c) => c,
-            None => self.load_grant(hash)?,
+            None => self.load_grant(hash.to_string(), what)?,
         };
         if let Some(exp) = cached.expires_at.filter(|exp| *exp <= now) {
             return Err(unauthenticated(format!(
-                "the bearer token expired at {}; ask for a new one",
+                "{what} expired at {}; ask for a new one",
                 keys::time(&exp)
             )));
         }
         if let Some(usage) = &cached.usage {
             self.note_use(usage, now);
         }
-        Ok(cached.principal.clone())
+        Ok((cached.principal.clone(), cached.expires_at))
     }
 
     /// Reads a grant that is not cached, and caches it unless it was
     /// dropped meanwhile.
-    fn load_grant(&self, hash: String) -> Result<Arc<Cached>, ServiceError> {
+    fn load_grant(&self, hash: String, what: &str) -> Result<Arc<Cached>, ServiceError> {
         let generation = self.tokens.generation();
         let grant: Grant = self
             .repo
             .read(&token_key(&hash))?
-            .ok_or_else(|| unauthenticated("the bearer token is not valid".into()))?
+            .ok_or_else(|| unauthenticated(format!("{what} is not valid")))?
             .value;
         if let Some(r) = &grant.revoked {
             return Err(unauthenticated(format!(
-                "the bearer token was revoked at {}",
+                "{what} was revoked at {}",
                 keys::time(&r.at)
             )));
         }
@@ -544,6 +557,7 @@ impl Services {
                 by: caller.user.clone(),
             });
             batch.put(token_key(&hash), encode(&grant));
+            self.end_sessions_of(&mut batch, &grant.id)?;
             events::add(
                 &mut batch,
                 EventKind::TokenRevoked,
@@ -557,9 +571,20 @@ impl Services {
                 other => other?,
             }
             self.tokens.drop_grants(Some(&hash));
+            self.sessions.something_ended();
             return Ok(TokenInfo::of(&grant, self.last_used(id)?, at));
         }
         Err(ServiceError::Contended)
+    }
+
+    /// The id of the token whose hash is `hash` (known to exist).
+    pub(super) fn token_id_of(&self, hash: &str) -> Result<String, ServiceError> {
+        let grant: Grant = self
+            .repo
+            .read(&token_key(hash))?
+            .ok_or_else(|| unauthenticated("the token is not valid".into()))?
+            .value;
+        Ok(grant.id)
     }
 
     /// The hash and grant of token `id`, or 404.

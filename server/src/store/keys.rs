@@ -86,6 +86,18 @@ pub const TOKEN_USED: &str = "tk.used";
 pub const IX_TOKEN_ID: &str = "ix.tk.id";
 /// Index: tokens by branch and id; the value is the token's hash.
 pub const IX_TOKEN_BRANCH: &str = "ix.tk.br";
+/// Browser sessions by the SHA-256 of their id (the cookie's value).
+pub const SESSION: &str = "ss";
+/// When a session was last used, by session hash (written at most once a
+/// minute, apart from the session so it never conflicts with a sign-out).
+pub const SESSION_SEEN: &str = "ss.seen";
+/// Index: sessions by the id of the token they were opened with, then
+/// session hash (a revocation ends them).
+pub const IX_SESSION_TOKEN: &str = "ix.ss.tk";
+/// Background jobs by id.
+pub const JOB: &str = "job";
+/// Index: jobs by branch, then id.
+pub const IX_JOB_BRANCH: &str = "ix.job.br";
 /// Customers by id.
 pub const CUSTOMER: &str = "cu";
 /// Communication records by id.

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Scope, AST};
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope, AST};
 
 use crate::policy::{Limits, PolicyError};
 
@@ -69,11 +69,36 @@ pub(super) fn call_fn(
     args: Vec<Dynamic>,
     limits: &Limits,
 ) -> Result<Dynamic, PolicyError> {
+    call_fn_unmapped(engine, ast, name, args, limits).map_err(|e| map_error(*e, limits))
+}
+
+/// [`call_fn`] with rhai's own error, which knows where it happened.
+pub(super) fn call_fn_unmapped(
+    engine: &Engine,
+    ast: &AST,
+    name: &str,
+    args: Vec<Dynamic>,
+    limits: &Limits,
+) -> Result<Dynamic, Box<EvalAltResult>> {
     let _guard = DeadlineGuard;
     DEADLINE.with(|d| d.set(Some(Instant::now() + limits.deadline)));
     let mut scope = Scope::new();
     let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-    engine
-        .call_fn_with_options::<Dynamic>(options, &mut scope, ast, name, args)
-        .map_err(|e| map_error(*e, limits))
+    engine.call_fn_with_options::<Dynamic>(options, &mut scope, ast, name, args)
+}
+
+/// Where an error happened: the innermost known position (inside the
+/// function a test called, when the failure is there), else the call's.
+pub(super) fn failure_position(e: &EvalAltResult) -> Position {
+    match e {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, at) => {
+            let inside = failure_position(inner);
+            if inside.is_none() {
+                *at
+            } else {
+                inside
+            }
+        }
+        other => other.position(),
+    }
 }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, ImmutableString, AST};
 use serde::de::DeserializeOwned;
 
-use super::call::call_fn;
+use super::call::{call_fn, call_fn_unmapped, failure_position, map_error};
 use super::output::{bonus_output, decode, decode_bonus, guard_verdict};
 use super::{input, RhaiHost};
 use crate::policy::hooks::{
     AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
     GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
 };
-use crate::policy::{Executable, Limits, PolicyError};
+use crate::policy::{Executable, Limits, PolicyError, TestFailure};
 
 /// A compiled script.
 pub struct RhaiPolicy {
@@ -39,15 +39,21 @@ impl RhaiPolicy {
         &self.tests
     }
 
-    /// Runs every example test; the first failure is the error.
+    /// Runs every example test; the first failure is the error, with the
+    /// line and column where it failed, so an editor can point at it.
     pub fn run_examples(&self) -> Result<(), PolicyError> {
+        let limits = &self.host.limits;
         for name in &self.tests {
-            let _ = self
-                .call_raw(&self.host.engine, name, Vec::new(), &self.host.limits)
-                .map_err(|e| PolicyError::TestFailed {
+            if let Err(e) = call_fn_unmapped(&self.host.engine, &self.ast, name, Vec::new(), limits)
+            {
+                let at = failure_position(&e);
+                return Err(PolicyError::TestFailed(Box::new(TestFailure {
                     name: name.clone(),
-                    message: e.to_string(),
-                })?;
+                    message: map_error(*e, limits).to_string(),
+                    line: at.line(),
+                    column: at.position(),
+                })));
+            }
         }
         Ok(())
     }

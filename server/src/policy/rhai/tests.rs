@@ -112,8 +112,29 @@ fn a_script_without_hooks_or_with_a_failing_test_is_refused() {
     let failing = "fn guard(i) { #{ allow: true } }\nfn test_fails() { assert(false, \"boom\"); }";
     assert!(matches!(
         host().compile(failing),
-        Err(PolicyError::TestFailed { .. })
+        Err(PolicyError::TestFailed(_))
     ));
+}
+
+#[test]
+fn a_failing_test_names_the_line_where_it_failed() {
+    // An assertion in the test itself: its line.
+    let assertion = "fn guard(i) { #{ allow: true } }\n\nfn test_a() {\n  let x = 1;\n  assert(x == 2, \"x\");\n}";
+    match host().compile(assertion) {
+        Err(PolicyError::TestFailed(f)) => {
+            assert_eq!(f.name, "test_a");
+            assert_eq!(f.line, Some(5), "{}", f.message);
+            assert_eq!(f.column, Some(3), "{}", f.message);
+            assert!(f.message.contains("assertion failed: x"), "{}", f.message);
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    // A throw inside the hook a test calls: the line inside the hook.
+    let inner = "fn guard(i) {\n  if i.x > 1 {\n    throw \"too big\";\n  }\n  #{ allow: true }\n}\nfn test_b() { guard(#{ x: 5 }); }";
+    match host().compile(inner) {
+        Err(PolicyError::TestFailed(f)) => assert_eq!(f.line, Some(3)),
+        other => panic!("{:?}", other.err()),
+    }
 }
 
 #[test]

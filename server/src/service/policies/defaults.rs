@@ -32,6 +32,7 @@ impl Services {
                 source: Some(source.into()),
                 module: None,
                 config: None,
+                dry_run: false,
             };
             let up = self.upload_policy(&system, req).await?;
             self.activate_policy(&system, name, up.version, ActivateRequest::default())
@@ -46,6 +47,7 @@ impl Services {
                         base64::engine::general_purpose::STANDARD.encode(NEW_BRAND_BONUS_WASM),
                     ),
                     config: None,
+                    dry_run: false,
                 };
                 self.upload_policy(&system, alternative).await?;
             }

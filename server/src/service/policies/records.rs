@@ -106,6 +106,10 @@ pub struct NewPolicy {
     #[serde(default)]
     #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     pub config: Option<PolicyConfig>,
+    /// `true`: compile, check the hooks and run the example tests, and
+    /// store nothing (an editor's "check"); answers 200 as an upload would.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Response of `POST /v1/policies`.
@@ -131,8 +135,23 @@ pub struct UploadedPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
     /// False when identical content and parameters were already stored as
-    /// `version`.
+    /// `version` (and for a dry run).
     pub created: bool,
+    /// A dry run: nothing was stored; `version` is the stored version with
+    /// identical content and parameters, else the number an upload would
+    /// get now.
+    pub dry_run: bool,
+}
+
+/// One version with its content (`GET /v1/policies/{name}/versions/{v}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyVersionDetail {
+    /// The version's description.
+    #[serde(flatten)]
+    pub meta: PolicyVersion,
+    /// The rhai script as uploaded; absent for WebAssembly (a binary module).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Body of `POST /v1/policies/{name}/versions/{v}/activate` (optional).
