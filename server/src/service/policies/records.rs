@@ -25,6 +25,7 @@ pub struct Activation {
     pub effective_from: Option<NaiveDate>,
     /// Parameters set with this activation, over the version's own.
     #[serde(default, skip_serializing_if = "PolicyConfig::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: PolicyConfig,
 }
 
@@ -67,6 +68,7 @@ pub struct PolicyVersion {
     pub bonus_subjects: Option<Vec<String>>,
     /// Parameters set at upload (an activation may set others over them).
     #[serde(default, skip_serializing_if = "PolicyConfig::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: PolicyConfig,
     /// The plugin interface version a wasm policy implements (`1.0.0` or
     /// `1.1.0`).
@@ -130,6 +132,7 @@ pub struct UploadedPolicy {
     pub bonus_subjects: Option<Vec<String>>,
     /// The parameters stored with the version.
     #[serde(skip_serializing_if = "PolicyConfig::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: PolicyConfig,
     /// The plugin interface version a wasm policy implements.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +189,7 @@ pub struct DecidingPolicy {
     /// The parameters it runs with (the version's, with the activation's
     /// over them).
     #[serde(skip_serializing_if = "PolicyConfig::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: PolicyConfig,
 }
 
