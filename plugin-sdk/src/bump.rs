@@ -1,16 +1,18 @@
 //! The plugin's allocator on wasm32 (feature `bump-allocator`, on by
 //! default): a bump allocator.
 //!
-//! The host runs every hook call in a fresh instance, so a plugin's memory
-//! lives for exactly one call: allocating is a pointer bump, freeing the
-//! latest block gives it back (so `Vec` growth and temporaries used
-//! last-in-first-out cost nothing), and everything else is reclaimed when
-//! the instance ends. That halves the cost of a call next to Rust's default
-//! allocator (which initializes itself and asks the host for memory on every
-//! call), at the price of holding memory a long-running allocation pattern
-//! would reuse: a call that allocates more than the host's memory limit in
-//! total fails with a memory-limit error. Turn the feature off to use Rust's
-//! default allocator instead.
+//! A plugin's memory lives as long as its instance: one hook call, or up to
+//! 64 `bonus` calls of a settlement in a row (see the crate's "Instances"
+//! section). Allocating is a pointer bump, freeing the latest block gives it
+//! back (so `Vec` growth and temporaries used last-in-first-out cost
+//! nothing), and everything else is reclaimed when the instance ends. That
+//! halves the cost of a call next to Rust's default allocator (which
+//! initializes itself and asks the host for memory on every call), at the
+//! price of holding memory a long-running allocation pattern would reuse:
+//! calls on one instance that allocate more than the host's memory limit in
+//! total fail with a memory-limit error (a `bonus` call that does is retried
+//! alone on a fresh instance). Turn the feature off to use Rust's default
+//! allocator instead.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
@@ -74,9 +76,8 @@ impl Default for Bump {
 unsafe impl GlobalAlloc for Bump {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if self.next.get() == 0 {
-            // SAFETY: only the symbol's address is taken.
-            self.next
-                .set(unsafe { core::ptr::addr_of!(__heap_base) } as usize);
+            // Only the symbol's address is taken (no `unsafe` needed).
+            self.next.set(core::ptr::addr_of!(__heap_base) as usize);
             self.end.set(wasm32::memory_size(0) * PAGE);
         }
         let align = layout.align();

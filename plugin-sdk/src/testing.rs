@@ -1,17 +1,49 @@
-//! Small, valid sample inputs for plugins' native unit tests: change the
-//! fields a test is about, keep the rest.
+//! Small, valid sample inputs for plugins' native unit tests (change the
+//! fields a test is about, keep the rest), and the parameters [`crate::config`]
+//! answers in them.
 //!
 //! ```
-//! use dealflow_plugin_sdk::testing;
+//! use dealflow_plugin_sdk::{testing, StageKind};
 //! let deal = testing::deal("D-1", "CNY", vec![testing::line("volvo", true, "70000", "60000")]);
 //! assert_eq!(deal.amount_total, "70000");
-//! let input = testing::transition(deal, "won", "won");
-//! assert_eq!(input.to_kind, "won");
+//! let input = testing::transition(deal, "won", StageKind::Won);
+//! assert_eq!(input.to_kind, StageKind::Won);
+//! testing::set_config(&[("cap", "700")]);
+//! assert_eq!(dealflow_plugin_sdk::config("cap").as_deref(), Some("700"));
 //! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use crate::{ActorInfo, BonusInput, BranchInfo, CustomerInfo, DealInfo, LineInfo, TransitionInput};
+use crate::{
+    ActorInfo, BonusInput, BranchInfo, CustomerInfo, DealInfo, LineInfo, Role, Segment, Source,
+    StageKind, SubjectKind, Tier, TransitionInput,
+};
+
+thread_local! {
+    /// The parameters `config` answers in this thread's native tests.
+    static CONFIG: RefCell<BTreeMap<String, String>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// Sets the parameters [`crate::config`] answers on this thread (native
+/// builds only: in the server they are the policy's own).
+pub fn set_config(pairs: &[(&str, &str)]) {
+    CONFIG.with(|c| {
+        *c.borrow_mut() = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+}
+
+/// The parameter `key` set with [`set_config`] on this thread (what
+/// [`crate::config`] answers in native builds).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn configured(key: &str) -> Option<String> {
+    CONFIG.with(|c| c.borrow().get(key).cloned())
+}
 
 /// A branch in Shanghai.
 pub fn branch() -> BranchInfo {
@@ -66,29 +98,29 @@ pub fn customer(id: &str) -> CustomerInfo {
     CustomerInfo {
         id: id.into(),
         name: format!("Customer {id}"),
-        segment: "enterprise".into(),
-        source: "self_developed".into(),
-        tier: "B".into(),
+        segment: Segment::Enterprise,
+        source: Source::SelfDeveloped,
+        tier: Tier::B,
         owner: Some("rep1".into()),
         referred_by: None,
         last_contact_at: None,
     }
 }
 
-/// `deal` moving from its stage to `to` (of kind `to_kind`: open, won or
-/// lost), asked by its owner.
-pub fn transition(deal: DealInfo, to: &str, to_kind: &str) -> TransitionInput {
+/// `deal` moving from its stage to `to` (of kind `to_kind`), asked by its
+/// owner.
+pub fn transition(deal: DealInfo, to: &str, to_kind: StageKind) -> TransitionInput {
     TransitionInput {
         branch: branch(),
         customer: customer("C-1"),
         records: Vec::new(),
         from_stage: deal.stage.clone(),
         to_stage: to.into(),
-        to_kind: to_kind.into(),
+        to_kind,
         at: "2026-03-20T02:00:00Z".into(),
         actor: ActorInfo {
             user: deal.owner.clone(),
-            role: "rep".into(),
+            role: Role::Rep,
         },
         deal,
     }
@@ -102,7 +134,7 @@ pub fn deal_bonus(deal: DealInfo, per_usd: Option<&str>) -> BonusInput {
         period: "2026-03".into(),
         period_kind: "month".into(),
         rep: deal.owner.clone(),
-        subject_kind: "deal".into(),
+        subject_kind: SubjectKind::Deal,
         subject: deal.id.clone(),
         deal: Some(deal),
         cny_per_usd: Some("7.1".into()),

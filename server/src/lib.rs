@@ -17,8 +17,10 @@
 //! - [`policy`]: rhai and WebAssembly policies: interface, runtimes, limits.
 //! - [`auth`]: tokens and the one authorization matrix.
 
-//! - [`incentive`]: settlement periods, bonus-hook inputs, the native rules.
-//! - [`accounts`]: key accounts: native Pareto tiering, contact due dates.
+//! - [`incentive`]: settlement periods, bonus-hook inputs (and, with the
+//!   `testing` feature, the native rules tests and benchmarks compare with).
+//! - [`accounts`]: key accounts: contact due dates (and, with `testing`,
+//!   native Pareto tiering).
 //! - [`domain`]: types and rules without I/O (money, ids, stages, records).
 //! - [`store`]: the `Store` trait, its sled backend, group commit and the
 //!   consistent online backup.

@@ -21,6 +21,9 @@ pub enum ServeError {
         /// What failed.
         source: StoreError,
     },
+    /// A policy engine (rhai or WebAssembly) could not start.
+    #[error("the policy engines could not start: {0}")]
+    PolicyEngine(#[from] crate::policy::PolicyError),
     /// Start-up failed in the service layer.
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -42,7 +45,7 @@ pub async fn open(args: &ServeArgs) -> Result<Services, ServeError> {
             path: args.data_dir.display().to_string(),
             source,
         })?;
-    let services = Services::new(Arc::new(store))
+    let services = Services::new(Arc::new(store))?
         .with_event_retention(args.event_retention())
         .with_sessions(args.sessions());
     services.upgrade_store().await?;

@@ -14,9 +14,9 @@ use dealflow::policy::hooks::{
     ActorInfo, BranchInfo, CustomerInfo, DealInfo, GuardVerdict, LineInfo, RecordInfo,
     TransitionInput,
 };
-use dealflow::policy::rhai_runtime::RhaiHost;
+use dealflow::policy::rhai::RhaiHost;
 use dealflow::policy::wasm::WasmHost;
-use dealflow::policy::{Executable, Limits};
+use dealflow::policy::{Limits, PolicyCalls};
 use rust_decimal::Decimal;
 
 // As the `dealflow` binary.

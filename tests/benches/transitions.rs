@@ -483,7 +483,7 @@ fn serve_router(server: &Runtime, app: Router) -> Running {
 
 fn serve_store(server: &Runtime, store: Arc<dyn Store>) -> Running {
     server.block_on(async {
-        let services = Services::new(store);
+        let services = Services::new(store).expect("the policy engines start");
         services.init_policies().await.expect("default policies");
         services
             .bootstrap_admin(Some(TOKEN))

@@ -370,7 +370,9 @@ pub async fn open_app(dir: &Path) -> (Router, Services) {
 /// [`open_app`] with the event log kept for `retention`.
 pub async fn open_app_with(dir: &Path, retention: Retention) -> (Router, Services) {
     let store = open_when_released(dir).await;
-    let services = Services::new(Arc::new(store)).with_event_retention(retention);
+    let services = Services::new(Arc::new(store))
+        .expect("the policy engines start")
+        .with_event_retention(retention);
     services
         .bootstrap_admin(Some(ADMIN))
         .await
@@ -617,7 +619,8 @@ pub mod bench {
             SledStore::open_with_cache(dir.path(), Durability::None, cache_mb << 20)
                 .expect("open store"),
         );
-        let services = dealflow::Services::new(std::sync::Arc::clone(&store));
+        let services = dealflow::Services::new(std::sync::Arc::clone(&store))
+            .expect("the policy engines start");
         (rt, dir, store, services)
     }
 

@@ -18,7 +18,7 @@ use dealflow::policy::hooks::{
     BonusInput, BonusOutput, BranchInfo, CustomerInfo, DealInfo, LineInfo, OrderInfo,
 };
 use dealflow::policy::live::Runtime;
-use dealflow::policy::{Executable, Limits};
+use dealflow::policy::{Executable, Limits, PolicyCalls};
 use dealflow_tests::{Gen, PLUGIN_NEW_BRAND_BONUS};
 use rust_decimal::Decimal;
 
@@ -161,6 +161,8 @@ fn the_new_brand_bonus_agrees_in_rhai_wasm_the_shipped_component_and_native_rust
         std::fs::write(&shipped_path, &fresh).unwrap();
     }
     let shipped = std::fs::read(&shipped_path).unwrap();
+    let interface_1_0 =
+        std::fs::read(workspace_file("tests/fixtures/new-brand-bonus-1.0.0.wasm")).unwrap();
     let runtimes: Vec<(&str, Arc<dyn Executable>)> = vec![
         ("rhai", ex.compile(Runtime::Rhai, &script).unwrap()),
         (
@@ -171,7 +173,15 @@ fn the_new_brand_bonus_agrees_in_rhai_wasm_the_shipped_component_and_native_rust
             "wasm (policies/new-brand-bonus.wasm)",
             ex.compile(Runtime::Wasm, &shipped).unwrap(),
         ),
+        // Built against interface 1.0.0 before 1.1 existed: still loads and
+        // decides alike.
+        (
+            "wasm 1.0.0 (tests/fixtures/new-brand-bonus-1.0.0.wasm)",
+            ex.compile(Runtime::Wasm, &interface_1_0).unwrap(),
+        ),
     ];
+    assert_eq!(runtimes[1].1.interface(), Some("1.1.0"));
+    assert_eq!(runtimes[3].1.interface(), Some("1.0.0"));
     let mut g = Gen(0x5EED_0001);
     let mut paying = 0;
     for case in 0..CASES {

@@ -183,7 +183,7 @@ impl App {
             inner: SledStore::open(dir.path(), Durability::Group).expect("open store"),
             applied: AtomicU64::new(0),
         });
-        let services = Services::new(store.clone());
+        let services = Services::new(store.clone()).expect("the policy engines start");
         services.init_policies().await.expect("default policies");
         services
             .bootstrap_admin(Some(ADMIN))

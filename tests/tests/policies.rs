@@ -907,3 +907,155 @@ async fn a_refused_move_is_kept_in_the_history_as_a_veto_naming_every_guard() {
     assert_eq!(vetoes.len(), 2, "{items:?}");
     assert!(vetoes[0] < vetoes[1]);
 }
+
+/// A branch guard whose limit is a parameter: deals over `max_amount` CNY
+/// (1,000,000 unless configured) may not be quoted.
+const AMOUNT_CAP: &str = r#"
+fn cap() { config_or("max_amount", 1000000) }
+fn guard(i) {
+    if i.to != "quote" || i.deal.amount_total <= cap() { return #{ allow: true }; }
+    #{ allow: false, reason: `over the ${cap()} CNY cap` }
+}
+fn test_the_cap_reads_as_a_number() {
+    assert(guard(#{ to: "quote", deal: #{ amount_total: cap() } }).allow, "at the cap");
+}
+"#;
+
+/// The effective view's deciding policy `name` for `hook` in `branch`.
+async fn deciding(app: &TestApp, branch: &str, hook: &str, name: &str) -> Value {
+    let r = app
+        .get(&format!("/v1/branches/{branch}/policies"), ADMIN)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .find(|h| h["hook"] == hook)
+        .and_then(|h| h["policies"].as_array())
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} does not decide {hook}: {}", r.body))
+}
+
+#[tokio::test]
+async fn a_threshold_is_edited_per_activation_without_a_new_version() {
+    // Given a branch guard uploaded with a cap of 500,000 CNY, and a deal
+    // of 600,000 CNY ready to be quoted
+    let w = world().await;
+    let (customer, deal) = deal_at_visit(&w.app, "sh").await;
+    satisfy_quote_late(&w.app, &customer, &deal).await;
+    let up = w
+        .app
+        .post(
+            "/v1/policies",
+            &w.sh_mgr,
+            json!({"name": "amount-cap", "scope": "branch:sh", "runtime": "rhai",
+                   "source": AMOUNT_CAP, "config": {"max_amount": "500000"}}),
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    assert_eq!(up.body["config"], json!({"max_amount": "500000"}));
+    assert_eq!(
+        activate(&w.app, &w.sh_mgr, "amount-cap", 1).await,
+        StatusCode::OK
+    );
+    let dry = json!({"to": "quote", "dry_run": true});
+    let path = format!("/v1/deals/{deal}/transitions");
+    let r = w.app.post(&path, ADMIN, dry.clone()).await;
+    assert_eq!(r.body["allowed"], false, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("over the 500000 CNY cap"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        deciding(&w.app, "sh", "guard", "amount-cap").await["config"],
+        json!({"max_amount": "500000"})
+    );
+
+    // When the manager activates the same version with a cap of 700,000
+    let r = w
+        .app
+        .post(
+            "/v1/policies/amount-cap/versions/1/activate",
+            &w.sh_mgr,
+            json!({"config": {"max_amount": "700000"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Then the deal may be quoted, still by version 1, and the activation
+    // and the effective view show the parameters in force
+    assert_eq!(
+        w.app.post(&path, ADMIN, dry.clone()).await.body["allowed"],
+        true
+    );
+    let p = w.app.get("/v1/policies/amount-cap", ADMIN).await.body;
+    assert_eq!(p["latest_version"], 1);
+    assert_eq!(
+        p["activations"][1]["config"],
+        json!({"max_amount": "700000"})
+    );
+    let live = deciding(&w.app, "sh", "guard", "amount-cap").await;
+    assert_eq!(
+        (live["version"].clone(), live["config"].clone()),
+        (json!(1), json!({"max_amount": "700000"}))
+    );
+    let versions = w
+        .app
+        .get("/v1/policies/amount-cap/versions", ADMIN)
+        .await
+        .body;
+    assert_eq!(
+        versions["items"][0]["config"],
+        json!({"max_amount": "500000"})
+    );
+
+    // And parameters the script cannot read, or that are malformed, are
+    // refused and change nothing
+    let bad = |config: Value| {
+        w.app.post(
+            "/v1/policies/amount-cap/versions/1/activate",
+            &w.sh_mgr,
+            json!({"config": config}),
+        )
+    };
+    let r = bad(json!({"max_amount": "lots"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .to_string()
+            .contains("config `max_amount` is `lots`, which is not an integer"),
+        "{}",
+        r.body
+    );
+    for (config, why) in [
+        (json!({"Max": "1"}), "key `Max`"),
+        (json!({"max_amount": "x".repeat(257)}), "at most 256"),
+        (json!({"max_amount": 5}), "config"),
+    ] {
+        let r = bad(config).await;
+        assert!(r.status.is_client_error(), "{why}: {}", r.body);
+        assert_eq!(
+            r.body["error"]["details"]["field"]
+                .as_str()
+                .map(|f| f.starts_with("config")),
+            Some(true),
+            "{}",
+            r.body
+        );
+        assert!(r.body.to_string().contains(why), "{why}: {}", r.body);
+    }
+    let after = w.app.get("/v1/policies/amount-cap", ADMIN).await.body;
+    assert_eq!(after["activations"].as_array().map(Vec::len), Some(2));
+
+    // And after a restart the activation's parameters still decide
+    let dir = w.app.close().await;
+    let app = TestApp::reopen(dir).await;
+    assert_eq!(app.post(&path, ADMIN, dry).await.body["allowed"], true);
+    assert_eq!(
+        deciding(&app, "sh", "guard", "amount-cap").await["config"],
+        json!({"max_amount": "700000"})
+    );
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use dealflow::store::{keys, Batch, Store};
-use dealflow_tests::{open_app, open_when_released, Reply, TestApp, ADMIN};
+use dealflow_tests::{open_app, open_when_released, wasm_upload_body, Reply, TestApp, ADMIN};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -1458,6 +1458,84 @@ async fn the_wasm_alternative_pays_what_the_script_pays() {
 }
 
 #[tokio::test]
+async fn a_plugin_built_for_interface_1_0_still_pays_what_the_1_1_build_pays() {
+    // Given contracts around the new-brand tiers, and the default wasm
+    // alternative (version 2, built for interface 1.1.0)
+    let w = world("sh", "UTC").await;
+    let c = w.customer("sh", "li", "enterprise", "assigned").await;
+    for (brand, usd, cost, at) in [
+        ("volvo", "80000", "40000", "2026-03-02T10:00:00Z"),
+        ("polestar", "30000.01", "15000", "2026-03-03T10:00:00Z"),
+        ("bmw", "10000", "5000", "2026-03-04T10:00:00Z"),
+    ] {
+        w.signed(&c, "li", "USD", &[(brand, usd, cost)], at, None)
+            .await;
+    }
+    let v2 = w
+        .app
+        .get("/v1/policies/new-brand-bonus/versions", ADMIN)
+        .await
+        .body["items"][1]
+        .clone();
+    assert_eq!(v2["interface"], "1.1.0", "{v2}");
+    assert_eq!(v2["bonus_subjects"], json!(["deal"]), "{v2}");
+
+    // When the same rule built for interface 1.0.0 before 1.1 existed is
+    // uploaded as version 3
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/new-brand-bonus-1.0.0.wasm"
+    );
+    let up = w
+        .app
+        .post(
+            "/v1/policies",
+            ADMIN,
+            wasm_upload_body(fixture, "new-brand-bonus", "global"),
+        )
+        .await;
+
+    // Then it loads as a 1.0.0 plugin (which declares no subjects) …
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    assert_eq!(up.body["version"], 3);
+    assert_eq!(up.body["interface"], "1.0.0");
+    assert!(up.body.get("bonus_subjects").is_none(), "{}", up.body);
+    // … and each version, once live, pays the same lines
+    let mut drafts = Vec::new();
+    for v in [2, 3] {
+        w.app
+            .ok(
+                &format!("/v1/policies/new-brand-bonus/versions/{v}/activate"),
+                ADMIN,
+                json!({}),
+            )
+            .await;
+        drafts.push(w.draft("sh", "2026-03").await);
+    }
+    let paid = |s: &Value| -> Vec<(String, String, String)> {
+        s["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["subject"].as_str().unwrap().to_string(),
+                    amount(l),
+                    l["explanation"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(paid(&drafts[0]), paid(&drafts[1]));
+    assert_eq!(drafts[1]["total"], "1300");
+    assert!(drafts[1]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["policy"]["version"] == 3));
+}
+
+#[tokio::test]
 async fn statements_per_rep_in_json_and_csv() {
     let w = world("sh", "UTC").await;
     let c = w.customer("sh", "li", "enterprise", "assigned").await;
@@ -1966,7 +2044,8 @@ async fn a_store_written_by_a_newer_server_is_refused_at_start() {
     }
     // When this server opens it, the upgrade step refuses it
     let store = open_when_released(dir.path()).await;
-    let services = dealflow::Services::new(std::sync::Arc::new(store));
+    let services =
+        dealflow::Services::new(std::sync::Arc::new(store)).expect("the policy engines start");
     let err = services.upgrade_store().await.unwrap_err().to_string();
     assert!(err.contains("newer server (schema 99)"), "{err}");
 }

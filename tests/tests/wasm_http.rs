@@ -244,6 +244,128 @@ async fn hostile_wasm_hooks_fail_closed_and_other_branches_keep_working() {
 }
 
 #[tokio::test]
+async fn a_script_and_a_plugin_that_veto_without_a_reason_are_refused_alike() {
+    // Given a plugin in sh and a script in bj, each vetoing with a reason
+    // of only spaces
+    let (app, _mgr, _rep) = world().await;
+    install(&app, PLUGIN_HOSTILE, "hostile", "branch:sh").await;
+    let script = "fn guard(i) { #{ allow: false, reason: \"  \" } }";
+    let r = app
+        .post(
+            "/v1/policies",
+            ADMIN,
+            json!({"name": "blank-veto", "scope": "branch:bj", "runtime": "rhai", "source": script}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let a = app
+        .post(
+            "/v1/policies/blank-veto/versions/1/activate",
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let sh = deal_of(&app, "sh", "1000").await;
+    let r = app
+        .patch(
+            &format!("/v1/deals/{sh}"),
+            ADMIN,
+            json!({"attributes": {"mode": "blank"}}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let bj = deal_of(&app, "bj", "1000").await;
+    let before = (deal_version(&app, &sh).await, deal_version(&app, &bj).await);
+
+    // When each deal is moved
+    let from_plugin = app.move_to(ADMIN, &sh, "qualify").await;
+    let from_script = app.move_to(ADMIN, &bj, "qualify").await;
+
+    // Then both moves fail closed as policy_failed with the same error, and
+    // neither deal changed
+    for (r, policy) in [(&from_plugin, "hostile"), (&from_script, "blank-veto")] {
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.code(), "policy_failed", "{}", r.body);
+        assert_eq!(r.body["error"]["details"]["policy"], policy);
+        assert_eq!(r.body["error"]["details"]["hook"], "guard");
+    }
+    assert_eq!(
+        from_plugin.body["error"]["details"]["error"],
+        "returned the wrong shape: a rejection must give a `reason`"
+    );
+    assert_eq!(
+        from_plugin.body["error"]["details"]["error"],
+        from_script.body["error"]["details"]["error"]
+    );
+    assert_eq!(
+        (deal_version(&app, &sh).await, deal_version(&app, &bj).await),
+        before
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_reads_its_threshold_from_the_activation_and_may_log() {
+    // Given the large-deal guard live in sh with its threshold raised to
+    // 3,000,000 CNY when activated, and a deal of 2,000,000 CNY
+    let (app, _mgr, rep) = world().await;
+    let up = app
+        .post(
+            "/v1/policies",
+            ADMIN,
+            wasm_upload_body(PLUGIN_LARGE_DEAL_GUARD, "large-deal", "branch:sh"),
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    assert_eq!(up.body["interface"], "1.1.0");
+    let a = app
+        .post(
+            "/v1/policies/large-deal/versions/1/activate",
+            ADMIN,
+            json!({"config": {"threshold": "3000000"}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let big = deal_of(&app, "sh", "2000000").await;
+    walk(&app, &rep, &big, &["qualify", "visit", "quote"]).await;
+
+    // When the rep signs it without approval
+    let r = app.move_to(&rep, &big, "sign").await;
+
+    // Then the plugin lets it through under the activation's threshold
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // And with the threshold back at its default the next one is vetoed
+    let a = app
+        .post(
+            "/v1/policies/large-deal/versions/1/activate",
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let next = deal_of(&app, "sh", "2000000").await;
+    walk(&app, &rep, &next, &["qualify", "visit", "quote"]).await;
+    let r = app.move_to(&rep, &next, "sign").await;
+    assert_eq!(r.code(), "guard_rejected", "{}", r.body);
+    assert!(r.body.to_string().contains("1,000,000 CNY"), "{}", r.body);
+
+    // And a plugin flooding the log is cut short by the host, not failed
+    install(&app, PLUGIN_HOSTILE, "hostile", "branch:bj").await;
+    let chatty = deal_of(&app, "bj", "1000").await;
+    let r = app
+        .patch(
+            &format!("/v1/deals/{chatty}"),
+            ADMIN,
+            json!({"attributes": {"mode": "chatty"}}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    walk(&app, ADMIN, &chatty, &["qualify"]).await;
+}
+
+#[tokio::test]
 async fn uploads_that_are_not_valid_plugins_are_refused_and_leave_nothing() {
     use base64::Engine as _;
     let (app, mgr, _rep) = world().await;

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use dealflow::policy::hooks::{BonusInput, Hook, TransitionInput};
 use dealflow::policy::wasm::{WasmHost, WasmPolicy};
-use dealflow::policy::{Executable, Limits, PolicyError};
+use dealflow::policy::{Executable, Limits, PolicyCalls, PolicyError};
 use dealflow_tests::{PLUGIN_LARGE_DEAL_GUARD, PLUGIN_NEW_BRAND_BONUS};
 use serde_json::{json, Value};
 

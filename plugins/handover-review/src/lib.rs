@@ -6,7 +6,9 @@
 //! `large-deal-guard`, which asks for a manager's approval before the win.
 
 use dealflow_plugin_sdk::money::{self, Decimal};
-use dealflow_plugin_sdk::{export_policy, AfterOutput, EventSpec, TaskSpec, TransitionInput};
+use dealflow_plugin_sdk::{
+    export_policy, AfterOutput, EventSpec, StageKind, TaskSpec, TransitionInput,
+};
 
 /// Totals above this (in the deal's currency) get a handover review.
 pub const THRESHOLD: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
@@ -17,7 +19,7 @@ pub const REVIEW_DAYS: i64 = 3;
 /// The after hook: a won large deal gets a handover review task.
 pub fn after(input: TransitionInput) -> Result<AfterOutput, String> {
     let deal = &input.deal;
-    if input.to_kind != "won" {
+    if input.to_kind != StageKind::Won {
         return Ok(AfterOutput::none());
     }
     let total = money::parse_field("deal.amount_total", &deal.amount_total)?;
@@ -51,7 +53,7 @@ mod tests {
     use super::*;
     use dealflow_plugin_sdk::testing;
 
-    fn moving(total: &str, to_kind: &str) -> TransitionInput {
+    fn moving(total: &str, to_kind: StageKind) -> TransitionInput {
         let deal = testing::deal(
             "D-7",
             "CNY",
@@ -62,7 +64,7 @@ mod tests {
 
     #[test]
     fn a_won_large_deal_gets_a_handover_review_for_its_owner() {
-        let out = after(moving("1000000.01", "won")).unwrap();
+        let out = after(moving("1000000.01", StageKind::Won)).unwrap();
         assert_eq!(out.tasks.len(), 1);
         assert_eq!(out.tasks[0].due_in_days, REVIEW_DAYS);
         assert_eq!(out.tasks[0].assignee.as_deref(), Some("rep1"));
@@ -77,11 +79,11 @@ mod tests {
     #[test]
     fn small_or_unwon_deals_need_no_review() {
         assert_eq!(
-            after(moving("1000000", "won")).unwrap(),
+            after(moving("1000000", StageKind::Won)).unwrap(),
             AfterOutput::none()
         );
         assert_eq!(
-            after(moving("5000000", "open")).unwrap(),
+            after(moving("5000000", StageKind::Open)).unwrap(),
             AfterOutput::none()
         );
     }

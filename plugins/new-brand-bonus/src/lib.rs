@@ -17,10 +17,14 @@
 //! `(amount − cost) × 10 ≥ amount`), never on rounded quotients. A deal with
 //! new-brand lines always gets one line, 0 CNY included, whose explanation
 //! names the inputs, the tier hit and the thresholds; a deal without any (or
-//! a subject that is not a deal) gets none.
+//! a subject that is not a deal) gets none; the plugin declares that it
+//! settles deals only (`bonus_subjects`), so a settlement asks it about no
+//! other subject.
 
 use dealflow_plugin_sdk::money::{self, Decimal};
-use dealflow_plugin_sdk::{export_policy, BonusInput, BonusLine, BonusOutput, LineInfo};
+use dealflow_plugin_sdk::{
+    export_policy, BonusInput, BonusLine, BonusOutput, LineInfo, SubjectKind,
+};
 
 /// The rule's name on bonus lines.
 pub const RULE: &str = "new_brand_sale";
@@ -39,7 +43,11 @@ pub const TIERS: [(i64, i64); 4] = [
 
 /// The bonus hook.
 pub fn bonus(input: BonusInput) -> Result<BonusOutput, String> {
-    let Some(deal) = input.deal.as_ref().filter(|_| input.subject_kind == "deal") else {
+    let Some(deal) = input
+        .deal
+        .as_ref()
+        .filter(|_| input.subject_kind == SubjectKind::Deal)
+    else {
         return Ok(BonusOutput::none());
     };
     let new_lines: Vec<&LineInfo> = deal.lines.iter().filter(|l| l.brand_new).collect();
@@ -126,7 +134,7 @@ fn grouped(n: i64) -> String {
     money::display(Decimal::from(n), 0)
 }
 
-export_policy! { bonus: bonus }
+export_policy! { bonus: bonus, bonus_subjects: [SubjectKind::Deal] }
 
 #[cfg(test)]
 mod tests {
@@ -259,7 +267,7 @@ mod tests {
             ),
             Some("1"),
         );
-        input.subject_kind = "rep".into();
+        input.subject_kind = SubjectKind::Rep;
         assert!(bonus(input).unwrap().lines.is_empty());
     }
 

@@ -12,8 +12,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Caller, OptionalBody, Path, Query};
 use super::AppState;
 use crate::service::{
-    ActivateRequest, EffectiveHook, NewPolicy, Page, PageRequest, Policy, PolicyVersion,
-    PolicyVersionDetail, UploadedPolicy,
+    ActivateRequest, DeactivateRequest, EffectiveHook, NewPolicy, Page, PageRequest, Policy,
+    PolicyVersion, PolicyVersionDetail, UploadedPolicy,
 };
 
 /// Largest policy upload body: a 1 MiB module in base64 plus the envelope.
@@ -124,13 +124,13 @@ async fn activate(
 /// subjects before that date (without it, the rule stops applying to every
 /// day, and the next settlement reverses what it paid).
 #[utoipa::path(post, path = "/v1/policies/{name}/deactivate", tag = "policies",
-    request_body(content = Option<ActivateRequest>),
+    request_body(content = Option<DeactivateRequest>),
     responses((status = 200, body = Policy), (status = "4XX", body = ErrorBody)))]
 async fn deactivate(
     State(s): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-    OptionalBody(req): OptionalBody<ActivateRequest>,
+    OptionalBody(req): OptionalBody<DeactivateRequest>,
 ) -> Result<Json<Policy>, ApiError> {
     Ok(Json(
         s.services.deactivate_policy(&caller, &name, req).await?,

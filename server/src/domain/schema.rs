@@ -345,6 +345,24 @@ pub fn attributes() -> RefOr<Schema> {
     )
 }
 
+/// A policy's parameters: at most 32 keys `[a-z][a-z0-9_]*` of at most 40
+/// characters, text values of at most 256 characters without control
+/// characters (`policy::config::check` holds the server to it).
+pub fn policy_config() -> RefOr<Schema> {
+    nullable(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .max_properties(Some(32))
+            .property_names(Some(string().pattern(Some("^[a-z][a-z0-9_]{0,39}$"))))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+                string()
+                    .max_length(Some(256))
+                    .pattern(Some(format!("^[^{CONTROL}]*$")))
+                    .build(),
+            ))))),
+    )
+}
+
 /// A policy's scope: `global` or `branch:<id>`.
 pub fn policy_scope() -> Object {
     string()

@@ -175,7 +175,7 @@ impl Executable for NativeRule {
         &[Hook::Bonus]
     }
 
-    fn bonus(&self, input: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
+    fn run_bonus(&self, input: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
         (self.0)(input).map_err(PolicyError::Failed)
     }
 }

@@ -18,6 +18,7 @@ use crate::domain::task::{Task, TaskStatus};
 use crate::domain::validate;
 use crate::policy::hooks::{AfterOutput, GuardVerdict, TransitionInput};
 use crate::policy::live::LivePolicy;
+use crate::policy::PolicyCalls;
 use crate::policy::{Limits, PolicyError};
 use crate::service::{check_version, encode, events, now, policy_failed, ServiceError, Services};
 use crate::store::{keys, Batch, StoreError};

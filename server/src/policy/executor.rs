@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::live::Runtime;
-use super::rhai_runtime::RhaiHost;
+use super::rhai::RhaiHost;
 use super::wasm::WasmHost;
 use super::{Executable, Limits, PolicyError};
 

@@ -1,11 +1,13 @@
-//! The policy interface, defined once for both runtimes (`dealflow:policy@1.0.0`).
+//! The policy interface, defined once for both runtimes
+//! (`dealflow:policy@1.1.0`; plugins of 1.0.0 see the same records with
+//! text for closed sets).
 //!
 //! Every hook takes one input record and returns one output record. rhai
 //! scripts receive the input as a map (decimal fields as rhai `Decimal`,
 //! times as RFC 3339 strings, dates as `YYYY-MM-DD`) and return a map of the
 //! output's shape; WebAssembly plugins receive the same records through the
-//! WIT world in `plugin-sdk/wit/` (decimals as strings there). Hooks do no
-//! I/O: everything they need is in their input.
+//! WIT world in `plugin-sdk/wit/` (decimals as strings there, closed sets
+//! as enums). Hooks do no I/O: everything they need is in their input.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -13,8 +15,8 @@ use utoipa::ToSchema;
 
 use crate::domain::money::{de_decimal, de_opt_decimal};
 
-/// The version of this interface.
-pub const INTERFACE_VERSION: &str = "1.0.0";
+/// The version of this interface (the host also serves plugins of 1.0.0).
+pub const INTERFACE_VERSION: &str = "1.1.0";
 
 /// A hook point.
 #[derive(

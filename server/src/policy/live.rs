@@ -98,6 +98,8 @@ pub struct LivePolicy {
     pub scope: Scope,
     /// Runtime.
     pub runtime: Runtime,
+    /// The parameters it runs with (already applied to `exec`).
+    pub config: super::config::PolicyConfig,
     /// The compiled version.
     pub exec: Arc<dyn Executable>,
     /// Set once a call of this version overran [`INLINE_BUDGET`]: from then
@@ -236,7 +238,7 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::rhai_runtime::RhaiHost;
+    use crate::policy::rhai::RhaiHost;
     use crate::policy::Limits;
 
     fn policy() -> LivePolicy {
@@ -249,6 +251,7 @@ mod tests {
             sha256: String::new(),
             scope: Scope::Global,
             runtime: Runtime::Rhai,
+            config: Default::default(),
             exec: Arc::new(exec),
             slow: AtomicBool::new(false),
         }

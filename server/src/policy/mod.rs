@@ -2,22 +2,28 @@
 //! once per version, executed per hook call within hard limits.
 //!
 //! - [`hooks`]: the interface (hook points and their input/output records).
+//! - [`answer`]: the checks every hook answer passes, for both runtimes.
+//! - [`config`]: per-activation parameters and how a call reads them.
+//! - [`defaults`]: the default policies' sources.
 //! - [`limits`]: the named limits every execution runs under.
-//! - [`rhai_runtime`]: the rhai engine, its sandbox and the script bridge.
+//! - [`rhai`]: the rhai engine, its sandbox and the script bridge.
 //! - [`wasm`]: the wasmtime component host.
 
+pub mod answer;
+pub mod config;
+pub mod defaults;
 pub mod executor;
 pub mod hook_values;
 pub mod hooks;
 pub mod limits;
 pub mod live;
 
-pub mod rhai_runtime;
-pub mod script_input;
-pub mod script_value;
+pub mod rhai;
 pub mod wasm;
 
 use std::sync::Arc;
+
+use answer::HookOutput;
 
 use hooks::{
     AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
@@ -78,9 +84,13 @@ pub struct TestFailure {
     pub column: Option<usize>,
 }
 
-/// A compiled policy version, ready to run any hook it implements. Calls are
-/// synchronous CPU work: run them off the async workers. Inputs are shared
-/// (`Arc`) so a runtime can hand them to a script without copying them.
+/// A compiled policy version, ready to run any hook it implements: what a
+/// runtime (rhai, wasm, a test's native rule) implements. Its `run_*`
+/// methods give the runtime's answer as is; the rest of the server calls
+/// the hooks through [`PolicyCalls`], which checks every answer once
+/// ([`answer::HookOutput`]). Calls are synchronous CPU work: run them off
+/// the async workers. Inputs are shared (`Arc`) so a runtime can hand them
+/// to a script without copying them.
 pub trait Executable: Send + Sync {
     /// The hooks the policy implements.
     fn hooks(&self) -> &[Hook];
@@ -88,33 +98,44 @@ pub trait Executable: Send + Sync {
     fn tests(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Runs its example tests again (under the current configuration: an
+    /// activation's parameters are tried this way); the first failure is
+    /// the error.
+    fn run_tests(&self) -> Result<(), PolicyError> {
+        Ok(())
+    }
 
     // A hook the policy does not implement answers `NotImplemented`: native
     // policies (benchmarks' limits, tests' oracles) implement one hook each.
 
     /// Before a transition.
-    fn guard(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<GuardVerdict, PolicyError> {
+    fn run_guard(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<GuardVerdict, PolicyError> {
         Err(PolicyError::NotImplemented("guard"))
     }
     /// After a transition.
-    fn after(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<AfterOutput, PolicyError> {
+    fn run_after(&self, _: &Arc<TransitionInput>, _: &Limits) -> Result<AfterOutput, PolicyError> {
         Err(PolicyError::NotImplemented("after"))
     }
     /// Customer tiering (a whole branch: runs under [`Limits::bulk`]).
-    fn tier(&self, _: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
+    fn run_tier(&self, _: &Arc<TierInput>, _: &Limits) -> Result<TierOutput, PolicyError> {
         Err(PolicyError::NotImplemented("tier"))
     }
     /// Visit cadence.
-    fn cadence(&self, _: &Arc<CadenceInput>, _: &Limits) -> Result<CadenceOutput, PolicyError> {
+    fn run_cadence(&self, _: &Arc<CadenceInput>, _: &Limits) -> Result<CadenceOutput, PolicyError> {
         Err(PolicyError::NotImplemented("cadence"))
     }
     /// Assignment of a new customer.
-    fn assign(&self, _: &Arc<AssignInput>, _: &Limits) -> Result<AssignOutput, PolicyError> {
+    fn run_assign(&self, _: &Arc<AssignInput>, _: &Limits) -> Result<AssignOutput, PolicyError> {
         Err(PolicyError::NotImplemented("assign"))
     }
     /// Bonus rules.
-    fn bonus(&self, _: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
+    fn run_bonus(&self, _: &Arc<BonusInput>, _: &Limits) -> Result<BonusOutput, PolicyError> {
         Err(PolicyError::NotImplemented("bonus"))
+    }
+    /// The version of the plugin interface it implements (`1.0.0`,
+    /// `1.1.0`), for WebAssembly plugins.
+    fn interface(&self) -> Option<&'static str> {
+        None
     }
     /// The subject kinds (`deal`, `customer`, `rep`) its `bonus` hook
     /// settles, when the policy declares them: a settlement asks it about no
@@ -125,12 +146,73 @@ pub trait Executable: Send + Sync {
     }
     /// Bonus rules over many subjects of one settlement, one answer per
     /// input in order; each call keeps its own limits. By default one
-    /// `bonus` call each; a runtime may share set-up work between them.
+    /// `run_bonus` call each; a runtime may share set-up work between them.
+    fn run_bonus_many(
+        &self,
+        inputs: &[Arc<BonusInput>],
+        limits: &Limits,
+    ) -> Vec<Result<BonusOutput, PolicyError>> {
+        inputs.iter().map(|i| self.run_bonus(i, limits)).collect()
+    }
+}
+
+/// The hook calls the server makes: the runtime's answer, checked once by
+/// [`answer::HookOutput::checked`] whichever runtime gave it. Implemented
+/// for every [`Executable`] (and only by this blanket impl, so no runtime
+/// can skip the checks).
+pub trait PolicyCalls: Executable {
+    /// Before a transition: allow, or reject with a reason.
+    fn guard(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<GuardVerdict, PolicyError> {
+        self.run_guard(input, limits).and_then(HookOutput::checked)
+    }
+    /// After a transition.
+    fn after(
+        &self,
+        input: &Arc<TransitionInput>,
+        limits: &Limits,
+    ) -> Result<AfterOutput, PolicyError> {
+        self.run_after(input, limits).and_then(HookOutput::checked)
+    }
+    /// Customer tiering.
+    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
+        self.run_tier(input, limits).and_then(HookOutput::checked)
+    }
+    /// Visit cadence.
+    fn cadence(
+        &self,
+        input: &Arc<CadenceInput>,
+        limits: &Limits,
+    ) -> Result<CadenceOutput, PolicyError> {
+        self.run_cadence(input, limits)
+            .and_then(HookOutput::checked)
+    }
+    /// Assignment of a new customer.
+    fn assign(
+        &self,
+        input: &Arc<AssignInput>,
+        limits: &Limits,
+    ) -> Result<AssignOutput, PolicyError> {
+        self.run_assign(input, limits).and_then(HookOutput::checked)
+    }
+    /// Bonus rules.
+    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
+        self.run_bonus(input, limits).and_then(HookOutput::checked)
+    }
+    /// Bonus rules over many subjects, one checked answer per input.
     fn bonus_many(
         &self,
         inputs: &[Arc<BonusInput>],
         limits: &Limits,
     ) -> Vec<Result<BonusOutput, PolicyError>> {
-        inputs.iter().map(|i| self.bonus(i, limits)).collect()
+        self.run_bonus_many(inputs, limits)
+            .into_iter()
+            .map(|r| r.and_then(HookOutput::checked))
+            .collect()
     }
 }
+
+impl<E: Executable + ?Sized> PolicyCalls for E {}

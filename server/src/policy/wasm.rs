@@ -1,5 +1,6 @@
 //! The wasmtime component host: WebAssembly policy plugins implementing the
-//! WIT world `dealflow:policy/policy@1.0.0` (`plugin-sdk/wit/policy.wit`).
+//! WIT world `dealflow:policy/policy@1.1.0` (`plugin-sdk/wit/policy.wit`)
+//! or the frozen `@1.0.0` (`plugin-sdk/wit-1.0/policy.wit`).
 //!
 //! - One [`WasmHost`] per process: one `Engine` with the component model,
 //!   the pooling allocator, fuel and epoch interruption, and an epoch ticker
@@ -8,46 +9,60 @@
 //! - [`WasmHost::compile`] takes untrusted bytes: a component, or a core
 //!   module carrying the `component-type` section that wit-bindgen embeds
 //!   (componentized here with `wit-component`). It compiles them itself
-//!   (never `deserialize`), refuses any import (no WASI, no host functions),
-//!   checks the world's exports, keeps a pre-instance and asks the plugin
-//!   once which hooks it implements.
+//!   (never `deserialize`), refuses every import but the interface's own
+//!   `config` and `log` (no WASI, no other host functions), finds which
+//!   interface version the plugin exports, keeps a pre-instance, checks
+//!   each hook export's type once and asks the plugin once which hooks it
+//!   implements (and, in 1.1, which bonus subjects it settles).
 //! - Each hook call of a [`WasmPolicy`] gets a fresh `Store` and instance from
 //!   the pre-instance (a few microseconds with the pooling allocator), a
-//!   memory cap, a fuel budget and an epoch deadline from [`Limits`].
+//!   memory cap, a fuel budget and an epoch deadline from [`Limits`];
+//!   a settlement's `bonus` calls share an instance by up to
+//!   [`BONUS_CALLS_PER_INSTANCE`].
 //!
 //! Errors map to [`PolicyError`] by kind: fuel → `Budget`, deadline →
 //! `Deadline`, memory or stack → `Resource`, traps and the plugin's own
 //! `Err` → `Failed`, malformed answers → `BadOutput`.
 //!
-//! Submodules: `bindings` (the host side of the WIT world), `convert`
-//! (hook records ↔ WIT records), `limiter` (the per-call memory limiter).
+//! Submodules: `bindings` (the host side of both WIT versions), `hook` (each
+//! hook paired with its WIT types; exports checked once), `v1_0` and
+//! `v1_1` (one module per version, each compiling the shared `convert.rs`,
+//! hook records ↔ WIT records, and `plugin.rs`, a compiled plugin and its
+//! calls), `policy` (a plugin of either version), `log` (the `log`
+//! import's budget), `limiter` (the per-call memory limiter).
 
 mod bindings;
-mod convert;
+mod hook;
 mod limiter;
+mod log;
+mod policy;
 #[cfg(test)]
 mod tests;
+mod v1_0;
+mod v1_1;
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, Lift, Linker, Lower, TypedFunc,
-};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolConcurrencyLimitError,
     PoolingAllocationConfig, Store, Trap,
 };
 
-use super::hooks::{
-    AfterOutput, AssignInput, AssignOutput, BonusInput, BonusOutput, CadenceInput, CadenceOutput,
-    GuardVerdict, Hook, TierInput, TierOutput, TransitionInput,
-};
-use super::{Executable, Limits, PolicyError};
-use bindings::{Policy, PolicyPre};
+use super::{Limits, PolicyError};
 use limiter::CallLimiter;
+use log::LogBudget;
+pub use policy::WasmPolicy;
+
+/// The interface versions the host serves, newest first.
+pub const INTERFACE_VERSIONS: [&str; 2] = ["1.1.0", "1.0.0"];
+
+/// Most `bonus` calls one instance serves in a settlement: bounds what a
+/// plugin's bump allocator holds (it frees nothing until the instance
+/// ends) and how far state kept between calls could reach.
+pub const BONUS_CALLS_PER_INSTANCE: usize = 64;
 
 /// Longest error message taken from a plugin's `Err(..)`, in bytes.
 const MAX_PLUGIN_MESSAGE: usize = 2048;
@@ -97,6 +112,8 @@ impl std::fmt::Debug for WasmHost {
 struct CallState {
     /// The memory limiter (and what it refused).
     limiter: CallLimiter,
+    /// The plugin version's `log` budget (interface 1.1).
+    log: std::sync::Arc<LogBudget>,
 }
 
 impl WasmHost {
@@ -176,44 +193,35 @@ impl WasmHost {
                 column: None,
             })?;
         check_imports(&self.engine, &component)?;
-        // An empty linker: the only imports it satisfies are type-only
-        // instances (interfaces the world `use`s for its records).
-        let linker = Linker::<CallState>::new(&self.engine);
+        // The linker holds the 1.1 imports (`config`, `log`); a 1.0 plugin
+        // imports nothing but type-only instances, which need no definition.
+        let mut linker = Linker::<CallState>::new(&self.engine);
+        bindings::v1_1::Policy::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| PolicyError::Interface(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PolicyError::Interface(format!("{e:#}")))?;
-        let exports = Hook::ALL
-            .iter()
-            .map(|h| component.get_export_index(None, h.name()))
-            .collect();
-        let pre = PolicyPre::new(pre).map_err(|e| {
+        let log = std::sync::Arc::new(LogBudget::new(hex_prefix(bytes)));
+        let tick = self.epoch_tick;
+        let newest = match v1_1::PolicyPre::new(pre.clone()) {
+            Ok(pre) => {
+                let plugin =
+                    v1_1::plugin::Plugin::load(&self.engine, &component, pre, tick, log, limits)?;
+                return Ok(WasmPolicy::V1_1(plugin));
+            }
+            Err(e) => e,
+        };
+        let pre = v1_0::PolicyPre::new(pre).map_err(|older| {
             PolicyError::Interface(format!(
-                "the plugin does not export the dealflow:policy@1.0.0 world: {e:#}"
+                "the plugin exports neither the dealflow:policy@1.1.0 world ({newest:#}) nor \
+                 dealflow:policy@1.0.0 ({older:#})"
             ))
         })?;
-        let mut policy = WasmPolicy {
-            engine: self.engine.clone(),
-            pre,
-            exports,
-            hooks: Vec::new(),
-            epoch_tick: self.epoch_tick,
-        };
-        let listed = policy
-            .run(limits, |p, s| p.call_hooks(s).map(Ok))
-            .map_err(|e| match e {
-                PolicyError::Budget(_) | PolicyError::Deadline(_) | PolicyError::Resource(_) => e,
-                other => PolicyError::Interface(format!("`hooks()` did not answer: {other}")),
-            })?;
-        let mut hooks: Vec<Hook> = listed.into_iter().map(convert::hook_from_wit).collect();
-        hooks.sort();
-        hooks.dedup();
-        if hooks.is_empty() {
-            return Err(PolicyError::Interface(
-                "the plugin implements no hook: `hooks()` returned an empty list".into(),
-            ));
-        }
-        policy.hooks = hooks;
-        Ok(policy)
+        let plugin = v1_0::plugin::Plugin::load(&self.engine, &component, pre, tick, log, limits)?;
+        Ok(WasmPolicy::V1_0(plugin))
     }
 
     #[cfg(test)]
@@ -267,12 +275,20 @@ fn componentize(core: &[u8]) -> Result<Vec<u8>, PolicyError> {
         })
 }
 
+/// The functions interface 1.1 lets a plugin import (the linker checks
+/// their types).
+const HOST_FUNCTIONS: [&str; 2] = ["config", "log"];
+
 /// Refuses every import except type-only instances (the interfaces whose
-/// records the world uses carry no functions).
+/// records the world uses carry no functions) and the host's own functions
+/// ([`HOST_FUNCTIONS`]).
 fn check_imports(engine: &Engine, component: &Component) -> Result<(), PolicyError> {
     let ty = component.component_type();
     let mut refused = Vec::new();
     for (name, import) in ty.imports(engine) {
+        if HOST_FUNCTIONS.contains(&name) && matches!(import.ty, ComponentItem::ComponentFunc(_)) {
+            continue;
+        }
         let (harmless, kind) = match &import.ty {
             ComponentItem::ComponentInstance(i) => (
                 i.exports(engine)
@@ -293,8 +309,8 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), PolicyErr
         Ok(())
     } else {
         Err(PolicyError::Interface(format!(
-            "the plugin imports {}; plugins get no imports at all (no WASI, no host functions): build it for \
-             wasm32-unknown-unknown with dealflow-plugin-sdk",
+            "the plugin imports {}; plugins get no imports but the interface's `config` and `log` (no WASI, \
+             no other host functions): build it for wasm32-unknown-unknown with dealflow-plugin-sdk",
             refused.join(", ")
         )))
     }
@@ -356,231 +372,9 @@ fn clip(mut msg: String) -> String {
     msg
 }
 
-/// A compiled plugin, ready to run the hooks it implements; each call runs
-/// in a fresh instance.
-pub struct WasmPolicy {
-    /// The engine (for new stores).
-    engine: Engine,
-    /// The type-checked pre-instance.
-    pre: PolicyPre<CallState>,
-    /// The export of each hook (indexed by `Hook as usize`), resolved once:
-    /// a call instantiates and fetches only the function it runs.
-    exports: Vec<Option<ComponentExportIndex>>,
-    /// The hooks it implements, sorted.
-    hooks: Vec<Hook>,
-    /// The ticker's period.
-    epoch_tick: Duration,
-}
-
-impl std::fmt::Debug for WasmPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmPolicy")
-            .field("hooks", &self.hooks)
-            .finish_non_exhaustive()
-    }
-}
-
-impl WasmPolicy {
-    /// A fresh store under `limits`.
-    fn store(&self, limits: &Limits) -> Result<Store<CallState>, PolicyError> {
-        let mut store = Store::new(
-            &self.engine,
-            CallState {
-                limiter: CallLimiter::new(limits.memory_bytes),
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| PolicyError::Failed(format!("cannot set fuel: {e}")))?;
-        store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
-        store.epoch_deadline_trap();
-        Ok(store)
-    }
-
-    /// Runs `call` on a fresh instance of the whole world under `limits`
-    /// (every export fetched and checked: for `hooks()` at compile time).
-    fn run<R>(
-        &self,
-        limits: &Limits,
-        call: impl FnOnce(&Policy, &mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
-    ) -> Result<R, PolicyError> {
-        let mut store = self.store(limits)?;
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|p| call(&p, &mut store));
-        finish(outcome, &store, limits)
-    }
-
-    /// Calls `hook` with `input` on a fresh instance under `limits`,
-    /// fetching only that hook's function.
-    fn call_hook<P, R>(&self, hook: Hook, input: &P, limits: &Limits) -> Result<R, PolicyError>
-    where
-        for<'a> (&'a P,): ComponentNamedList + Lower + Send + Sync,
-        (Result<R, String>,): ComponentNamedList + Lift + Send + Sync + 'static,
-    {
-        self.require(hook)?;
-        let Some(Some(index)) = self.exports.get(hook as usize) else {
-            return Err(PolicyError::NotImplemented(hook.name()));
-        };
-        let mut store = self.store(limits)?;
-        let outcome = self
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .and_then(|instance| {
-                let func = instance.get_func(&mut store, index).ok_or_else(|| {
-                    wasmtime::Error::msg(format!("the plugin lost its `{}` export", hook.name()))
-                })?;
-                // SAFETY: `PolicyPre::new` type-checked every export of this
-                // component against the world at compile time, and `P`/`R`
-                // are the world's types for `hook` (see the callers).
-                let typed =
-                    unsafe { TypedFunc::<(&P,), (Result<R, String>,)>::new_unchecked(func) };
-                typed.call(&mut store, (input,)).map(|(r,)| r)
-            });
-        finish(outcome, &store, limits)
-    }
-
-    /// `NotImplemented` unless the plugin listed `hook`.
-    fn require(&self, hook: Hook) -> Result<(), PolicyError> {
-        if self.hooks.contains(&hook) {
-            Ok(())
-        } else {
-            Err(PolicyError::NotImplemented(hook.name()))
-        }
-    }
-}
-
-impl Executable for WasmPolicy {
-    fn hooks(&self) -> &[Hook] {
-        &self.hooks
-    }
-
-    fn guard(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<GuardVerdict, PolicyError> {
-        convert::with_transition(input, |i| self.call_hook(Hook::Guard, i, limits))
-            .and_then(convert::guard_verdict)
-    }
-
-    fn after(
-        &self,
-        input: &Arc<TransitionInput>,
-        limits: &Limits,
-    ) -> Result<AfterOutput, PolicyError> {
-        convert::with_transition(input, |i| self.call_hook(Hook::After, i, limits))
-            .and_then(convert::after_output)
-    }
-
-    fn tier(&self, input: &Arc<TierInput>, limits: &Limits) -> Result<TierOutput, PolicyError> {
-        convert::with_tier_input(input, |i| self.call_hook(Hook::Tier, i, limits))
-            .map(convert::tier_output)
-    }
-
-    fn cadence(
-        &self,
-        input: &Arc<CadenceInput>,
-        limits: &Limits,
-    ) -> Result<CadenceOutput, PolicyError> {
-        convert::with_cadence_input(input, |i| self.call_hook(Hook::Cadence, i, limits))
-            .map(convert::cadence_output)
-    }
-
-    fn assign(
-        &self,
-        input: &Arc<AssignInput>,
-        limits: &Limits,
-    ) -> Result<AssignOutput, PolicyError> {
-        convert::with_assign_input(input, |i| self.call_hook(Hook::Assign, i, limits))
-            .map(convert::assign_output)
-    }
-
-    fn bonus(&self, input: &Arc<BonusInput>, limits: &Limits) -> Result<BonusOutput, PolicyError> {
-        convert::with_bonus_input(input, |i| self.call_hook(Hook::Bonus, i, limits))
-            .and_then(convert::bonus_output)
-    }
-
-    /// Serves up to [`BONUS_CALLS_PER_INSTANCE`] subjects from one instance
-    /// (instantiation is most of a short call's cost), each call with fresh
-    /// fuel and deadline. A call that traps (or runs out of memory the
-    /// earlier calls left allocated) is retried alone on a fresh instance,
-    /// so its answer is what a single call gives; the rest continue on a new
-    /// instance.
-    fn bonus_many(
-        &self,
-        inputs: &[Arc<BonusInput>],
-        limits: &Limits,
-    ) -> Vec<Result<BonusOutput, PolicyError>> {
-        let index = match (
-            self.require(Hook::Bonus),
-            self.exports.get(Hook::Bonus as usize),
-        ) {
-            (Ok(()), Some(Some(index))) => *index,
-            _ => return inputs.iter().map(|i| self.bonus(i, limits)).collect(),
-        };
-        let mut out = Vec::with_capacity(inputs.len());
-        while out.len() < inputs.len() {
-            self.bonus_on_one_instance(index, &inputs[out.len()..], limits, &mut out);
-        }
-        out
-    }
-}
-
-/// Most `bonus` calls one instance serves in a settlement: bounds what a
-/// plugin's bump allocator holds (it frees nothing until the instance
-/// ends) and how far state kept between calls could reach.
-pub const BONUS_CALLS_PER_INSTANCE: usize = 64;
-
-impl WasmPolicy {
-    /// Answers the first of `inputs` (at least one, at most
-    /// [`BONUS_CALLS_PER_INSTANCE`]) on one instance, pushing to `out`.
-    fn bonus_on_one_instance(
-        &self,
-        index: ComponentExportIndex,
-        inputs: &[Arc<BonusInput>],
-        limits: &Limits,
-        out: &mut Vec<Result<BonusOutput, PolicyError>>,
-    ) {
-        let alone = |out: &mut Vec<_>, input: &Arc<BonusInput>| out.push(self.bonus(input, limits));
-        let Ok(mut store) = self.store(limits) else {
-            return alone(out, &inputs[0]);
-        };
-        let func = self
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .ok()
-            .and_then(|instance| instance.get_func(&mut store, index));
-        let Some(func) = func else {
-            return alone(out, &inputs[0]);
-        };
-        for input in inputs.iter().take(BONUS_CALLS_PER_INSTANCE) {
-            if store.set_fuel(limits.fuel).is_err() {
-                return alone(out, input);
-            }
-            store.set_epoch_deadline(epoch_ticks(limits.deadline, self.epoch_tick));
-            let outcome = convert::with_bonus_input(input, |i| {
-                // SAFETY: `PolicyPre::new` type-checked the `bonus` export
-                // against the world at compile time; these are its types.
-                let typed = unsafe {
-                    TypedFunc::<
-                        (&bindings::types::BonusInput<'_>,),
-                        (Result<bindings::types::BonusOutput, String>,),
-                    >::new_unchecked(func)
-                };
-                typed.call(&mut store, (i,)).map(|(r,)| r)
-            });
-            match outcome {
-                Ok(Ok(o)) => out.push(convert::bonus_output(o)),
-                Ok(Err(msg)) => out.push(Err(PolicyError::Failed(clip(msg)))),
-                // The instance is unusable after a trap: this input gets
-                // one of its own, the rest a new shared one.
-                Err(_) => return alone(out, input),
-            }
-        }
-    }
+/// The first 12 hex digits of the SHA-256 of `bytes`: how log lines name
+/// the plugin version (the version record shows the full hash).
+fn hex_prefix(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(bytes)[..6])
 }

@@ -11,6 +11,7 @@ use crate::domain::customer::{Customer, Tier};
 use crate::domain::customer_history::{CustomerAction, CustomerEvent};
 use crate::policy::hook_values::{branch_info, customer_info};
 use crate::policy::hooks::{AssignInput, Hook, RepLoad};
+use crate::policy::PolicyCalls;
 use crate::policy::PolicyError;
 use crate::store::keys;
 

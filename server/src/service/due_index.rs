@@ -39,6 +39,7 @@ use crate::domain::customer::{Customer, Tier};
 use crate::policy::hook_values::customer_info;
 use crate::policy::hooks::{BranchInfo, CadenceInput, CustomerInfo, Hook};
 use crate::policy::live::LivePolicy;
+use crate::policy::PolicyCalls;
 use crate::store::{keys, Batch, StoreError};
 
 /// Customers recomputed per batch by the background worker.

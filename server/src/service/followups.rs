@@ -20,6 +20,7 @@ use crate::domain::task::{Task, TaskStatus};
 use crate::domain::validate::FieldError;
 use crate::policy::hook_values::customer_info;
 use crate::policy::hooks::{BranchInfo, CadenceInput, Hook};
+use crate::policy::PolicyCalls;
 use crate::store::keys;
 
 /// Most customers and tasks one answer lists, by default and at most.

@@ -47,8 +47,8 @@ pub use jobs::{JobFailure, JobHub, JobProgress, Progress};
 pub use page::{Page, PageRequest};
 pub use pipelines::{OrphanedStage, PipelineCache, PipelineChange};
 pub use policies::{
-    ActivateRequest, Activation, DecidingPolicy, EffectiveHook, NewPolicy, Policy, PolicyRegistry,
-    PolicyVersion, PolicyVersionDetail, UploadedPolicy,
+    ActivateRequest, Activation, DeactivateRequest, DecidingPolicy, EffectiveHook, NewPolicy,
+    Policy, PolicyRegistry, PolicyVersion, PolicyVersionDetail, UploadedPolicy,
 };
 pub use records::RecordFilter;
 pub(crate) use repo::encode;
@@ -106,11 +106,12 @@ pub struct Services {
 pub const DEFAULT_MAX_CONCURRENT_POLICIES: usize = 16;
 
 impl Services {
-    /// Services over `store` with default policy limits.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        let executor = Executor::new(Limits::default(), DEFAULT_MAX_CONCURRENT_POLICIES)
-            .expect("the default policy engines start");
-        Self::with_executor(store, executor)
+    /// Services over `store` with default policy limits; an error when a
+    /// policy engine cannot start (e.g. the WebAssembly engine's memory
+    /// pool cannot be reserved).
+    pub fn new(store: Arc<dyn Store>) -> Result<Self, crate::policy::PolicyError> {
+        let executor = Executor::new(Limits::default(), DEFAULT_MAX_CONCURRENT_POLICIES)?;
+        Ok(Self::with_executor(store, executor))
     }
 
     /// Services over `store` running policies with `executor`.

@@ -1,259 +1,46 @@
 //! The policy registry: immutable, content-hashed versions in the store;
 //! activation and rollback switch the live version atomically; compiled
 //! versions are cached by name and version.
+//!
+//! - `records`: what the API shows and takes;
+//! - `registry`: the executor, the live set, the compile cache;
+//! - `defaults`: the default policies a fresh server installs;
+//! - here: the use cases (upload, activate, deactivate, list, the
+//!   effective view) and their parameters.
 
-use std::collections::HashMap;
+mod defaults;
+mod records;
+mod registry;
+
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, Utc};
-use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
 use serde_json::json;
 
-use super::repo::{decode, encode, Source, Stored};
+pub use records::{
+    ActivateRequest, Activation, DeactivateRequest, DecidingPolicy, EffectiveHook, NewPolicy,
+    Policy, PolicyVersion, PolicyVersionDetail, UploadedPolicy,
+};
+pub use registry::PolicyRegistry;
+
+use super::repo::{encode, Source, Stored};
 use super::{events, now, Page, PageRequest, ServiceError, Services};
 use crate::auth::Principal;
 use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::ids;
-use crate::policy::executor::Executor;
+use crate::policy::config::{self, Configured, PolicyConfig};
 use crate::policy::hooks::Hook;
-use crate::policy::live::{Live, LivePolicy, Runtime, Scope};
+use crate::policy::live::{Runtime, Scope};
 use crate::policy::Executable;
 use crate::store::{keys, Batch, StoreError};
 
-/// One activation in a policy's history.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Activation {
-    /// The version made live (`null`: deactivated).
-    pub version: Option<u64>,
-    /// When.
-    #[serde(with = "crate::domain::time::ms")]
-    pub at: DateTime<Utc>,
-    /// By whom.
-    pub by: String,
-    /// The business date from which it applies (bonus rules).
-    #[serde(default)]
-    pub effective_from: Option<NaiveDate>,
-}
-
-/// A policy: its scope, versions and which one is live.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Policy {
-    /// Name, `[a-z0-9-]{1,40}`.
-    pub name: String,
-    /// `global` or `branch:<id>`.
-    pub scope: Scope,
-    /// Newest version.
-    pub latest_version: u64,
-    /// The live version, if any.
-    pub active_version: Option<u64>,
-    /// Every activation, oldest first.
-    pub activations: Vec<Activation>,
-    /// Created at.
-    #[serde(with = "crate::domain::time::ms")]
-    pub created_at: DateTime<Utc>,
-}
-
-/// An immutable version of a policy.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PolicyVersion {
-    /// Policy name.
-    pub name: String,
-    /// Version number (1, 2, …).
-    pub version: u64,
-    /// SHA-256 of the script text or module bytes.
-    pub sha256: String,
-    /// Runtime.
-    pub runtime: Runtime,
-    /// Hooks it implements.
-    pub hooks: Vec<Hook>,
-    /// Its example tests (all passed at upload).
-    pub tests: Vec<String>,
-    /// The subject kinds its `bonus` hook settles, when it declares them
-    /// (rhai: `fn bonus_subjects()`); absent: every subject.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bonus_subjects: Option<Vec<String>>,
-    /// Size in bytes.
-    pub size: usize,
-    /// Who uploaded it.
-    pub uploaded_by: String,
-    /// When.
-    #[serde(with = "crate::domain::time::ms")]
-    pub uploaded_at: DateTime<Utc>,
-}
-
-/// Body of `POST /v1/policies`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewPolicy {
-    /// Name, `[a-z0-9-]{1,40}`; a new name creates the policy.
-    #[schema(schema_with = crate::domain::schema::slug)]
-    pub name: String,
-    /// `global` (admins) or `branch:<id>` (admins, that branch's manager).
-    #[schema(schema_with = crate::domain::schema::policy_scope)]
-    pub scope: String,
-    /// `rhai` or `wasm`.
-    pub runtime: Runtime,
-    /// The rhai script (runtime `rhai`).
-    #[serde(default)]
-    pub source: Option<String>,
-    /// The WebAssembly component or module, base64 (runtime `wasm`).
-    #[serde(default)]
-    pub module: Option<String>,
-    /// `true`: compile, check the hooks and run the example tests, and
-    /// store nothing (an editor's "check"); answers 200 as an upload would.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// Response of `POST /v1/policies`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct UploadedPolicy {
-    /// Name.
-    pub name: String,
-    /// The version stored (an existing one when the content is identical).
-    pub version: u64,
-    /// SHA-256 of the content.
-    pub sha256: String,
-    /// Hooks implemented.
-    pub hooks: Vec<Hook>,
-    /// Example tests run and passed.
-    pub tests: Vec<String>,
-    /// The subject kinds its `bonus` hook settles, when it declares them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bonus_subjects: Option<Vec<String>>,
-    /// False when identical content was already stored as `version` (and
-    /// for a dry run).
-    pub created: bool,
-    /// A dry run: nothing was stored; `version` is the stored version with
-    /// identical content, else the number an upload would get now.
-    pub dry_run: bool,
-}
-
-/// One version with its content (`GET /v1/policies/{name}/versions/{v}`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PolicyVersionDetail {
-    /// The version's description.
-    #[serde(flatten)]
-    pub meta: PolicyVersion,
-    /// The rhai script as uploaded; absent for WebAssembly (a binary module).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-}
-
-/// Body of `POST /v1/policies/{name}/versions/{v}/activate` (optional).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActivateRequest {
-    /// The business date from which the version applies (bonus rules).
-    #[serde(default, deserialize_with = "crate::domain::time::de_opt_day")]
-    #[schema(schema_with = crate::domain::schema::opt_day)]
-    pub effective_from: Option<NaiveDate>,
-}
-
-/// A policy version that decides a hook.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DecidingPolicy {
-    /// Name.
-    pub name: String,
-    /// Live version.
-    pub version: u64,
-    /// Its hash.
-    pub sha256: String,
-    /// Its scope.
-    pub scope: Scope,
-    /// Its runtime.
-    pub runtime: Runtime,
-}
-
-/// Who decides one hook for a branch.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EffectiveHook {
-    /// The hook.
-    pub hook: Hook,
-    /// The deciding policies (every guard must allow; every after-hook runs).
-    pub policies: Vec<DecidingPolicy>,
-    /// `overridden` when the branch's own policies decide, `inherited` when
-    /// the global ones do, `none` when no policy implements the hook.
-    pub source: String,
-}
-
-/// The registry's in-memory side.
-pub struct PolicyRegistry {
-    /// Compiles and runs policies.
-    pub executor: Executor,
-    /// The live set.
-    pub live: Live,
-    /// Compiled versions by (name, version).
-    compiled: Mutex<HashMap<(String, u64), Arc<dyn Executable>>>,
-    /// Serialises activations so the live set follows the store's order.
-    activation: tokio::sync::Mutex<()>,
-}
-
-impl PolicyRegistry {
-    /// A registry over `executor`.
-    pub fn new(executor: Executor) -> Self {
-        Self {
-            executor,
-            live: Live::default(),
-            compiled: Mutex::default(),
-            activation: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-/// The default policies of docs/business-rules.md, installed as version 1 of global
-/// policies (and made live) on a server that does not have them yet.
-const DEFAULTS: [(&str, &str); 8] = [
-    (
-        "quote-late",
-        include_str!("../../../policies/quote-late.rhai"),
-    ),
-    (
-        "after-sign",
-        include_str!("../../../policies/after-sign.rhai"),
-    ),
-    (
-        "pareto-tiering",
-        include_str!("../../../policies/pareto-tiering.rhai"),
-    ),
-    (
-        "visit-cadence",
-        include_str!("../../../policies/visit-cadence.rhai"),
-    ),
-    (
-        "fair-assignment",
-        include_str!("../../../policies/fair-assignment.rhai"),
-    ),
-    (
-        "new-brand-bonus",
-        include_str!("../../../policies/new-brand-bonus.rhai"),
-    ),
-    (
-        "new-customer-bonus",
-        include_str!("../../../policies/new-customer-bonus.rhai"),
-    ),
-    (
-        "no-new-customer",
-        include_str!("../../../policies/no-new-customer.rhai"),
-    ),
-];
-
-/// The new-brand bonus as a WebAssembly component (built from
-/// `plugins/new-brand-bonus`; a test checks it agrees with a fresh build and
-/// with the script): installed as version 2 of `new-brand-bonus`, inactive,
-/// an alternative an admin can activate.
-const NEW_BRAND_BONUS_WASM: &[u8] = include_bytes!("../../../policies/new-brand-bonus.wasm");
-
-fn version_key(name: &str, v: u64) -> Vec<u8> {
+pub(super) fn version_key(name: &str, v: u64) -> Vec<u8> {
     keys::key(keys::POLICY_VERSION, &[name, &format!("{v:010}")])
 }
 
-fn body_key(name: &str, v: u64) -> Vec<u8> {
+pub(super) fn body_key(name: &str, v: u64) -> Vec<u8> {
     keys::key(keys::POLICY_BODY, &[name, &format!("{v:010}")])
 }
 
@@ -275,107 +62,6 @@ impl Services {
         Ok(p)
     }
 
-    /// Installs the default policies on a fresh server, then loads every
-    /// active version into the live set. Call once at start.
-    pub async fn init_policies(&self) -> Result<(), ServiceError> {
-        let system = Principal {
-            role: crate::domain::token::Role::Admin,
-            branch: None,
-            user: "system".into(),
-        };
-        for (name, source) in DEFAULTS {
-            if self.repo.exists(keys::POLICY, name)? {
-                continue;
-            }
-            let req = NewPolicy {
-                name: name.into(),
-                scope: "global".into(),
-                runtime: Runtime::Rhai,
-                source: Some(source.into()),
-                module: None,
-                dry_run: false,
-            };
-            let up = self.upload_policy(&system, req).await?;
-            self.activate_policy(&system, name, up.version, ActivateRequest::default())
-                .await?;
-            if name == "new-brand-bonus" {
-                let alternative = NewPolicy {
-                    name: name.into(),
-                    scope: "global".into(),
-                    runtime: Runtime::Wasm,
-                    source: None,
-                    module: Some(
-                        base64::engine::general_purpose::STANDARD.encode(NEW_BRAND_BONUS_WASM),
-                    ),
-                    dry_run: false,
-                };
-                self.upload_policy(&system, alternative).await?;
-            }
-        }
-        for (key, raw) in
-            self.repo
-                .store()
-                .scan(&keys::prefix(keys::POLICY, &[]), None, usize::MAX)?
-        {
-            let p: Policy = decode(&key, &raw)?;
-            if let Some(v) = p.active_version {
-                match self.live_policy(&p, v) {
-                    Ok(live) => self.policies.live.set(&p.name, Some(live)),
-                    // A version that compiled at upload but not now (e.g. an
-                    // engine upgrade) must not keep the server from starting.
-                    Err(e) => {
-                        tracing::error!(policy = %p.name, version = v, error = %e, "active policy failed to load")
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Compiles (or takes from the cache) a stored version.
-    pub(crate) fn compiled(
-        &self,
-        name: &str,
-        v: u64,
-    ) -> Result<(PolicyVersion, Arc<dyn Executable>), ServiceError> {
-        let meta: PolicyVersion = self
-            .repo
-            .read(&version_key(name, v))?
-            .ok_or_else(|| ServiceError::not_found("policy version", &format!("{name}@{v}")))?
-            .value;
-        if let Some(e) = self.policies.compiled.lock().get(&(name.to_string(), v)) {
-            return Ok((meta, Arc::clone(e)));
-        }
-        let body = self
-            .repo
-            .store()
-            .get(&body_key(name, v))?
-            .ok_or_else(|| ServiceError::not_found("policy version", &format!("{name}@{v}")))?;
-        let exec = self
-            .policies
-            .executor
-            .compile(meta.runtime, &body)
-            .map_err(ServiceError::PolicyInvalid)?;
-        self.policies
-            .compiled
-            .lock()
-            .insert((name.to_string(), v), Arc::clone(&exec));
-        Ok((meta, exec))
-    }
-
-    fn live_policy(&self, p: &Policy, v: u64) -> Result<Arc<LivePolicy>, ServiceError> {
-        let (meta, exec) = self.compiled(&p.name, v)?;
-        Ok(Arc::new(LivePolicy {
-            name: p.name.clone(),
-            version: v,
-            sha256: meta.sha256,
-            scope: p.scope.clone(),
-            runtime: meta.runtime,
-            exec,
-            slow: Default::default(),
-        }))
-    }
-
     /// Stores a new version (compiled, hooks checked, example tests run);
     /// nothing is activated.
     pub async fn upload_policy(
@@ -392,6 +78,7 @@ impl Services {
         if let Some(b) = scope.branch() {
             self.require_branch_exists("scope", b)?;
         }
+        let params = checked_config(req.config)?;
         let limits = Arc::clone(&self.policies.executor.limits);
         let body: Vec<u8> = match (req.runtime, req.source, req.module) {
             (Runtime::Rhai, Some(s), None) => s.into_bytes(),
@@ -444,7 +131,7 @@ impl Services {
                     .repo
                     .read::<PolicyVersion>(&version_key(&req.name, v))?
                 {
-                    if meta.value.sha256 == sha256 {
+                    if meta.value.sha256 == sha256 && meta.value.config == params {
                         return Ok(UploadedPolicy {
                             name: req.name,
                             version: v,
@@ -452,6 +139,8 @@ impl Services {
                             hooks: meta.value.hooks,
                             tests: meta.value.tests,
                             bonus_subjects: meta.value.bonus_subjects,
+                            config: meta.value.config,
+                            interface: meta.value.interface,
                             created: false,
                             dry_run: req.dry_run,
                         });
@@ -462,10 +151,15 @@ impl Services {
         let runtime = req.runtime;
         let executor = self.policies.executor.clone();
         let compile_body = body.clone();
+        let tried = params.clone();
         let exec = self
             .policies
             .executor
-            .run(move |_| executor.compile(runtime, &compile_body))
+            .run(move |_| {
+                let exec = executor.compile(runtime, &compile_body)?;
+                try_config(&exec, &tried)?;
+                Ok(exec)
+            })
             .await
             .and_then(|r| r)
             .map_err(ServiceError::PolicyInvalid)?;
@@ -478,6 +172,8 @@ impl Services {
                 hooks: exec.hooks().to_vec(),
                 tests,
                 bonus_subjects: exec.bonus_subjects().map(<[String]>::to_vec),
+                config: params,
+                interface: exec.interface().map(str::to_string),
                 created: false,
                 dry_run: true,
             });
@@ -504,6 +200,8 @@ impl Services {
             hooks: exec.hooks().to_vec(),
             tests: tests.clone(),
             bonus_subjects: exec.bonus_subjects().map(<[String]>::to_vec),
+            config: params,
+            interface: exec.interface().map(str::to_string),
             size: body.len(),
             uploaded_by: caller.user.clone(),
             uploaded_at: now,
@@ -519,7 +217,7 @@ impl Services {
             ResourceRef::policy(&req.name, scope.branch()),
             &caller.user,
             json!({"policy": req.name, "version": version, "sha256": sha256, "runtime": runtime,
-                   "hooks": meta.hooks}),
+                   "hooks": meta.hooks, "config": meta.config}),
         );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
@@ -536,6 +234,8 @@ impl Services {
             hooks: meta.hooks,
             tests,
             bonus_subjects: meta.bonus_subjects,
+            config: meta.config,
+            interface: meta.interface,
             created: true,
             dry_run: false,
         })
@@ -553,7 +253,17 @@ impl Services {
         let stored = self.visible_policy(caller, name)?;
         self.require_scope(caller, &stored.value.scope)?;
         let mut p = stored.value.clone();
-        let live = self.live_policy(&p, version)?;
+        let overrides = checked_config(req.config)?;
+        let live = self.live_policy(&p, version, &overrides)?;
+        if !overrides.is_empty() {
+            let exec = Arc::clone(&live.exec);
+            self.policies
+                .executor
+                .run(move |_| exec.run_tests())
+                .await
+                .and_then(|r| r)
+                .map_err(ServiceError::PolicyInvalid)?;
+        }
         // Going back to a version older than the live one is a rollback.
         let kind = match p.active_version {
             Some(current) if version < current => EventKind::PolicyRolledBack,
@@ -566,6 +276,7 @@ impl Services {
             at: now(),
             by: caller.user.clone(),
             effective_from: req.effective_from,
+            config: overrides.clone(),
         });
         let key = keys::key(keys::POLICY, &[name]);
         let mut batch = Batch::new();
@@ -578,7 +289,7 @@ impl Services {
             ResourceRef::policy(name, p.scope.branch()),
             &caller.user,
             json!({"policy": name, "version": version, "previous": previous, "by": caller.user,
-                   "effective_from": req.effective_from}),
+                   "effective_from": req.effective_from, "config": overrides}),
         );
         match self.repo.commit(batch).await {
             Err(StoreError::Conflict { .. }) => return Err(ServiceError::Contended),
@@ -605,7 +316,7 @@ impl Services {
         &self,
         caller: &Principal,
         name: &str,
-        req: ActivateRequest,
+        req: DeactivateRequest,
     ) -> Result<Policy, ServiceError> {
         let _serial = self.policies.activation.lock().await;
         let stored = self.visible_policy(caller, name)?;
@@ -618,6 +329,7 @@ impl Services {
             at: now(),
             by: caller.user.clone(),
             effective_from: req.effective_from,
+            config: PolicyConfig::new(),
         });
         let key = keys::key(keys::POLICY, &[name]);
         let mut batch = Batch::new();
@@ -764,6 +476,7 @@ impl Services {
                             sha256: p.sha256.clone(),
                             scope: p.scope.clone(),
                             runtime: p.runtime,
+                            config: p.config.clone(),
                         })
                         .collect(),
                     source: source.into(),
@@ -775,4 +488,34 @@ impl Services {
 
 fn policy_tests(exec: &dyn Executable) -> Vec<String> {
     exec.tests()
+}
+
+/// The parameters `p`'s latest activation of version `v` set (none when
+/// its latest activation is of another version).
+pub(crate) fn activation_config(p: &Policy, v: u64) -> PolicyConfig {
+    p.activations
+        .last()
+        .filter(|a| a.version == Some(v))
+        .map(|a| a.config.clone())
+        .unwrap_or_default()
+}
+
+/// A request's parameters, checked ([`config::check`]); none is empty.
+fn checked_config(params: Option<PolicyConfig>) -> Result<PolicyConfig, ServiceError> {
+    let params = params.unwrap_or_default();
+    config::check(&params).map_err(|m| ServiceError::invalid("config", m))?;
+    Ok(params)
+}
+
+/// Runs a new version's example tests again under its parameters (they ran
+/// without them at compile): a parameter the script cannot read refuses
+/// the upload.
+fn try_config(
+    exec: &Arc<dyn Executable>,
+    params: &PolicyConfig,
+) -> Result<(), crate::policy::PolicyError> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    Configured::wrap(Arc::clone(exec), params).run_tests()
 }

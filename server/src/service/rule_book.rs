@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use super::policies::Policy;
 use super::{ServiceError, Services};
 use crate::domain::settlement::LinePolicy;
+use crate::policy::config::PolicyConfig;
 use crate::policy::hooks::Hook;
 use crate::policy::live::Scope;
 use crate::policy::Executable;
@@ -26,14 +27,17 @@ pub struct RuleVersion {
     pub exec: Arc<dyn Executable>,
 }
 
+/// A version as activated: its number and the activation's parameters.
+type Activated = (u64, PolicyConfig);
+
 /// A policy's versions over business time: `(from, version)`, oldest
 /// first; `from: None` is the beginning of time, `version: None` none.
-type Timeline = Vec<(Option<NaiveDate>, Option<u64>)>;
+type Timeline = Vec<(Option<NaiveDate>, Option<Activated>)>;
 
 /// Replays activations: one without a date replaces the whole timeline;
 /// one effective from a date applies from that date on (and replaces
 /// whatever was set to start on or after it).
-fn apply(timeline: &mut Timeline, version: Option<u64>, from: Option<NaiveDate>) {
+fn apply(timeline: &mut Timeline, version: Option<Activated>, from: Option<NaiveDate>) {
     match from {
         None => *timeline = vec![(None, version)],
         Some(f) => {
@@ -43,20 +47,21 @@ fn apply(timeline: &mut Timeline, version: Option<u64>, from: Option<NaiveDate>)
     }
 }
 
-fn version_on(timeline: &Timeline, day: NaiveDate) -> Option<u64> {
+fn version_on(timeline: &Timeline, day: NaiveDate) -> Option<&Activated> {
     timeline
         .iter()
         .rev()
         .find(|(start, _)| start.is_none_or(|s| s <= day))
-        .and_then(|(_, v)| *v)
+        .and_then(|(_, v)| v.as_ref())
 }
 
 /// The bonus rules of one branch over business time.
 pub struct RuleBook {
     /// Each bonus policy that applies to the branch, with its timeline.
     policies: Vec<(String, bool, Timeline)>,
-    /// Compiled versions by (name, version); only those implementing `bonus`.
-    versions: HashMap<(String, u64), Arc<RuleVersion>>,
+    /// Compiled versions by (name, version, the activation's parameters);
+    /// only those implementing `bonus`.
+    versions: HashMap<(String, Activated), Arc<RuleVersion>>,
     /// The rules in force by day, filled as days are asked for.
     by_day: Mutex<HashMap<NaiveDate, Arc<Vec<Arc<RuleVersion>>>>>,
 }
@@ -74,7 +79,7 @@ impl RuleBook {
             .iter()
             .filter_map(|(name, _, t)| {
                 let v = version_on(t, day)?;
-                self.versions.get(&(name.clone(), v)).cloned()
+                self.versions.get(&(name.clone(), v.clone())).cloned()
             })
             .collect();
         let any_own = in_force.iter().any(|r| r.own);
@@ -93,8 +98,9 @@ impl RuleBook {
         let mut versions = HashMap::new();
         for r in rules {
             let (name, v) = (r.policy.name.clone(), r.policy.version);
-            policies.push((name.clone(), r.own, vec![(None, Some(v))]));
-            versions.insert((name, v), Arc::new(r));
+            let activated = (v, PolicyConfig::new());
+            policies.push((name.clone(), r.own, vec![(None, Some(activated.clone()))]));
+            versions.insert((name, activated), Arc::new(r));
         }
         RuleBook {
             policies,
@@ -138,23 +144,28 @@ impl Services {
             };
             let mut timeline = Timeline::new();
             for a in &p.activations {
-                apply(&mut timeline, a.version, a.effective_from);
+                let activated = a.version.map(|v| (v, a.config.clone()));
+                apply(&mut timeline, activated, a.effective_from);
             }
             if let Some(c) = candidate.filter(|c| c.name == p.name) {
-                apply(&mut timeline, Some(c.version), c.effective_from);
+                apply(
+                    &mut timeline,
+                    Some((c.version, PolicyConfig::new())),
+                    c.effective_from,
+                );
                 found_candidate = true;
             }
             let mut bonus = false;
-            for v in timeline.iter().filter_map(|(_, v)| *v) {
-                let (meta, exec) = self.compiled(&p.name, v)?;
+            for (v, overrides) in timeline.iter().filter_map(|(_, v)| v.as_ref()) {
+                let (meta, exec) = self.configured(&p.name, *v, overrides)?;
                 if exec.hooks().contains(&Hook::Bonus) {
                     bonus = true;
                     versions.insert(
-                        (p.name.clone(), v),
+                        (p.name.clone(), (*v, overrides.clone())),
                         Arc::new(RuleVersion {
                             policy: LinePolicy {
                                 name: p.name.clone(),
-                                version: v,
+                                version: *v,
                                 sha256: meta.sha256,
                             },
                             own,
@@ -189,25 +200,35 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Version `n` as activated without parameters.
+    fn v(n: u64) -> Option<Activated> {
+        Some((n, PolicyConfig::new()))
+    }
+
+    /// The version number in force on `day`.
+    fn on(t: &Timeline, day: NaiveDate) -> Option<u64> {
+        version_on(t, day).map(|(n, _)| *n)
+    }
+
     #[test]
     fn effective_dating_replays_activations() {
         let mut t = Timeline::new();
-        apply(&mut t, Some(1), None);
-        assert_eq!(version_on(&t, d("2020-01-01")), Some(1));
-        apply(&mut t, Some(2), Some(d("2026-04-01")));
-        assert_eq!(version_on(&t, d("2026-03-31")), Some(1));
-        assert_eq!(version_on(&t, d("2026-04-01")), Some(2));
+        apply(&mut t, v(1), None);
+        assert_eq!(on(&t, d("2020-01-01")), Some(1));
+        apply(&mut t, v(2), Some(d("2026-04-01")));
+        assert_eq!(on(&t, d("2026-03-31")), Some(1));
+        assert_eq!(on(&t, d("2026-04-01")), Some(2));
         // A later activation from an earlier date replaces what started after it.
-        apply(&mut t, Some(3), Some(d("2026-02-01")));
-        assert_eq!(version_on(&t, d("2026-01-31")), Some(1));
-        assert_eq!(version_on(&t, d("2026-05-01")), Some(3));
+        apply(&mut t, v(3), Some(d("2026-02-01")));
+        assert_eq!(on(&t, d("2026-01-31")), Some(1));
+        assert_eq!(on(&t, d("2026-05-01")), Some(3));
         // Deactivation from a date: nothing in force from then on.
         apply(&mut t, None, Some(d("2026-06-01")));
-        assert_eq!(version_on(&t, d("2026-06-01")), None);
-        assert_eq!(version_on(&t, d("2026-05-31")), Some(3));
+        assert_eq!(on(&t, d("2026-06-01")), None);
+        assert_eq!(on(&t, d("2026-05-31")), Some(3));
         // An activation without a date applies to every day.
-        apply(&mut t, Some(4), None);
-        assert_eq!(version_on(&t, d("2000-01-01")), Some(4));
-        assert_eq!(version_on(&t, d("2030-01-01")), Some(4));
+        apply(&mut t, v(4), None);
+        assert_eq!(on(&t, d("2000-01-01")), Some(4));
+        assert_eq!(on(&t, d("2030-01-01")), Some(4));
     }
 }

@@ -31,6 +31,7 @@ use crate::incentive::period::{day_start, earliest_window_start, local_day, wind
 use crate::incentive::{FxTable, Period, PeriodKind, SubjectKind};
 use crate::policy::hook_values::customer_info;
 use crate::policy::hooks::{BonusInput, BonusOutput, BranchInfo, CustomerInfo};
+use crate::policy::PolicyCalls;
 use crate::policy::{Limits, PolicyError};
 use crate::store::{keys, Entry, Store};
 

@@ -31,6 +31,7 @@ use crate::incentive::period::{day_start, local_day};
 use crate::incentive::FxTable;
 use crate::policy::hooks::{BranchInfo, Hook, RevenueInfo, TierInput, TierOutput};
 use crate::policy::live::LivePolicy;
+use crate::policy::PolicyCalls;
 use crate::policy::{Executable, Limits, PolicyError};
 use crate::store::{keys, Batch, StoreError};
 
@@ -119,9 +120,21 @@ pub struct TierQueue {
     /// Whether a worker task is running.
     running: AtomicBool,
     /// Whether the worker is held (marks are still written and queued).
+    #[cfg(feature = "testing")]
     paused: AtomicBool,
     /// One re-tier at a time (the worker's and requested ones).
     one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl TierQueue {
+    /// Whether a test holds the worker (never, without the `testing`
+    /// feature).
+    fn paused(&self) -> bool {
+        #[cfg(feature = "testing")]
+        return self.paused.load(Ordering::SeqCst);
+        #[cfg(not(feature = "testing"))]
+        false
+    }
 }
 
 /// Signed revenue (CNY) over a window by customer and by deal owner, with
@@ -502,7 +515,7 @@ impl Services {
     /// After a committed mark: re-tiers the branch in the background.
     pub(crate) fn tiers_changed(&self, branch: &str) {
         self.tiering.pending.lock().insert(branch.to_string());
-        if self.tiering.paused.load(Ordering::SeqCst) {
+        if self.tiering.paused() {
             return;
         }
         if !self.tiering.running.swap(true, Ordering::SeqCst) {
@@ -515,8 +528,7 @@ impl Services {
     /// read tiers after signings deterministically).
     pub async fn tiering_idle(&self) {
         while self.tiering.running.load(Ordering::SeqCst)
-            || (!self.tiering.paused.load(Ordering::SeqCst)
-                && !self.tiering.pending.lock().is_empty())
+            || (!self.tiering.paused() && !self.tiering.pending.lock().is_empty())
         {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
@@ -525,11 +537,13 @@ impl Services {
     /// Holds the background re-tier: signings still mark and queue their
     /// branch (durably), nothing runs. For tests that check exactly what
     /// one request writes.
+    #[cfg(feature = "testing")]
     pub fn pause_tiering(&self) {
         self.tiering.paused.store(true, Ordering::SeqCst);
     }
 
     /// Lets the background re-tier run again, starting with what queued.
+    #[cfg(feature = "testing")]
     pub fn unpause_tiering(&self) {
         self.tiering.paused.store(false, Ordering::SeqCst);
         let queued: Vec<String> = self.tiering.pending.lock().iter().cloned().collect();

@@ -5,7 +5,9 @@
 
 use core::hint::black_box;
 
-use dealflow_plugin_sdk::{export_policy, AfterOutput, GuardVerdict, TransitionInput};
+use dealflow_plugin_sdk::{
+    export_policy, log, AfterOutput, GuardVerdict, LogLevel, TransitionInput,
+};
 
 /// How the hook misbehaves.
 fn misbehave(input: &TransitionInput) -> Result<(), String> {
@@ -32,6 +34,13 @@ fn misbehave(input: &TransitionInput) -> Result<(), String> {
             }
         }
         Some("panic") => panic!("the plugin panicked on purpose"),
+        // Floods the log: the host keeps a few lines and the call goes on.
+        Some("chatty") => {
+            for i in 0..10_000 {
+                log(LogLevel::Warn, &format!("line {i} of a flood"));
+            }
+            Ok(())
+        }
         Some("error") => Err("the plugin refused on purpose".into()),
         Some(other) => Err(format!("unknown mode `{other}`")),
     }
@@ -47,14 +56,19 @@ fn deep(n: u64) -> u64 {
     deep(frame[black_box(3)] + 1) + frame[black_box(5)]
 }
 
-/// The guard: allows the move unless `mode` says to misbehave; mode `shape`
-/// answers a rejection without a reason, which the host refuses as bad
-/// output.
+/// The guard: allows the move unless `mode` says to misbehave; modes
+/// `shape` and `blank` answer a rejection without a reason (none, or only
+/// spaces), which the host refuses as bad output.
 pub fn guard(input: TransitionInput) -> Result<GuardVerdict, String> {
-    if input.deal.attribute("mode") == Some("shape") {
+    let no_reason = match input.deal.attribute("mode") {
+        Some("shape") => Some(None),
+        Some("blank") => Some(Some("  ".to_string())),
+        _ => None,
+    };
+    if let Some(reason) = no_reason {
         return Ok(GuardVerdict {
             allow: false,
-            reason: None,
+            reason,
             missing: Vec::new(),
         });
     }

@@ -1,13 +1,20 @@
 //! Conversions between the hook records (`policy::hooks`) and the WIT
-//! records of the bindings: decimals become decimal strings on the way in
-//! and are parsed strictly on the way out (a malformed one is the plugin's
-//! `BadOutput`); maps become lists of pairs and back.
+//! records of one interface version: decimals become decimal strings on
+//! the way in and are parsed strictly on the way out (a malformed one is
+//! the plugin's `BadOutput`); maps become lists of pairs and back; closed
+//! sets go through the version's own functions (text in 1.0.0, enums in
+//! 1.1.0: `stage_kind`, `tier`, `tier_text`, `segment`, `source`,
+//! `subject_kind`, `role`, `record_kind`).
+//!
+//! One source for every version: each version module includes this file
+//! as its `convert` module, with its bindings as `wit`.
 
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use super::bindings::types as wit;
+use super::{record_kind, role, segment, source, stage_kind, subject_kind, tier, tier_text, wit};
+use crate::policy::answer::output_decimal;
 use crate::policy::hooks;
 use crate::policy::PolicyError;
 
@@ -28,7 +35,7 @@ fn pairs(m: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
 }
 
 /// The hook kind in the bindings' terms.
-pub(super) fn hook_from_wit(h: wit::Hook) -> hooks::Hook {
+pub(crate) fn hook_from_wit(h: wit::Hook) -> hooks::Hook {
     match h {
         wit::Hook::Guard => hooks::Hook::Guard,
         wit::Hook::After => hooks::Hook::After,
@@ -91,92 +98,98 @@ fn with_deal<R>(d: &hooks::DealInfo, f: impl FnOnce(wit::DealInfo<'_>) -> R) -> 
     })
 }
 
-fn customer(c: &hooks::CustomerInfo) -> wit::CustomerInfo<'_> {
-    wit::CustomerInfo {
+fn customer(c: &hooks::CustomerInfo) -> Result<wit::CustomerInfo<'_>, PolicyError> {
+    Ok(wit::CustomerInfo {
         id: &c.id,
         name: &c.name,
-        segment: &c.segment,
-        source: &c.source,
-        tier: &c.tier,
+        segment: segment(&c.segment)?,
+        source: source(&c.source)?,
+        tier: tier(&c.tier)?,
         owner: c.owner.as_deref(),
         referred_by: c.referred_by.as_deref(),
         last_contact_at: c.last_contact_at.as_deref(),
-    }
+    })
 }
 
-fn record(r: &hooks::RecordInfo) -> wit::RecordInfo<'_> {
-    wit::RecordInfo {
+fn record(r: &hooks::RecordInfo) -> Result<wit::RecordInfo<'_>, PolicyError> {
+    Ok(wit::RecordInfo {
         at: &r.at,
         by: &r.by,
-        kind: &r.kind,
+        kind: record_kind(&r.kind)?,
         summary: &r.summary,
         has_problems: r.has_problems,
-    }
+    })
 }
 
 /// Input of `guard` and `after`.
-pub(super) fn with_transition<R>(
+pub(crate) fn with_transition<R>(
     t: &hooks::TransitionInput,
     f: impl FnOnce(&wit::TransitionInput<'_>) -> R,
-) -> R {
+) -> Result<R, PolicyError> {
     with_deal(&t.deal, |deal| {
-        let records: Vec<_> = t.records.iter().map(record).collect();
-        f(&wit::TransitionInput {
+        let records = t
+            .records
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(f(&wit::TransitionInput {
             branch: branch(&t.branch),
             deal,
-            customer: customer(&t.customer),
+            customer: customer(&t.customer)?,
             records: &records,
             from_stage: &t.from,
             to_stage: &t.to,
-            to_kind: &t.to_kind,
+            to_kind: stage_kind(&t.to_kind)?,
             at: &t.at,
             actor: wit::ActorInfo {
                 user: &t.actor.user,
-                role: &t.actor.role,
+                role: role(&t.actor.role)?,
             },
-        })
+        }))
     })
 }
 
 /// Input of `tier`.
-pub(super) fn with_tier_input<R>(
+pub(crate) fn with_tier_input<R>(
     t: &hooks::TierInput,
     f: impl FnOnce(&wit::TierInput<'_>) -> R,
-) -> R {
+) -> Result<R, PolicyError> {
     let revenues: Vec<String> = t.customers.iter().map(|c| dec(&c.revenue)).collect();
-    let customers: Vec<_> = t
+    let customers = t
         .customers
         .iter()
         .zip(&revenues)
-        .map(|(c, revenue)| wit::RevenueInfo {
-            customer_id: &c.customer_id,
-            revenue,
-            tier: &c.tier,
+        .map(|(c, revenue)| {
+            Ok(wit::RevenueInfo {
+                customer_id: &c.customer_id,
+                revenue,
+                tier: tier(&c.tier)?,
+            })
         })
-        .collect();
-    f(&wit::TierInput {
+        .collect::<Result<Vec<_>, PolicyError>>()?;
+    Ok(f(&wit::TierInput {
         branch: branch(&t.branch),
         as_of: &t.as_of,
         customers: &customers,
-    })
+    }))
 }
 
 /// Input of `cadence`.
-pub(super) fn with_cadence_input<R>(
+pub(crate) fn with_cadence_input<R>(
     c: &hooks::CadenceInput,
     f: impl FnOnce(&wit::CadenceInput<'_>) -> R,
-) -> R {
-    f(&wit::CadenceInput {
+) -> Result<R, PolicyError> {
+    Ok(f(&wit::CadenceInput {
         branch: branch(&c.branch),
-        customer: customer(&c.customer),
-    })
+        customer: customer(&c.customer)?,
+    }))
 }
 
 /// Input of `assign`.
-pub(super) fn with_assign_input<R>(
+pub(crate) fn with_assign_input<R>(
     a: &hooks::AssignInput,
     f: impl FnOnce(&wit::AssignInput<'_>) -> R,
-) -> R {
+) -> Result<R, PolicyError> {
     let reps: Vec<_> = a
         .reps
         .iter()
@@ -187,18 +200,18 @@ pub(super) fn with_assign_input<R>(
             open_deals: r.open_deals,
         })
         .collect();
-    f(&wit::AssignInput {
+    Ok(f(&wit::AssignInput {
         branch: branch(&a.branch),
-        customer: customer(&a.customer),
+        customer: customer(&a.customer)?,
         reps: &reps,
-    })
+    }))
 }
 
 /// Input of `bonus`.
-pub(super) fn with_bonus_input<R>(
+pub(crate) fn with_bonus_input<R>(
     b: &hooks::BonusInput,
     f: impl FnOnce(&wit::BonusInput<'_>) -> R,
-) -> R {
+) -> Result<R, PolicyError> {
     let amounts: Vec<(String, String, Option<String>)> = b
         .orders
         .iter()
@@ -223,21 +236,23 @@ pub(super) fn with_bonus_input<R>(
         })
         .collect();
     let (cny_per_usd, per_usd) = (opt_dec(&b.cny_per_usd), opt_dec(&b.per_usd));
+    let customer = b.customer.as_ref().map(customer).transpose()?;
+    let subject_kind = subject_kind(&b.subject_kind)?;
     let build = |deal: Option<wit::DealInfo<'_>>| {
-        f(&wit::BonusInput {
+        Ok(f(&wit::BonusInput {
             branch: branch(&b.branch),
             period: &b.period,
             period_kind: &b.period_kind,
             rep: &b.rep,
-            subject_kind: &b.subject_kind,
+            subject_kind,
             subject: &b.subject,
             deal,
             cny_per_usd: cny_per_usd.as_deref(),
             per_usd: per_usd.as_deref(),
-            customer: b.customer.as_ref().map(customer),
+            customer,
             orders: &orders,
             new_customers: b.new_customers,
-        })
+        }))
     };
     match &b.deal {
         Some(d) => with_deal(d, |deal| build(Some(deal))),
@@ -245,32 +260,17 @@ pub(super) fn with_bonus_input<R>(
     }
 }
 
-/// Parses a decimal the plugin returned: exactly a plain decimal string (no
-/// surrounding spaces, exponents or junk).
-fn parse_output_decimal(field: &str, s: &str) -> Result<Decimal, PolicyError> {
-    let bad = || PolicyError::BadOutput(format!("`{field}` is not a decimal number: {s:?}"));
-    if s.trim() != s {
-        return Err(bad());
-    }
-    crate::domain::money::parse_decimal(s).map_err(|_| bad())
-}
-
-/// Output of `guard`; a rejection must say why.
-pub(super) fn guard_verdict(v: wit::GuardVerdict) -> Result<hooks::GuardVerdict, PolicyError> {
-    if !v.allow && v.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-        return Err(PolicyError::BadOutput(
-            "a rejection must give a `reason`".into(),
-        ));
-    }
-    Ok(hooks::GuardVerdict {
+/// Output of `guard`.
+pub(crate) fn guard_verdict(v: wit::GuardVerdict) -> hooks::GuardVerdict {
+    hooks::GuardVerdict {
         allow: v.allow,
         reason: v.reason,
         missing: v.missing,
-    })
+    }
 }
 
 /// Output of `after`; each attribute may be set once.
-pub(super) fn after_output(o: wit::AfterOutput) -> Result<hooks::AfterOutput, PolicyError> {
+pub(crate) fn after_output(o: wit::AfterOutput) -> Result<hooks::AfterOutput, PolicyError> {
     let mut set = BTreeMap::new();
     for (k, v) in o.set {
         if set.contains_key(&k) {
@@ -304,14 +304,14 @@ pub(super) fn after_output(o: wit::AfterOutput) -> Result<hooks::AfterOutput, Po
 }
 
 /// Output of `tier`.
-pub(super) fn tier_output(o: wit::TierOutput) -> hooks::TierOutput {
+pub(crate) fn tier_output(o: wit::TierOutput) -> hooks::TierOutput {
     hooks::TierOutput {
         tiers: o
             .tiers
             .into_iter()
             .map(|t| hooks::TierAssignment {
                 customer_id: t.customer_id,
-                tier: t.tier,
+                tier: tier_text(t.tier),
                 reason: t.reason,
             })
             .collect(),
@@ -319,7 +319,7 @@ pub(super) fn tier_output(o: wit::TierOutput) -> hooks::TierOutput {
 }
 
 /// Output of `cadence`.
-pub(super) fn cadence_output(o: wit::CadenceOutput) -> hooks::CadenceOutput {
+pub(crate) fn cadence_output(o: wit::CadenceOutput) -> hooks::CadenceOutput {
     hooks::CadenceOutput {
         every_days: o.every_days,
         overdue_after_days: o.overdue_after_days,
@@ -327,7 +327,7 @@ pub(super) fn cadence_output(o: wit::CadenceOutput) -> hooks::CadenceOutput {
 }
 
 /// Output of `assign`.
-pub(super) fn assign_output(o: wit::AssignOutput) -> hooks::AssignOutput {
+pub(crate) fn assign_output(o: wit::AssignOutput) -> hooks::AssignOutput {
     hooks::AssignOutput {
         owner: o.owner,
         reason: o.reason,
@@ -335,13 +335,13 @@ pub(super) fn assign_output(o: wit::AssignOutput) -> hooks::AssignOutput {
 }
 
 /// Output of `bonus`; every amount must be a decimal.
-pub(super) fn bonus_output(o: wit::BonusOutput) -> Result<hooks::BonusOutput, PolicyError> {
+pub(crate) fn bonus_output(o: wit::BonusOutput) -> Result<hooks::BonusOutput, PolicyError> {
     let lines = o
         .lines
         .into_iter()
         .map(|l| {
             Ok(hooks::BonusLine {
-                amount: parse_output_decimal("amount", &l.amount)?,
+                amount: output_decimal("amount", &l.amount)?,
                 rule: l.rule,
                 explanation: l.explanation,
                 flag: l.flag,
@@ -379,16 +379,6 @@ mod tests {
             .unwrap_err();
             assert!(matches!(err, PolicyError::BadOutput(_)), "{bad:?}: {err:?}");
         }
-    }
-
-    #[test]
-    fn a_rejection_without_reason_is_bad_output() {
-        let v = wit::GuardVerdict {
-            allow: false,
-            reason: Some("  ".into()),
-            missing: vec![],
-        };
-        assert!(matches!(guard_verdict(v), Err(PolicyError::BadOutput(_))));
     }
 
     #[test]

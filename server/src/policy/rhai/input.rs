@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
-use super::hooks::{
+use super::value::ToScript;
+use crate::policy::hooks::{
     ActorInfo, AssignInput, BonusInput, BranchInfo, CadenceInput, CustomerInfo, DealInfo, LineInfo,
     OrderInfo, RecordInfo, RepLoad, RevenueInfo, TierInput, TransitionInput,
 };
-use super::script_value::ToScript;
 
 /// A read-only view of a `T` inside a shared hook input: the root keeps the
 /// whole input alive, so views of its parts are one reference-count bump

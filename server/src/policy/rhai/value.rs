@@ -1,7 +1,7 @@
 //! Scalar hook fields → rhai values, built directly (no JSON in between):
 //! decimals as rhai `Decimal`, times and dates as strings, lists as arrays,
 //! attribute maps as maps. Records are not converted at all: scripts read
-//! them through the lazy views of `script_input`.
+//! them through the lazy views of `input`.
 
 use std::collections::BTreeMap;
 
