@@ -36,7 +36,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use clap::Parser as _;
-use dealflow::config::{Cli, Command, ServeArgs};
+use dealflow::cli::{Cli, Command};
+use dealflow::config::ServeArgs;
 use dealflow::domain::branch::NewBranch;
 use dealflow::domain::customer::{Customer, Segment, Source, Tier};
 use dealflow::domain::deal::{Deal, Line};
@@ -401,7 +402,7 @@ fn main() {
             )
             .expect("open store"),
         );
-        let services = Services::new(Arc::clone(&store));
+        let services = Services::new(Arc::clone(&store)).expect("engines");
         server_rt.block_on(async {
             services.upgrade_store().await.expect("fresh store");
             services.init_policies().await.expect("defaults");

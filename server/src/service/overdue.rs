@@ -122,7 +122,7 @@ mod tests {
     async fn the_count_before_any_moment_matches_counting_every_instant() {
         let dir = tempfile::tempdir().expect("dir");
         let store = SledStore::open(dir.path(), Durability::None).expect("open");
-        let services = Services::new(Arc::new(store));
+        let services = Services::new(Arc::new(store)).expect("engines");
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         let mut next = |n: u64| {
             seed ^= seed << 13;
