@@ -1,6 +1,7 @@
 //! Reading and replacing a branch's pipeline definition. Definitions are read
 //! on every transition, so they are cached; the cache is updated by the same
-//! call that commits a new definition.
+//! call that commits a new definition. The same cache keeps what hooks see
+//! of each branch (its record never changes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,11 +16,16 @@ use crate::domain::pipeline::{Pipeline, PipelineDefinition};
 use crate::service::{events, ServiceError, Services};
 use crate::store::{keys, Batch, StoreError};
 
-/// Effective pipelines by branch.
+/// Effective pipelines by branch, and what hooks see of each branch.
 #[derive(Default)]
 pub struct PipelineCache {
     /// Branch id → its pipeline.
     by_branch: RwLock<HashMap<String, Arc<Pipeline>>>,
+    /// Branch id → the branch as hooks see it. A branch record never
+    /// changes once created, so entries never go stale; caching it saves
+    /// every hooked transition a sled read (a read waits on the group
+    /// writer's apply, BENCHMARKS.md "Issue 17") and a JSON decode.
+    pub(crate) branch_infos: RwLock<HashMap<String, crate::policy::hooks::BranchInfo>>,
 }
 
 /// Deals left in a stage the new definition no longer has.

@@ -28,13 +28,20 @@ fn json_name<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// The branch record, for hooks (time zone).
+/// The branch record, for hooks (time zone); read once per branch (a
+/// branch never changes once created).
 pub fn branch_info(services: &Services, branch: &str) -> Result<BranchInfo, ServiceError> {
+    let cache = &services.pipelines.branch_infos;
+    if let Some(info) = cache.read().get(branch) {
+        return Ok(info.clone());
+    }
     let b: Branch = services.repo.fetch(keys::BRANCH, "branch", branch)?.value;
-    Ok(BranchInfo {
+    let info = BranchInfo {
         id: b.id,
         timezone: b.timezone,
-    })
+    };
+    cache.write().insert(branch.to_string(), info.clone());
+    Ok(info)
 }
 
 /// A deal, with whether each line's brand is still new.
