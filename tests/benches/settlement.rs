@@ -6,7 +6,8 @@
 //! (`BENCH_CUSTOMERS`, default 100,000; `BENCH_DEALS_PER_CUSTOMER`, default
 //! 10: one first order in Q4 2025, the rest in Q1 2026; `BENCH_CACHE_MB`,
 //! the store's page cache, default 1024 as `dealflow serve`; `BENCH_ONLY`,
-//! rows whose names contain it).
+//! rows whose names contain it; `BENCH_STORE`, a directory to generate the
+//! store into once and reuse on later runs of the same sizes).
 //!
 //! The data is written straight into a sled store in the server's key
 //! layout (deals with their indexes, customers with their first orders),
@@ -38,7 +39,7 @@ use dealflow::policy::live::Runtime;
 use dealflow::policy::{Executable, Limits};
 use dealflow::service::RuleVersion;
 use dealflow::store::{keys, Batch, Store};
-use dealflow_tests::bench::{admin, env_num, open_store, peak_mib, reset_peak};
+use dealflow_tests::bench::{admin, env_num, open_store, open_store_in, peak_mib, reset_peak};
 use dealflow_tests::Gen;
 use rust_decimal::Decimal;
 
@@ -250,7 +251,59 @@ fn main() {
     let per = env_num("BENCH_DEALS_PER_CUSTOMER", 10).max(2);
     // The store's page cache, as `dealflow serve --cache-mb`.
     let cache_mb = env_num("BENCH_CACHE_MB", 1024);
-    let (rt, _dir, store, services) = open_store(cache_mb);
+    // `BENCH_STORE=/some/dir`: generate into that directory once and reuse
+    // it on later runs with the same sizes (generating takes minutes).
+    let reuse = std::env::var_os("BENCH_STORE").map(std::path::PathBuf::from);
+    let (rt, _dir, store, services) = match &reuse {
+        Some(path) => {
+            let (rt, store, services) = open_store_in(path, cache_mb);
+            (rt, None, store, services)
+        }
+        None => {
+            let (rt, dir, store, services) = open_store(cache_mb);
+            (rt, Some(dir), store, services)
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let marker = reuse.as_ref().map(|p| p.join("bench-generated"));
+    let sizes = format!("{customers} {per}");
+    let stored = marker
+        .as_ref()
+        .and_then(|m| std::fs::read_to_string(m).ok())
+        .and_then(|s| {
+            let (size, counts) = s.trim().split_once(';')?;
+            let (deals, in_q1) = counts.split_once(' ')?;
+            (size == sizes).then(|| (deals.parse().ok(), in_q1.parse().ok()))
+        });
+    let (deals, in_q1) = match stored {
+        Some((Some(deals), Some(in_q1))) => {
+            eprintln!(
+                "settlement bench: reusing the store in {:?}",
+                reuse.unwrap()
+            );
+            (deals, in_q1)
+        }
+        _ => {
+            let (deals, in_q1) = setup(&rt, store.as_ref(), &services, customers, per, cores);
+            if let Some(m) = &marker {
+                std::fs::write(m, format!("{sizes};{deals} {in_q1}")).expect("marker");
+            }
+            (deals, in_q1)
+        }
+    };
+    run(&rt, &services, customers, deals, in_q1, cores, cache_mb);
+}
+
+/// Creates the branch, its rates and a manager's token, and writes the
+/// branch's customers and deals; returns (deals, deals in Q1).
+fn setup(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn Store,
+    services: &dealflow::Services,
+    customers: u64,
+    per: u64,
+    cores: usize,
+) -> (u64, u64) {
     rt.block_on(async {
         services.init_policies().await.expect("defaults");
         services
@@ -290,15 +343,26 @@ fn main() {
             .await
             .expect("token");
     });
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     eprintln!("settlement bench: {customers} customers × {per} deals, {cores} cores; generating…");
     let started = Instant::now();
-    let (deals, in_q1) = generate(&rt, store.as_ref(), customers, per);
+    let (deals, in_q1) = generate(rt, store, customers, per);
     eprintln!(
         "generated {deals} deals ({in_q1} signed in 2026-Q1) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    (deals, in_q1)
+}
 
+/// Settles the quarter with each set of rules, then once for real.
+fn run(
+    rt: &tokio::runtime::Runtime,
+    services: &dealflow::Services,
+    customers: u64,
+    deals: u64,
+    in_q1: u64,
+    cores: usize,
+    cache_mb: u64,
+) {
     let ex = Executor::new(Limits::default(), 2).expect("engines");
     let read = |p: &str| {
         std::fs::read(

@@ -609,19 +609,33 @@ pub mod bench {
         std::sync::Arc<dyn dealflow::store::Store>,
         dealflow::Services,
     ) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (rt, store, services) = open_store_in(dir.path(), cache_mb);
+        (rt, dir, store, services)
+    }
+
+    /// As [`open_store`], over the sled store in `path` (created if
+    /// missing, kept afterwards): lets a benchmark reuse data it took
+    /// minutes to generate.
+    pub fn open_store_in(
+        path: &std::path::Path,
+        cache_mb: u64,
+    ) -> (
+        tokio::runtime::Runtime,
+        std::sync::Arc<dyn dealflow::store::Store>,
+        dealflow::Services,
+    ) {
         use dealflow::store::{Durability, SledStore, Store};
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
-            SledStore::open_with_cache(dir.path(), Durability::None, cache_mb << 20)
-                .expect("open store"),
+            SledStore::open_with_cache(path, Durability::None, cache_mb << 20).expect("open store"),
         );
         let services = dealflow::Services::new(std::sync::Arc::clone(&store))
             .expect("the policy engines start");
-        (rt, dir, store, services)
+        (rt, store, services)
     }
 
     /// A number from the environment, or `default`.

@@ -1,11 +1,10 @@
 //! Builds the records a transition's hooks receive, reading what they need
 //! from the store (the plain conversions are `policy::hook_values`).
 
-use crate::domain::branch::Branch;
 use crate::domain::brand::Brand;
 use crate::domain::deal::Deal;
 use crate::domain::record::Record;
-use crate::policy::hook_values::{self, json_name, ts};
+use crate::policy::hook_values::{json_name, ts};
 use crate::policy::hooks::{BranchInfo, DealInfo, LineInfo, RecordInfo};
 use crate::service::{ServiceError, Services};
 use crate::store::keys;
@@ -13,10 +12,9 @@ use crate::store::keys;
 /// How many of a customer's latest records a hook sees.
 pub const RECORDS_FOR_HOOKS: usize = 50;
 
-/// The branch record, for hooks (time zone).
+/// The branch record, for hooks (time zone), read once per branch.
 pub fn branch_info(services: &Services, branch: &str) -> Result<BranchInfo, ServiceError> {
-    let b: Branch = services.repo.fetch(keys::BRANCH, "branch", branch)?.value;
-    Ok(hook_values::branch_info(b))
+    services.branch_for_hooks(branch)
 }
 
 /// A deal, with whether each line's brand is still new.

@@ -184,12 +184,15 @@ mod tests {
     #[test]
     fn keys_and_values_are_checked() {
         assert!(check(&config(&[("threshold_usd", "10000"), ("a1", "x y")])).is_ok());
+        // Counted in characters, as the OpenAPI document's maxLength counts.
+        assert!(check(&config(&[("region", &"华东".repeat(128))])).is_ok());
         for (bad, why) in [
             (config(&[("Threshold", "1")]), "key `Threshold`"),
             (config(&[("1a", "1")]), "key `1a`"),
             (config(&[("a-b", "1")]), "key `a-b`"),
             (config(&[(&"k".repeat(41), "1")]), "must match"),
-            (config(&[("k", &"v".repeat(257))]), "257 bytes"),
+            (config(&[("k", &"v".repeat(257))]), "257 characters"),
+            (config(&[("k", &"值".repeat(257))]), "257 characters"),
             (config(&[("k", "a\nb")]), "control character"),
         ] {
             let err = check(&bad).unwrap_err();

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{policy_failed, ServiceError, Services};
-use crate::domain::branch::Branch;
 use crate::domain::customer::{Customer, Tier};
 use crate::domain::customer_history::{CustomerAction, CustomerEvent};
-use crate::policy::hook_values::{branch_info, customer_info};
+use crate::policy::hook_values::customer_info;
 use crate::policy::hooks::{AssignInput, Hook, RepLoad};
 use crate::policy::PolicyCalls;
 use crate::policy::PolicyError;
@@ -78,11 +77,7 @@ impl Services {
         };
         let reps = self.rep_loads(&customer.branch)?;
         let input = Arc::new(AssignInput {
-            branch: branch_info(
-                self.repo
-                    .fetch::<Branch>(keys::BRANCH, "branch", &customer.branch)?
-                    .value,
-            ),
+            branch: self.branch_for_hooks(&customer.branch)?,
             customer: customer_info(customer),
             reps,
         });

@@ -1,6 +1,7 @@
 //! Reading and replacing a branch's pipeline definition. Definitions are read
 //! on every transition, so they are cached; the cache is updated by the same
-//! call that commits a new definition.
+//! call that commits a new definition. The same cache keeps what hooks see
+//! of each branch (its record never changes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,15 +12,23 @@ use utoipa::ToSchema;
 
 use super::{events, ServiceError, Services};
 use crate::auth::Principal;
+use crate::domain::branch::Branch;
 use crate::domain::event::{EventKind, ResourceRef};
 use crate::domain::pipeline::{Pipeline, PipelineDefinition};
+use crate::policy::hook_values;
+use crate::policy::hooks::BranchInfo;
 use crate::store::{keys, Batch, StoreError};
 
-/// Effective pipelines by branch.
+/// Effective pipelines by branch, and what hooks see of each branch.
 #[derive(Default)]
 pub struct PipelineCache {
     /// Branch id → its pipeline.
     by_branch: RwLock<HashMap<String, Arc<Pipeline>>>,
+    /// Branch id → the branch as hooks see it. A branch record never
+    /// changes once created, so entries never go stale; caching it saves
+    /// every hooked transition a sled read (a read waits on the group
+    /// writer's apply, BENCHMARKS.md "Issue 17") and a JSON decode.
+    branch_infos: RwLock<HashMap<String, BranchInfo>>,
 }
 
 /// Deals left in a stage the new definition no longer has.
@@ -43,6 +52,21 @@ pub struct PipelineChange {
 }
 
 impl Services {
+    /// What hooks see of a branch (its time zone), read from the store once:
+    /// a branch never changes once created.
+    pub(crate) fn branch_for_hooks(&self, branch: &str) -> Result<BranchInfo, ServiceError> {
+        if let Some(info) = self.pipelines.branch_infos.read().get(branch) {
+            return Ok(info.clone());
+        }
+        let b: Branch = self.repo.fetch(keys::BRANCH, "branch", branch)?.value;
+        let info = hook_values::branch_info(b);
+        self.pipelines
+            .branch_infos
+            .write()
+            .insert(branch.to_string(), info.clone());
+        Ok(info)
+    }
+
     /// The effective pipeline of a branch (no authorization: internal).
     pub(crate) fn pipeline_of(&self, branch: &str) -> Result<Arc<Pipeline>, ServiceError> {
         if let Some(p) = self.pipelines.by_branch.read().get(branch) {

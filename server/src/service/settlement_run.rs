@@ -598,10 +598,14 @@ impl Context<'_> {
             {
                 let day = local_day(signed, self.calendar.tz);
                 if *first <= day && day <= *last {
-                    orders
-                        .entry(deal.customer_id.clone())
-                        .or_default()
-                        .extend(SignedOrder::of(&deal));
+                    // A customer's id is copied once, not once per order.
+                    let order = SignedOrder::of(&deal);
+                    match orders.get_mut(&deal.customer_id) {
+                        Some(list) => list.extend(order),
+                        None => {
+                            orders.insert(deal.customer_id.clone(), order.into_iter().collect());
+                        }
+                    }
                 }
             }
             if !subjects {
