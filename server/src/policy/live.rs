@@ -198,6 +198,17 @@ impl LiveSet {
         (global, false)
     }
 
+    /// The one policy that decides `hook` for `branch` where one decides
+    /// (cadence, tier, assignment): the first of [`LiveSet::effective`],
+    /// found without collecting the lists.
+    pub fn deciding(&self, branch: &str, hook: Hook) -> Option<Arc<LivePolicy>> {
+        let implementing = || self.policies.iter().filter(|p| p.implements(hook));
+        implementing()
+            .find(|p| p.scope.branch() == Some(branch))
+            .or_else(|| implementing().find(|p| p.scope == Scope::Global))
+            .cloned()
+    }
+
     /// The active version of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Arc<LivePolicy>> {
         self.policies.iter().find(|p| p.name == name)

@@ -67,12 +67,7 @@ impl Services {
         customer: &mut Customer,
     ) -> Result<Option<CustomerEvent>, ServiceError> {
         let snapshot = self.policies.live.snapshot();
-        let Some(policy) = snapshot
-            .effective(&customer.branch, Hook::Assign)
-            .0
-            .first()
-            .cloned()
-        else {
+        let Some(policy) = snapshot.deciding(&customer.branch, Hook::Assign) else {
             return Ok(None);
         };
         let reps = self.rep_loads(&customer.branch)?;

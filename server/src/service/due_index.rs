@@ -242,10 +242,7 @@ impl Services {
             .policies
             .live
             .snapshot()
-            .effective(branch, Hook::Cadence)
-            .0
-            .first()
-            .cloned();
+            .deciding(branch, Hook::Cadence);
         let mut updates = Vec::with_capacity(customers.len());
         for c in customers {
             let old_raw = store.get(&pointer(&c.id))?;
@@ -316,10 +313,7 @@ impl Services {
             .policies
             .live
             .snapshot()
-            .effective(branch, Hook::Cadence)
-            .0
-            .first()
-            .cloned();
+            .deciding(branch, Hook::Cadence);
         Ok(store.get(&mark_key(branch))?.is_none()
             && store.get(&stamp_key(branch))?.as_deref()
                 == Some(identity(live.as_deref()).as_slice())
@@ -364,10 +358,7 @@ impl Services {
                 .policies
                 .live
                 .snapshot()
-                .effective(branch, Hook::Cadence)
-                .0
-                .first()
-                .cloned();
+                .deciding(branch, Hook::Cadence);
             let stamp = store.get(&stamp_key(branch))?;
             let wanted = identity(live.as_deref());
             if stamp.as_deref() != Some(wanted.as_slice()) {
@@ -397,10 +388,7 @@ impl Services {
             .policies
             .live
             .snapshot()
-            .effective(branch, Hook::Cadence)
-            .0
-            .first()
-            .cloned();
+            .deciding(branch, Hook::Cadence);
         batch.put(stamp_key(branch), identity(live.as_deref()));
     }
 

@@ -197,12 +197,7 @@ impl Services {
         due_before: DateTime<Utc>,
     ) -> Result<Vec<DueCustomer>, ServiceError> {
         let snapshot = self.policies.live.snapshot();
-        let Some(policy) = snapshot
-            .effective(&branch.id, Hook::Cadence)
-            .0
-            .first()
-            .cloned()
-        else {
+        let Some(policy) = snapshot.deciding(&branch.id, Hook::Cadence) else {
             return Ok(Vec::new());
         };
         let customers = self.customers_of(&branch.id, owner)?;

@@ -256,12 +256,7 @@ impl Services {
                 })??;
         step(1);
         let snapshot = self.policies.live.snapshot();
-        let Some(policy) = snapshot
-            .effective(&branch.id, Hook::Tier)
-            .0
-            .first()
-            .cloned()
-        else {
+        let Some(policy) = snapshot.deciding(&branch.id, Hook::Tier) else {
             step(1);
             return Ok(report);
         };
